@@ -1,0 +1,83 @@
+// Command drone-sauce-connect opens a Sauce Connect 5 tunnel for a CI
+// pipeline (Drone, Harness CI, GitHub Actions). main only wires: signals,
+// settings, logging, the engine, and the exit code.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/sirupsen/logrus"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sigs
+		cancel(&plugin.SignalError{Signal: s})
+	}()
+
+	settings, err := plugin.LoadSettings()
+	masker := plugin.NewMasker(settings.AccessKey.Value(), settings.RegistryPassword.Value())
+	stdout, stderr := masker.Writer(os.Stdout), masker.Writer(os.Stderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
+	report := func(err error) int {
+		fmt.Fprintf(stderr, "drone-sauce-connect: %v\n", err)
+		return plugin.ExitCode(err)
+	}
+	if err != nil {
+		return report(err)
+	}
+	var pipeline plugin.Pipeline
+	if err := envconfig.Process("", &pipeline); err != nil {
+		return report(fmt.Errorf("read pipeline variables: %w", err))
+	}
+	hostname, _ := os.Hostname()
+	cfg, err := plugin.Settings.Config(settings, pipeline, hostname, randomHex())
+	if err != nil {
+		return report(err)
+	}
+
+	log := logrus.New()
+	log.SetOutput(stdout)
+	log.SetFormatter(plugin.LogFormatter(cfg.LogFormat))
+	if cfg.Debug {
+		log.SetLevel(logrus.DebugLevel)
+	}
+
+	eng, err := engine.NewEnv(ctx)
+	if err != nil {
+		return report(plugin.EngineHint(err, pipeline))
+	}
+	defer eng.Close()
+	log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
+
+	err = plugin.Exec(ctx, cfg, eng, plugin.Options{Out: stdout, Masker: masker, Log: log, DockerHost: eng.Host})
+	if err != nil {
+		return report(err)
+	}
+	return plugin.ExitOK
+}
+
+func randomHex() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,48 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// cleanupTimeout bounds all cleanup work; it runs on a fresh context, since
+// the plugin's own may already be cancelled by the signal that ended it.
+const cleanupTimeout = 60 * time.Second
+
+// cleanup holds what must be undone if the plugin fails. It is registered
+// step by step as things are created and is safe to run more than once.
+type cleanup struct {
+	mu  sync.Mutex
+	fns []func(context.Context) error
+}
+
+func (c *cleanup) add(f func(context.Context) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = append(c.fns, f)
+}
+
+// run undoes everything registered, newest first, and forgets it, so a
+// second run does nothing. It returns every error joined.
+func (c *cleanup) run(ctx context.Context) error {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var errs []error
+	for i := len(fns) - 1; i >= 0; i-- {
+		errs = append(errs, fns[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// forget drops what is registered: used once the tunnel is handed over.
+func (c *cleanup) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = nil
+}

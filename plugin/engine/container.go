@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Container is what the plugin needs to know of a container.
+type Container struct {
+	ID     string
+	Name   string
+	Image  string
+	Labels map[string]string
+	State  State
+	// NetworkMode is the container's HostConfig.NetworkMode ("host",
+	// "container:<id>", "bridge", "default" or a network name).
+	NetworkMode string
+	// Networks maps network name to this container's endpoint on it.
+	Networks map[string]Endpoint
+	// HostPorts lists the host bindings of each exposed TCP port.
+	HostPorts map[int][]HostPort
+	// Mounts lists the container's mounts, destination to host source.
+	Mounts map[string]string
+	// AutoRemove is true for containers started with --rm.
+	AutoRemove bool
+}
+
+// State is the running state of a container.
+type State struct {
+	Status    string // created, running, exited, …
+	Running   bool
+	ExitCode  int
+	OOMKilled bool
+	Error     string
+	// Health is "", "starting", "healthy" or "unhealthy".
+	Health string
+}
+
+// Endpoint is a container's attachment to one network.
+type Endpoint struct {
+	NetworkID string
+	IP        string
+	Gateway   string
+	Aliases   []string
+}
+
+// Summary is one row of a container listing.
+type Summary struct {
+	ID     string
+	Names  []string
+	Labels map[string]string
+	State  string
+	// Ports lists published host bindings as "ip:port".
+	Ports []HostPort
+}
+
+// CreateContainer creates the container described by s and joins its extra
+// networks. The ID is returned even when joining a network fails, so that the
+// caller can remove what was created.
+func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, error) {
+	opts, err := toCreateOptions(s)
+	if err != nil {
+		return "", err
+	}
+	res, err := e.api.ContainerCreate(ctx, opts)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", s.Name, err)
+	}
+	for _, n := range s.Networks[min(1, len(s.Networks)):] {
+		if err := e.Connect(ctx, n.Network, res.ID, n.Aliases); err != nil {
+			return res.ID, err
+		}
+	}
+	return res.ID, nil
+}
+
+// Connect joins container id to a network with the given aliases.
+func (e *Engine) Connect(ctx context.Context, networkName, id string, aliases []string) error {
+	_, err := e.api.NetworkConnect(ctx, networkName, client.NetworkConnectOptions{
+		Container:      id,
+		EndpointConfig: &network.EndpointSettings{Aliases: aliases},
+	})
+	if err != nil {
+		return fmt.Errorf("connect %s to network %s: %w", short(id), networkName, err)
+	}
+	return nil
+}
+
+// Disconnect removes container id from a network; not-found is success.
+func (e *Engine) Disconnect(ctx context.Context, networkName, id string) error {
+	_, err := e.api.NetworkDisconnect(ctx, networkName, client.NetworkDisconnectOptions{Container: id, Force: true})
+	if err != nil && !IsNotFound(err) {
+		return fmt.Errorf("disconnect %s from network %s: %w", short(id), networkName, err)
+	}
+	return nil
+}
+
+// StartContainer starts a created container.
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	if _, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// InspectContainer returns the state and attachments of a container.
+func (e *Engine) InspectContainer(ctx context.Context, id string) (Container, error) {
+	res, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return Container{}, fmt.Errorf("inspect container %s: %w", short(id), err)
+	}
+	return fromInspect(res.Container), nil
+}
+
+func fromInspect(r container.InspectResponse) Container {
+	c := Container{
+		ID:        r.ID,
+		Name:      strings.TrimPrefix(r.Name, "/"),
+		Image:     r.Image,
+		Networks:  map[string]Endpoint{},
+		HostPorts: map[int][]HostPort{},
+		Mounts:    map[string]string{},
+	}
+	if r.Config != nil {
+		c.Labels = r.Config.Labels
+		c.Image = r.Config.Image
+	}
+	if s := r.State; s != nil {
+		c.State = State{Status: string(s.Status), Running: s.Running, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled, Error: s.Error}
+		if s.Health != nil {
+			c.State.Health = string(s.Health.Status)
+		}
+	}
+	if r.HostConfig != nil {
+		c.NetworkMode = string(r.HostConfig.NetworkMode)
+		c.AutoRemove = r.HostConfig.AutoRemove
+	}
+	if ns := r.NetworkSettings; ns != nil {
+		for name, ep := range ns.Networks {
+			if ep == nil {
+				continue
+			}
+			c.Networks[name] = Endpoint{NetworkID: ep.NetworkID, IP: addr(ep.IPAddress.String()), Gateway: addr(ep.Gateway.String()), Aliases: ep.Aliases}
+		}
+		for port, binds := range ns.Ports {
+			if port.Proto() != network.TCP {
+				continue
+			}
+			for _, b := range binds {
+				hp, _ := strconv.Atoi(b.HostPort)
+				c.HostPorts[int(port.Num())] = append(c.HostPorts[int(port.Num())], HostPort{IP: addr(b.HostIP.String()), Port: hp})
+			}
+		}
+	}
+	for _, m := range r.Mounts {
+		c.Mounts[m.Destination] = m.Source
+	}
+	return c
+}
+
+// addr turns the String of a zero netip.Addr into "".
+func addr(s string) string {
+	if s == "invalid IP" {
+		return ""
+	}
+	return s
+}
+
+// ListContainers lists containers (running or not) carrying all the labels.
+func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) ([]Summary, error) {
+	f := make(client.Filters)
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if labels[k] == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+labels[k])
+		}
+	}
+	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Summary, 0, len(res.Items))
+	for _, it := range res.Items {
+		s := Summary{ID: it.ID, Labels: it.Labels, State: string(it.State)}
+		for _, n := range it.Names {
+			s.Names = append(s.Names, strings.TrimPrefix(n, "/"))
+		}
+		for _, p := range it.Ports {
+			if p.PublicPort != 0 {
+				s.Ports = append(s.Ports, HostPort{IP: addr(p.IP.String()), Port: int(p.PublicPort)})
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// StopContainer sends SIGTERM and waits up to timeout for the container to
+// exit before the engine kills it. It reports whether the container was
+// killed because the timeout ran out. A missing container is not an error.
+func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) (killed bool, err error) {
+	secs := int(timeout.Round(time.Second) / time.Second)
+	began := time.Now()
+	_, err = e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	if err != nil {
+		if IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("stop container %s: %w", short(id), err)
+	}
+	c, err := e.InspectContainer(ctx, id)
+	if err != nil {
+		if IsNotFound(errors.Unwrap(err)) || IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	// The engine reports SIGKILL as exit code 137 once the grace period is spent.
+	killed = c.State.ExitCode == 137 && time.Since(began) >= timeout
+	return killed, nil
+}
+
+// RemoveContainer force-removes a container with its anonymous volumes.
+// Not-found and a removal already in progress count as success.
+func (e *Engine) RemoveContainer(ctx context.Context, id string) error {
+	_, err := e.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !IsNotFound(err) && !IsConflict(err) {
+		return fmt.Errorf("remove container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// LogsOptions selects what ContainerLogs returns.
+type LogsOptions struct {
+	Follow bool
+	// Tail is the number of lines from the end ("" or "all" for everything).
+	Tail string
+}
+
+// ContainerLogs copies the container's stdout and stderr to the writers
+// until the log ends (for Follow, when the container stops) or ctx ends.
+func (e *Engine) ContainerLogs(ctx context.Context, id string, o LogsOptions, stdout, stderr io.Writer) error {
+	rc, err := e.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow, Tail: o.Tail})
+	if err != nil {
+		return fmt.Errorf("read logs of %s: %w", short(id), err)
+	}
+	defer rc.Close()
+	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read logs of %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// short abbreviates a container ID the way the docker CLI does.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,72 @@
+// Package engine is the only package of drone-sauce-connect that talks to the
+// Docker Engine API. It hides github.com/moby/moby/client behind a few verbs
+// that take and return this package's own types, so the rest of the plugin
+// never sees an SDK type and a 0.x bump of the SDK stays local.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// UserAgent is sent with every request so engine logs name the caller.
+const UserAgent = "drone-sauce-connect"
+
+// pingTimeout bounds the first contact with the engine.
+const pingTimeout = 10 * time.Second
+
+// ErrUnreachable means no Docker engine answered at the configured address.
+var ErrUnreachable = errors.New("docker engine unreachable")
+
+// ErrTooOld means the engine answered but speaks an API older than the client supports.
+var ErrTooOld = errors.New("docker engine too old")
+
+// Engine performs the plugin's Docker operations against one engine.
+type Engine struct {
+	api *client.Client
+	// Host is the engine address the client dials (unix:///var/run/docker.sock, tcp://…).
+	Host string
+	// APIVersion is the negotiated API version.
+	APIVersion string
+}
+
+// NewEnv connects to the engine named by the standard DOCKER_* variables,
+// negotiates the API version and pings it, so that an absent or old engine
+// fails here with a clear error instead of on the first real call.
+func NewEnv(ctx context.Context) (*Engine, error) {
+	api, err := client.New(client.FromEnv, client.WithUserAgent(UserAgent))
+	if err != nil {
+		return nil, fmt.Errorf("configure docker client: %w", err)
+	}
+	e := &Engine{api: api, Host: api.DaemonHost()}
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	ping, err := api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+	switch {
+	case err == nil:
+	case ping.APIVersion != "":
+		_ = api.Close()
+		return nil, fmt.Errorf("%w: engine at %s speaks API %s, at least %s is needed: %w",
+			ErrTooOld, e.Host, ping.APIVersion, client.MinAPIVersion, err)
+	default:
+		_ = api.Close()
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, e.Host, err)
+	}
+	e.APIVersion = api.ClientVersion()
+	return e, nil
+}
+
+// Close releases the client's connections.
+func (e *Engine) Close() error { return e.api.Close() }
+
+// IsNotFound reports whether err means the object does not exist.
+func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// IsConflict reports whether err means the request conflicts with the
+// engine's state (a container name in use, a removal already in progress).
+func IsConflict(err error) bool { return cerrdefs.IsConflict(err) }

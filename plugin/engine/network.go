@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moby/moby/client"
+)
+
+// Network is what the plugin needs to know of a network.
+type Network struct {
+	ID     string
+	Name   string
+	Driver string
+	Labels map[string]string
+	// Containers lists the IDs of attached containers.
+	Containers []string
+}
+
+// CreateNetwork creates a bridge network carrying labels.
+func (e *Engine) CreateNetwork(ctx context.Context, name string, labels map[string]string) (string, error) {
+	res, err := e.api.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
+	if err != nil {
+		return "", fmt.Errorf("create network %s: %w", name, err)
+	}
+	return res.ID, nil
+}
+
+// InspectNetwork returns a network by name or ID.
+func (e *Engine) InspectNetwork(ctx context.Context, name string) (Network, error) {
+	res, err := e.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return Network{}, fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	n := Network{ID: res.Network.ID, Name: res.Network.Name, Driver: res.Network.Driver, Labels: res.Network.Labels}
+	for id := range res.Network.Containers {
+		n.Containers = append(n.Containers, id)
+	}
+	return n, nil
+}
+
+// RemoveNetwork removes a network; not-found is success.
+func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
+	_, err := e.api.NetworkRemove(ctx, name, client.NetworkRemoveOptions{})
+	if err != nil && !IsNotFound(err) {
+		return fmt.Errorf("remove network %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// Exit codes, documented in the README.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitSettings    = 2
+	ExitTimeout     = 3
+	ExitEngine      = 4
+	ExitCredentials = 5
+)
+
+// SignalError records the signal that cancelled the plugin.
+type SignalError struct {
+	Signal os.Signal
+}
+
+func (e *SignalError) Error() string { return fmt.Sprintf("interrupted by %v", e.Signal) }
+
+// CredentialsError means Sauce Labs refused the username or access key.
+type CredentialsError struct {
+	Err error
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("sauce labs rejected the credentials (check username and access_key, and the region of the account): %v", e.Err)
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// ExitCode maps an error returned by Exec to the process exit code.
+func ExitCode(err error) int {
+	var (
+		sig   *SignalError
+		set   *SettingsError
+		tout  *TimeoutError
+		creds *CredentialsError
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &sig):
+		if s, ok := sig.Signal.(syscall.Signal); ok {
+			return 128 + int(s)
+		}
+		return ExitFailure
+	case errors.As(err, &set):
+		return ExitSettings
+	case errors.As(err, &tout):
+		return ExitTimeout
+	case errors.As(err, &creds):
+		return ExitCredentials
+	case errors.Is(err, engine.ErrUnreachable), errors.Is(err, engine.ErrTooOld):
+		return ExitEngine
+	default:
+		return ExitFailure
+	}
+}

@@ -1,0 +1,130 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Platform names the CI system the plugin runs under.
+type Platform string
+
+// The platforms the plugin recognises; the value is also SC's runner metadata.
+const (
+	PlatformDrone   Platform = "drone"
+	PlatformHarness Platform = "harness"
+	PlatformGitHub  Platform = "github-actions"
+	PlatformLocal   Platform = "local"
+)
+
+// Pipeline is the identity of the running pipeline, read from the variables
+// Drone, Harness and GitHub Actions set for every step.
+type Pipeline struct {
+	Drone            string `envconfig:"DRONE"`
+	DroneRepo        string `envconfig:"DRONE_REPO"`
+	DroneBuildNumber string `envconfig:"DRONE_BUILD_NUMBER"`
+	DroneStageName   string `envconfig:"DRONE_STAGE_NAME"`
+	DroneStageNumber string `envconfig:"DRONE_STAGE_NUMBER"`
+	DroneStageType   string `envconfig:"DRONE_STAGE_TYPE"`
+	DroneStepName    string `envconfig:"DRONE_STEP_NAME"`
+	DroneNetworkID   string `envconfig:"DRONE_DOCKER_NETWORK_ID"`
+	DroneOutput      string `envconfig:"DRONE_OUTPUT"`
+	DroneCardPath    string `envconfig:"DRONE_CARD_PATH"`
+
+	HarnessBuildID     string `envconfig:"HARNESS_BUILD_ID"`
+	HarnessExecutionID string `envconfig:"HARNESS_EXECUTION_ID"`
+	HarnessPipelineID  string `envconfig:"HARNESS_PIPELINE_ID"`
+	HarnessStageID     string `envconfig:"HARNESS_STAGE_ID"`
+	HarnessInfra       string `envconfig:"HARNESS_INFRA"`
+
+	GitHubActions     string `envconfig:"GITHUB_ACTIONS"`
+	GitHubRepository  string `envconfig:"GITHUB_REPOSITORY"`
+	GitHubRunID       string `envconfig:"GITHUB_RUN_ID"`
+	GitHubRunAttempt  string `envconfig:"GITHUB_RUN_ATTEMPT"`
+	GitHubJob         string `envconfig:"GITHUB_JOB"`
+	GitHubOutput      string `envconfig:"GITHUB_OUTPUT"`
+	GitHubState       string `envconfig:"GITHUB_STATE"`
+	GitHubStepSummary string `envconfig:"GITHUB_STEP_SUMMARY"`
+	// StateTunnelName is what the main step saved in GITHUB_STATE for the post step.
+	StateTunnelName string `envconfig:"STATE_TUNNEL_NAME"`
+
+	KubernetesServiceHost string `envconfig:"KUBERNETES_SERVICE_HOST"`
+}
+
+// Platform tells which CI system set the variables.
+func (p Pipeline) Platform() Platform {
+	switch {
+	case p.GitHubActions == "true":
+		return PlatformGitHub
+	case p.HarnessBuildID != "" || p.HarnessExecutionID != "" || p.HarnessStageID != "" || p.HarnessPipelineID != "":
+		return PlatformHarness
+	case p.Drone == "true" || p.DroneBuildNumber != "":
+		return PlatformDrone
+	default:
+		return PlatformLocal
+	}
+}
+
+// ID is the pipeline identity the default tunnel name is built from: equal
+// for the start and stop steps of one build and stage, different for two
+// builds. It is empty when the platform gives no identity (local runs).
+func (p Pipeline) ID() string {
+	var parts []string
+	switch p.Platform() {
+	case PlatformGitHub:
+		parts = []string{p.GitHubRepository, p.GitHubRunID, p.GitHubRunAttempt, p.GitHubJob}
+	case PlatformHarness:
+		build := firstNonEmpty(p.DroneBuildNumber, p.HarnessBuildID)
+		stage := firstNonEmpty(p.DroneStageName, p.HarnessStageID, p.DroneStageNumber)
+		parts = []string{p.DroneRepo, p.HarnessPipelineID, build, stage}
+	case PlatformDrone:
+		parts = []string{p.DroneRepo, p.DroneBuildNumber, p.DroneStageName}
+	default:
+		return ""
+	}
+	var kept []string
+	for _, s := range parts {
+		if s != "" {
+			kept = append(kept, s)
+		}
+	}
+	return strings.Join(kept, "-")
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// maxTunnelName bounds derived names; longer ones end in a hash of the whole.
+const maxTunnelName = 80
+
+// sanitizeName keeps letters, digits, '.', '_' and '-', turns every other run
+// of characters into one '-', trims separators from both ends and shortens
+// names over max to a prefix plus a hash, so distinct inputs stay distinct.
+func sanitizeName(s string, max int) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			if !dash {
+				b.WriteByte('-')
+			}
+			dash = true
+			continue
+		}
+		b.WriteRune(r)
+		dash = r == '-'
+	}
+	out := strings.Trim(b.String(), "-._")
+	if len(out) > max {
+		sum := sha256.Sum256([]byte(s))
+		out = strings.TrimRight(out[:max-9], "-._") + "-" + hex.EncodeToString(sum[:])[:8]
+	}
+	return out
+}

@@ -1,0 +1,99 @@
+package plugin
+
+import (
+	"bytes"
+	"io"
+	"sort"
+	"sync"
+)
+
+// Mask is what a secret is replaced with.
+const Mask = "***"
+
+// maxPending bounds how much of an unfinished line a MaskWriter holds back.
+const maxPending = 64 << 10
+
+// Masker knows the secrets that must never be printed.
+type Masker struct {
+	secrets [][]byte // longest first, so a secret containing another wins
+	longest int
+}
+
+// NewMasker returns a Masker for the non-empty secrets.
+func NewMasker(secrets ...string) *Masker {
+	m := &Masker{}
+	for _, s := range secrets {
+		if s != "" {
+			m.secrets = append(m.secrets, []byte(s))
+			m.longest = max(m.longest, len(s))
+		}
+	}
+	sort.Slice(m.secrets, func(i, j int) bool { return len(m.secrets[i]) > len(m.secrets[j]) })
+	return m
+}
+
+// String masks the secrets in s.
+func (m *Masker) String(s string) string { return string(m.bytes([]byte(s))) }
+
+func (m *Masker) bytes(p []byte) []byte {
+	for _, s := range m.secrets {
+		p = bytes.ReplaceAll(p, s, []byte(Mask))
+	}
+	return p
+}
+
+// Writer wraps w so that everything written through it is masked. Output is
+// passed on a line at a time, so a secret split across writes is still
+// caught; call Flush to pass on an unfinished last line.
+func (m *Masker) Writer(w io.Writer) *MaskWriter {
+	return &MaskWriter{m: m, w: w}
+}
+
+// MaskWriter is a masking io.Writer, safe for concurrent use.
+type MaskWriter struct {
+	mu  sync.Mutex
+	m   *Masker
+	w   io.Writer
+	buf []byte
+}
+
+// Write buffers p and passes on every complete line, masked.
+func (mw *MaskWriter) Write(p []byte) (int, error) {
+	mw.mu.Lock()
+	defer mw.mu.Unlock()
+	mw.buf = append(mw.buf, p...)
+	cut := bytes.LastIndexByte(mw.buf, '\n') + 1
+	if cut == 0 && len(mw.buf) > maxPending {
+		cut = mw.safeCut(len(mw.buf) - mw.m.longest + 1)
+	}
+	if cut > 0 {
+		if _, err := mw.w.Write(mw.m.bytes(mw.buf[:cut])); err != nil {
+			return 0, err
+		}
+		mw.buf = append(mw.buf[:0], mw.buf[cut:]...)
+	}
+	return len(p), nil
+}
+
+// safeCut moves cut back to the start of any secret that straddles it.
+func (mw *MaskWriter) safeCut(cut int) int {
+	for _, s := range mw.m.secrets {
+		from := max(0, cut-len(s)+1)
+		if i := bytes.Index(mw.buf[from:min(len(mw.buf), cut+len(s)-1)], s); i >= 0 && from+i < cut {
+			cut = from + i
+		}
+	}
+	return cut
+}
+
+// Flush passes on what is buffered, masked.
+func (mw *MaskWriter) Flush() error {
+	mw.mu.Lock()
+	defer mw.mu.Unlock()
+	if len(mw.buf) == 0 {
+		return nil
+	}
+	_, err := mw.w.Write(mw.m.bytes(mw.buf))
+	mw.buf = mw.buf[:0]
+	return err
+}

@@ -1,0 +1,109 @@
+package plugin
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// writeOutputs hands the tunnel's facts to later steps, in the files the
+// platform gives: DRONE_OUTPUT (Harness output variables), GITHUB_OUTPUT,
+// GITHUB_STATE (for the post step), GITHUB_STEP_SUMMARY and a Drone card.
+// Never the access key: only names, addresses and IDs are written.
+func writeOutputs(c Config, t *tunnel) error {
+	p := c.Pipeline
+	var errs []error
+	if p.DroneOutput != "" {
+		errs = append(errs, appendLines(p.DroneOutput, [][2]string{
+			{"SAUCE_TUNNEL_NAME", t.name},
+			{"SAUCE_CONNECT_API", t.ep.Container},
+			{"SAUCE_CONNECT_HOST_API", t.ep.Host},
+			{"SAUCE_CONNECT_CONTAINER", t.id},
+			{"SAUCE_REGION", c.Region},
+		}))
+	}
+	if p.GitHubOutput != "" {
+		errs = append(errs, appendLines(p.GitHubOutput, [][2]string{
+			{"tunnel_name", t.name},
+			{"api_url", t.ep.Container},
+			{"host_api_url", t.ep.Host},
+			{"container_id", t.id},
+			{"region", c.Region},
+		}))
+	}
+	if p.GitHubState != "" {
+		errs = append(errs, appendLines(p.GitHubState, [][2]string{
+			{"TUNNEL_NAME", t.name},
+			{"CONTAINER_ID", t.id},
+		}))
+	}
+	if p.GitHubStepSummary != "" {
+		errs = append(errs, appendText(p.GitHubStepSummary, summary(c, t)))
+	}
+	if p.DroneCardPath != "" {
+		errs = append(errs, writeCard(p.DroneCardPath, c, t))
+	}
+	return errors.Join(errs...)
+}
+
+func appendLines(path string, kv [][2]string) error {
+	var b strings.Builder
+	for _, e := range kv {
+		if e[1] != "" {
+			fmt.Fprintf(&b, "%s=%s\n", e[0], e[1])
+		}
+	}
+	return appendText(path, b.String())
+}
+
+func appendText(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
+}
+
+func summary(c Config, t *tunnel) string {
+	var b strings.Builder
+	b.WriteString("### Sauce Connect tunnel\n\n| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| Tunnel | `%s` |\n| Region | %s |\n", t.name, c.Region)
+	if t.ep.Container != "" {
+		fmt.Fprintf(&b, "| API (container steps) | %s |\n", t.ep.Container)
+	}
+	if t.ep.Host != "" {
+		fmt.Fprintf(&b, "| API (host steps) | %s |\n", t.ep.Host)
+	}
+	if t.reused {
+		b.WriteString("| Time to ready | reused a running tunnel |\n")
+	} else {
+		fmt.Fprintf(&b, "| Time to ready | %.2f s |\n", t.readyIn.Seconds())
+	}
+	return b.String() + "\n"
+}
+
+// cardSchema is the adaptive card template Drone renders the card with.
+const cardSchema = "https://drone-plugins.github.io/drone-sauce-connect/card.json"
+
+// writeCard writes a Drone card: on /dev/stdout as the escape sequence the
+// runner extracts from the log, elsewhere as a JSON file.
+func writeCard(path string, c Config, t *tunnel) error {
+	data, err := json.Marshal(map[string]any{
+		"schema": cardSchema,
+		"data": map[string]string{
+			"tunnel": t.name, "region": c.Region, "api": t.ep.Container, "host_api": t.ep.Host, "container": short(t.id),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if path == "/dev/stdout" {
+		_, err = fmt.Fprintf(os.Stdout, "\u001b]1338;%s\u001b]0m\n", base64.StdEncoding.EncodeToString(data))
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}

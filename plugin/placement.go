@@ -1,0 +1,260 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+var (
+	mountinfoID = regexp.MustCompile(`/containers/([0-9a-f]{64})/`)
+	cgroupID    = regexp.MustCompile(`(?:docker[-/]|/containers/)([0-9a-f]{64})`)
+)
+
+// containerIDCandidates guesses the plugin's own container ID from the
+// contents of /proc/self/mountinfo (the /etc/hostname bind mount names the
+// container's directory), /proc/self/cgroup (cgroup v1) and the host name
+// (Docker's default hostname is the short ID), most reliable first. Each
+// candidate must be confirmed by inspecting it.
+func containerIDCandidates(mountinfo, cgroup, hostname string) []string {
+	var out []string
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == "/etc/hostname" {
+			if m := mountinfoID.FindStringSubmatch(f[3]); m != nil {
+				out = append(out, m[1])
+			}
+		}
+	}
+	if m := cgroupID.FindStringSubmatch(cgroup); m != nil {
+		out = append(out, m[1])
+	}
+	if len(hostname) == 12 && strings.Trim(hostname, "0123456789abcdef") == "" {
+		out = append(out, hostname)
+	}
+	return out
+}
+
+// whereAmI returns the plugin's own container, or nil when it runs on the
+// host (or talks to an engine that does not hold its container).
+func whereAmI(ctx context.Context, eng Engine) (*engine.Container, error) {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	hn, _ := os.Hostname()
+	for _, id := range containerIDCandidates(string(mi), string(cg), hn) {
+		c, err := eng.InspectContainer(ctx, id)
+		if err == nil {
+			return &c, nil
+		}
+		if !engine.IsNotFound(err) {
+			return nil, fmt.Errorf("inspect own container: %w", err)
+		}
+	}
+	return nil, nil
+}
+
+// netnsOwner follows a borrowed network namespace (network_mode
+// container:<id>, as act runs actions) to the container that owns it.
+func netnsOwner(ctx context.Context, eng Engine, self *engine.Container) (*engine.Container, error) {
+	if self == nil {
+		return nil, nil
+	}
+	for range 4 {
+		id, ok := strings.CutPrefix(self.NetworkMode, "container:")
+		if !ok {
+			return self, nil
+		}
+		owner, err := eng.InspectContainer(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("inspect the container whose network the plugin shares: %w", err)
+		}
+		self = &owner
+	}
+	return self, nil
+}
+
+// userNetworks lists the networks of c that take DNS aliases: all but the
+// default bridge, host and none, sorted for a stable order.
+func userNetworks(c *engine.Container) []string {
+	var out []string
+	for name := range c.Networks {
+		if name != "bridge" && name != "host" && name != "none" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// onHostNetwork reports whether the plugin shares the host's network stack:
+// it runs on the host, or in a container in host network mode.
+func onHostNetwork(owner *engine.Container) bool {
+	return owner == nil || owner.NetworkMode == "host"
+}
+
+// Place decides how SC attaches: the networks it joins (with the alias on
+// user-defined ones) and whether its API is published on the host.
+// owner is the container whose network stack the plugin uses, nil on the host.
+func Place(c Config, owner *engine.Container) Placement {
+	var pl Placement
+	attach := func(network string) {
+		pl.Networks = append(pl.Networks, engine.NetworkAttachment{Network: network, Aliases: []string{c.NetworkAlias}})
+	}
+	var userNets []string
+	switch {
+	case c.NetworkMode == "host":
+		pl.NetworkMode = "host"
+	case !onHostNetwork(owner):
+		userNets = userNetworks(owner)
+		for _, n := range userNets {
+			attach(n)
+		}
+	}
+	if c.Network != "" && !contains(userNets, c.Network) {
+		attach(c.Network)
+		userNets = append(userNets, c.Network)
+	}
+
+	publish := false
+	switch c.Publish {
+	case "always":
+		publish = true
+	case "auto":
+		// Later steps may run on the host, or no network lets them use the alias.
+		p := c.Pipeline.Platform()
+		publish = onHostNetwork(owner) || len(userNets) == 0 || p == PlatformGitHub || p == PlatformHarness || p == PlatformLocal
+	}
+	if publish && pl.NetworkMode != "host" {
+		pl.Publish = &engine.HostPort{IP: c.APIBind, Port: c.APIHostPort}
+	}
+	return pl
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPath maps a path inside the plugin's container to the host path the
+// engine must bind-mount, using the plugin's own mounts; on the host the path
+// is already a host path.
+func hostPath(self *engine.Container, path string) (string, error) {
+	if self == nil {
+		return path, nil
+	}
+	best := ""
+	for dest := range self.Mounts {
+		if (path == dest || strings.HasPrefix(path, strings.TrimSuffix(dest, "/")+"/")) && len(dest) > len(best) {
+			best = dest
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%s is not on a volume the engine can mount; put it in the workspace", path)
+	}
+	rel, _ := filepath.Rel(best, path)
+	return filepath.Join(self.Mounts[best], rel), nil
+}
+
+// Endpoints are the addresses of SC's API.
+type Endpoints struct {
+	// Probe is where the plugin itself reaches the API.
+	Probe string
+	// Container is the URL later container steps use (the alias when SC is
+	// on a user-defined network, else its IP).
+	Container string
+	// Host is the URL on the host, when the API is published or SC uses the
+	// host's network.
+	Host string
+}
+
+// ResolveEndpoints works out SC's API addresses from its inspected state.
+// owner is the container whose network stack the plugin uses (nil on the
+// host); dockerHost is the engine address (a tcp:// engine is probed there).
+func ResolveEndpoints(c Config, owner *engine.Container, sc engine.Container, dockerHost string) Endpoints {
+	port := strconv.Itoa(c.APIPort)
+	var ep Endpoints
+	if binds := sc.HostPorts[c.APIPort]; len(binds) > 0 {
+		ip := binds[0].IP
+		if ip == "" || ip == "0.0.0.0" || ip == "::" {
+			ip = "127.0.0.1"
+		}
+		ep.Host = "http://" + net.JoinHostPort(ip, strconv.Itoa(binds[0].Port))
+	}
+	if sc.NetworkMode == "host" {
+		ep.Host = "http://127.0.0.1:" + port
+	}
+	for _, n := range sortedNetworks(sc) {
+		e := sc.Networks[n]
+		if len(e.Aliases) > 0 && n != "bridge" && contains(e.Aliases, c.NetworkAlias) {
+			ep.Container = "http://" + net.JoinHostPort(c.NetworkAlias, port)
+			break
+		}
+		if ep.Container == "" && e.IP != "" {
+			ep.Container = "http://" + net.JoinHostPort(e.IP, port)
+		}
+	}
+
+	// How the plugin itself gets there.
+	if u, err := url.Parse(dockerHost); err == nil && u.Scheme == "tcp" && ep.Host != "" {
+		_, hp, _ := net.SplitHostPort(strings.TrimPrefix(ep.Host, "http://"))
+		ep.Probe = "http://" + net.JoinHostPort(u.Hostname(), hp)
+		return ep
+	}
+	if onHostNetwork(owner) {
+		switch {
+		case ep.Host != "":
+			ep.Probe = ep.Host
+		default:
+			ep.Probe = "http://" + net.JoinHostPort(firstIP(sc), port)
+		}
+		return ep
+	}
+	for _, n := range sortedNetworks(sc) {
+		if _, shared := owner.Networks[n]; shared && sc.Networks[n].IP != "" {
+			ep.Probe = "http://" + net.JoinHostPort(sc.Networks[n].IP, port)
+			return ep
+		}
+	}
+	if sc.NetworkMode == "host" {
+		// SC listens on every host address, the plugin's gateway among them.
+		for _, n := range sortedNetworks(*owner) {
+			if gw := owner.Networks[n].Gateway; gw != "" {
+				ep.Probe = "http://" + net.JoinHostPort(gw, port)
+				return ep
+			}
+		}
+	}
+	ep.Probe = "http://" + net.JoinHostPort(firstIP(sc), port)
+	return ep
+}
+
+func sortedNetworks(c engine.Container) []string {
+	names := make([]string, 0, len(c.Networks))
+	for n := range c.Networks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func firstIP(c engine.Container) string {
+	for _, n := range sortedNetworks(c) {
+		if ip := c.Networks[n].IP; ip != "" {
+			return ip
+		}
+	}
+	return "127.0.0.1"
+}

@@ -1,0 +1,99 @@
+// Package plugin owns the behaviour of drone-sauce-connect: it turns the
+// validated settings into a Sauce Connect 5 container, waits until the tunnel
+// is ready, hands later steps its address and tears it down again.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// Engine is the part of the Docker engine the plugin uses. *engine.Engine
+// implements it; unit tests use fakes.
+type Engine interface {
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	PullImage(ctx context.Context, ref string, auth *engine.RegistryAuth, w io.Writer) error
+	CreateContainer(ctx context.Context, s engine.ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	InspectContainer(ctx context.Context, id string) (engine.Container, error)
+	ListContainers(ctx context.Context, labels map[string]string) ([]engine.Summary, error)
+	StopContainer(ctx context.Context, id string, timeout time.Duration) (bool, error)
+	RemoveContainer(ctx context.Context, id string) error
+	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
+	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
+}
+
+var _ Engine = (*engine.Engine)(nil)
+
+// Options are the plugin's collaborators, injected by main and by tests.
+type Options struct {
+	// Out receives everything the plugin prints; main passes a masking writer.
+	Out io.Writer
+	// Masker masks secrets in what the plugin writes to files (logs_file).
+	Masker *Masker
+	// Log is the plugin's logger, writing to Out.
+	Log *logrus.Logger
+	// DockerHost is the engine address, for probing a tcp:// engine.
+	DockerHost string
+	// Now is the clock.
+	Now func() time.Time
+	// HTTP probes SC's API.
+	HTTP *http.Client
+}
+
+// Exec performs the configured action against the engine.
+func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Masker == nil {
+		o.Masker = NewMasker(c.AccessKey, c.RegistryPassword())
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
+	}
+	p := &run{cfg: c, eng: eng, opt: o, log: o.Log.WithField("tunnel", c.TunnelName)}
+	switch c.Action {
+	case ActionStart:
+		_, err := p.start(ctx, false)
+		return err
+	case ActionRun:
+		return p.foreground(ctx)
+	case ActionStop:
+		return p.stop(ctx)
+	case ActionStatus:
+		return p.status(ctx)
+	default:
+		return fmt.Errorf("unknown action %q", c.Action)
+	}
+}
+
+// run is one execution of the plugin.
+type run struct {
+	cfg Config
+	eng Engine
+	opt Options
+	log *logrus.Entry
+}
+
+// EngineHint explains how to give the plugin a Docker engine, for errors
+// from connecting to one.
+func EngineHint(err error, p Pipeline) error {
+	if !errors.Is(err, engine.ErrUnreachable) {
+		return err
+	}
+	hint := "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock (trusted repository); " +
+		"Harness Cloud and VM pools mount it already; GitHub Actions: use a Linux runner; or set DOCKER_HOST"
+	if p.KubernetesServiceHost != "" {
+		hint = "this step runs on Kubernetes, where there is no Docker socket: run the Sauce Connect 5 image as a Background step instead (see the README, \"Kubernetes\")"
+	}
+	return fmt.Errorf("%w; %s", err, hint)
+}

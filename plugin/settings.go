@@ -1,0 +1,132 @@
+package plugin
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Secret is a setting whose value is never printed: its String and GoString
+// methods redact it, so a stray %v or %+v cannot leak it.
+type Secret string
+
+// String returns "***" for a set secret and "" for an empty one.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// GoString redacts like String.
+func (s Secret) GoString() string { return s.String() }
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// Settings are the plugin's settings exactly as the pipeline gave them: one
+// field per PLUGIN_<NAME> variable, all strings, so that reading never fails
+// and Config can report every problem at once. The tags are the public
+// contract: the README's settings table is checked against them.
+type Settings struct {
+	Action string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status"`
+
+	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
+	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`
+	Region    string `envconfig:"PLUGIN_REGION" default:"us-west" desc:"us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu)"`
+
+	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name; default derived from the pipeline (repo, build, stage or job) so start and stop agree"`
+	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)"`
+	Shared                string `envconfig:"PLUGIN_SHARED" desc:"all to share the tunnel with your organisation (SAUCE_SHARED)"`
+	Proxy                 string `envconfig:"PLUGIN_PROXY" desc:"upstream proxy for traffic to the app under test, host:port or a URL (SAUCE_PROXY)"`
+	ProxySauce            string `envconfig:"PLUGIN_PROXY_SAUCE" desc:"proxy for traffic to Sauce Labs (SAUCE_PROXY_SAUCE)"`
+	ProxyLocalhost        string `envconfig:"PLUGIN_PROXY_LOCALHOST" desc:"allow, deny or direct: how SC treats requests to localhost (SC's default is deny)"`
+	TunnelDomains         string `envconfig:"PLUGIN_TUNNEL_DOMAINS" desc:"comma list of domain regexps sent through the tunnel (SAUCE_TUNNEL_DOMAINS)"`
+	DirectDomains         string `envconfig:"PLUGIN_DIRECT_DOMAINS" desc:"comma list of domain regexps that bypass the tunnel (SAUCE_DIRECT_DOMAINS)"`
+	DenyDomains           string `envconfig:"PLUGIN_DENY_DOMAINS" desc:"comma list of domain regexps SC refuses (SAUCE_DENY_DOMAINS)"`
+	TLSPassthroughDomains string `envconfig:"PLUGIN_TLS_PASSTHROUGH_DOMAINS" desc:"comma list of domain regexps whose TLS SC does not re-sign (SAUCE_TLS_PASSTHROUGH_DOMAINS)"`
+	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" default:"info" desc:"Sauce Connect's log level: error, info or debug"`
+	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 config file in the workspace, mounted read-only at /etc/sauce-connect/sauce-connect.yaml"`
+	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments: a JSON array, a YAML list or a space-separated string"`
+	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object"`
+	Labels                string `envconfig:"PLUGIN_LABELS" desc:"extra labels for the SC container, a JSON object"`
+
+	Image            string `envconfig:"PLUGIN_IMAGE" default:"saucelabs/sauce-connect:5" desc:"the Sauce Connect 5 image"`
+	Pull             string `envconfig:"PLUGIN_PULL" default:"if-not-exists" desc:"if-not-exists, always or never"`
+	RegistryUsername string `envconfig:"PLUGIN_REGISTRY_USERNAME" desc:"username for a private registry or mirror holding the image"`
+	RegistryPassword Secret `envconfig:"PLUGIN_REGISTRY_PASSWORD" desc:"password for that registry (a secret)"`
+
+	APIPort      string `envconfig:"PLUGIN_API_PORT" default:"8032" desc:"SC's API port inside the container (sets SAUCE_API_ADDRESS=:<port>)"`
+	APIBind      string `envconfig:"PLUGIN_API_BIND" default:"127.0.0.1" desc:"host address the API is published on"`
+	APIHostPort  string `envconfig:"PLUGIN_API_HOST_PORT" default:"8032" desc:"host port the API is published on; 0 picks a free port (printed and written to the outputs)"`
+	Publish      string `envconfig:"PLUGIN_PUBLISH" default:"auto" desc:"auto, always or never: publish the API on the host (auto: when later steps may run on the host)"`
+	NetworkAlias string `envconfig:"PLUGIN_NETWORK_ALIAS" default:"sauce-connect" desc:"DNS name of the tunnel on user-defined networks, for later container steps"`
+	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow)"`
+	Network      string `envconfig:"PLUGIN_NETWORK" desc:"an extra network to attach SC to, by name"`
+
+	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included"`
+	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed"`
+	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)"`
+
+	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>"`
+	LogsFile      string `envconfig:"PLUGIN_LOGS_FILE" desc:"file where stop (and run) write SC's whole log"`
+	Debug         string `envconfig:"PLUGIN_DEBUG" default:"false" desc:"true for the plugin's own verbose logging"`
+	LogFormat     string `envconfig:"PLUGIN_LOG_FORMAT" default:"text" desc:"text or json, for the plugin's own log lines"`
+}
+
+// LoadSettings reads the settings from the environment. A variable that is
+// set but empty counts as unset. An INPUT_<NAME> stands in for a missing
+// PLUGIN_<NAME> (a GitHub `uses: docker://` step passes only INPUT_*), and the
+// credentials fall back to SAUCE_USERNAME / SAUCE_ACCESS_KEY.
+func LoadSettings() (Settings, error) {
+	var s Settings
+	if err := envconfig.Process("", &s); err != nil {
+		return s, fmt.Errorf("read settings: %w", err)
+	}
+	v := reflect.ValueOf(&s).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := v.Field(i)
+		if strings.TrimSpace(f.String()) != "" {
+			continue
+		}
+		key := t.Field(i).Tag.Get("envconfig")
+		val := os.Getenv("INPUT_" + strings.TrimPrefix(key, "PLUGIN_"))
+		if strings.TrimSpace(val) == "" {
+			val = t.Field(i).Tag.Get("default")
+		}
+		f.SetString(val)
+	}
+	if strings.TrimSpace(s.Username) == "" {
+		s.Username = os.Getenv("SAUCE_USERNAME")
+	}
+	if strings.TrimSpace(string(s.AccessKey)) == "" {
+		s.AccessKey = Secret(os.Getenv("SAUCE_ACCESS_KEY"))
+	}
+	return s, nil
+}
+
+// SettingInfo describes one setting for documentation.
+type SettingInfo struct {
+	Name, Env, Default, Description string
+}
+
+// SettingsTable lists every setting in declaration order, from the tags.
+func SettingsTable() []SettingInfo {
+	t := reflect.TypeFor[Settings]()
+	out := make([]SettingInfo, 0, t.NumField())
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag
+		env := tag.Get("envconfig")
+		out = append(out, SettingInfo{
+			Name:        strings.ToLower(strings.TrimPrefix(env, "PLUGIN_")),
+			Env:         env,
+			Default:     tag.Get("default"),
+			Description: tag.Get("desc"),
+		})
+	}
+	return out
+}

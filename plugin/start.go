@@ -1,0 +1,402 @@
+package plugin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// readyLine is what SC5 logs once the tunnel is up.
+const readyLine = "Sauce Connect is up"
+
+// tailLines is how much of SC's log is shown with a failure or a stop.
+const tailLines = 50
+
+// failureGrace bounds the graceful stop of a tunnel that failed to come up,
+// so that cleanup ends before a runner's own kill timeout.
+const failureGrace = 5 * time.Second
+
+// tunnel is a running, ready SC container.
+type tunnel struct {
+	id       string
+	name     string
+	ep       Endpoints
+	readyIn  time.Duration
+	reused   bool
+	exited   <-chan int // run mode: SC's exit code once it stops
+	stopLogs func()
+}
+
+// start opens the tunnel: reuse a ready one of the same name, or create a
+// container and wait until SC is ready, retrying what a retry can fix.
+// foreground keeps SC's log streaming and watches for its exit (run mode).
+func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
+	began := p.opt.Now()
+	self, err := whereAmI(ctx, p.eng)
+	if err != nil {
+		return nil, err
+	}
+	owner, err := netnsOwner(ctx, p.eng, self)
+	if err != nil {
+		return nil, err
+	}
+	if t, err := p.reuse(ctx, owner, foreground); err != nil || t != nil {
+		if t != nil {
+			p.report(t)
+		}
+		return t, err
+	}
+	pl := Place(p.cfg, owner)
+	if p.cfg.ConfigFile != "" {
+		if pl.ConfigSource, err = hostPath(self, p.cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("mount config_file: %w", err)
+		}
+	}
+	if err := p.checkHostPort(ctx, pl, owner); err != nil {
+		return nil, err
+	}
+	if err := p.ensureImage(ctx); err != nil {
+		return nil, err
+	}
+
+	var cl cleanup
+	deadline := began.Add(p.cfg.ReadyTimeout)
+	for attempt := 1; ; attempt++ {
+		t, err := p.attempt(ctx, &cl, pl, owner, deadline.Sub(p.opt.Now()), foreground)
+		if err == nil {
+			cl.forget()
+			t.readyIn = p.opt.Now().Sub(began)
+			p.report(t)
+			return t, nil
+		}
+		if cerr := cl.run(ctx); cerr != nil {
+			p.log.WithError(cerr).Warn("could not remove the failed sauce connect container")
+		}
+		var ex *ExitedError
+		if !errors.As(err, &ex) || errors.Is(err, errPermanent) || attempt > p.cfg.Retries {
+			return nil, err
+		}
+		wait := min(time.Second<<(attempt-1), 10*time.Second)
+		if p.opt.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		p.log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, p.cfg.Retries+1)
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// errPermanent marks an SC exit that a retry cannot fix.
+var errPermanent = errors.New("not retried")
+
+// attempt creates and starts one SC container and waits until it is ready.
+// Whatever it creates is registered in cl before anything can fail.
+func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
+	spec := ContainerSpec(p.cfg, pl, p.opt.Now())
+	fmt.Fprintln(p.opt.Out, Trace(spec))
+
+	// Subscribe before creating, by name, so that no event is missed.
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	events, errs := p.eng.WatchContainer(wctx, spec.Name)
+	id, err := p.eng.CreateContainer(ctx, spec)
+	if id != "" {
+		cl.add(func(ctx context.Context) error { return p.remove(ctx, id, failureGrace) })
+	}
+	cl.add(func(context.Context) error { stopWatch(); return nil })
+	if err != nil {
+		if engine.IsConflict(err) {
+			return nil, p.nameTaken(ctx, spec.Name, err)
+		}
+		return nil, err
+	}
+
+	hint := make(chan struct{}, 1)
+	logsDone := p.followLogs(wctx, id, foreground || p.cfg.Debug, hint)
+	if err := p.eng.StartContainer(ctx, id); err != nil {
+		if pl.Publish != nil && pl.Publish.Port != 0 {
+			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", err, pl.Publish.Port)
+		}
+		return nil, err
+	}
+	sc, err := p.eng.InspectContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
+	p.log.WithField("container", short(id)).Debugf("waiting for %s/readyz", ep.Probe)
+
+	inspect := func(ctx context.Context) (engine.State, error) {
+		c, err := p.eng.InspectContainer(ctx, id)
+		return c.State, err
+	}
+	err = WaitReady(ctx, Target{
+		Events: events, Errs: errs, Inspect: inspect, Hint: hint,
+		Probe:   httpProbe(p.opt.HTTP, ep.Probe),
+		Awaited: "GET " + ep.Probe + "/readyz to answer 200",
+	}, timeout)
+	if err != nil {
+		return nil, p.explainFailure(ctx, id, err, logsDone)
+	}
+	t := &tunnel{id: id, name: p.cfg.TunnelName, ep: ep}
+	if foreground {
+		t.exited = watchExit(wctx, events, errs, inspect)
+		t.stopLogs = stopWatch
+	} else {
+		stopWatch()
+	}
+	return t, nil
+}
+
+// explainFailure prints the end of SC's log and turns a failed wait into the
+// error the user sees: bad credentials and invalid settings are permanent.
+func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone <-chan struct{}) error {
+	var (
+		ex *ExitedError
+		to *TimeoutError
+	)
+	if !errors.As(err, &ex) && !errors.As(err, &to) {
+		return fmt.Errorf("wait for tunnel %s: %w", p.cfg.TunnelName, err)
+	}
+	if ex != nil {
+		// Let the log stream drain what SC wrote before it died.
+		select {
+		case <-logsDone:
+		case <-time.After(time.Second):
+		}
+	}
+	tail := p.tail(ctx, id)
+	if tail != "" {
+		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
+	}
+	low := strings.ToLower(tail)
+	switch {
+	case ex != nil && (strings.Contains(low, "401") || strings.Contains(low, "unauthorized")):
+		return &CredentialsError{Err: err}
+	case ex != nil && (strings.Contains(low, "required flag") || strings.Contains(low, "invalid")):
+		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, errPermanent)
+	}
+	return err
+}
+
+// tail returns the last lines of SC's log.
+func (p *run) tail(ctx context.Context, id string) string {
+	var buf bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{Tail: strconv.Itoa(tailLines)}, &buf, &buf); err != nil {
+		p.log.WithError(err).Debug("could not read sauce connect's log")
+	}
+	return buf.String()
+}
+
+// followLogs streams SC's log while it runs: each line is scanned for the
+// ready line (to probe at once) and, when show is set, printed.
+func (p *run) followLogs(ctx context.Context, id string, show bool, hint chan<- struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	pr, pw := io.Pipe()
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, readyLine) {
+				select {
+				case hint <- struct{}{}:
+				default:
+				}
+			}
+			if show {
+				fmt.Fprintln(p.opt.Out, "[sauce-connect] "+line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{Follow: true}, pw, pw)
+		pw.CloseWithError(err)
+	}()
+	return done
+}
+
+// watchExit reports SC's exit code once it stops (run mode), from the event
+// stream or, when that breaks, by inspecting.
+func watchExit(ctx context.Context, events <-chan engine.Event, errs <-chan error, inspect func(context.Context) (engine.State, error)) <-chan int {
+	out := make(chan int, 1)
+	go func() {
+		for events != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					events = nil
+				} else if ev.Action == "die" || ev.Action == "destroy" {
+					out <- ev.ExitCode
+					return
+				}
+			case <-errs:
+				events = nil
+			}
+		}
+		tick := time.NewTicker(inspectEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				st, err := inspect(ctx)
+				if engine.IsNotFound(err) || err == nil && !st.Running {
+					out <- st.ExitCode
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// reuse finds a container of this tunnel from an earlier start. A running,
+// ready one is reused (never two SC with one tunnel name); anything else of
+// that name is removed so that a fresh one can start.
+func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground bool) (*tunnel, error) {
+	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.cfg.TunnelName))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range found {
+		if s.State == "running" && !foreground {
+			sc, err := p.eng.InspectContainer(ctx, s.ID)
+			if err != nil {
+				return nil, err
+			}
+			ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
+			closed := make(chan engine.Event)
+			close(closed)
+			err = WaitReady(ctx, Target{
+				Events: closed,
+				Inspect: func(ctx context.Context) (engine.State, error) {
+					c, err := p.eng.InspectContainer(ctx, s.ID)
+					return c.State, err
+				},
+				Probe:   httpProbe(p.opt.HTTP, ep.Probe),
+				Awaited: "GET " + ep.Probe + "/readyz of the running tunnel",
+			}, p.cfg.ReadyTimeout)
+			if err == nil {
+				p.log.WithField("container", short(s.ID)).Infof("tunnel %s is already running and ready; reusing it", p.cfg.TunnelName)
+				return &tunnel{id: s.ID, name: p.cfg.TunnelName, ep: ep, reused: true}, nil
+			}
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			p.log.WithField("container", short(s.ID)).Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
+		} else {
+			p.log.WithField("container", short(s.ID)).Infof("replacing the %s container of tunnel %s", s.State, p.cfg.TunnelName)
+		}
+		if err := p.remove(ctx, s.ID, failureGrace); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// remove stops a container gracefully within grace, then removes it.
+func (p *run) remove(ctx context.Context, id string, grace time.Duration) error {
+	if _, err := p.eng.StopContainer(ctx, id, grace); err != nil {
+		p.log.WithError(err).WithField("container", short(id)).Debug("could not stop container")
+	}
+	return p.eng.RemoveContainer(ctx, id)
+}
+
+// nameTaken explains a container-name conflict.
+func (p *run) nameTaken(ctx context.Context, name string, err error) error {
+	c, ierr := p.eng.InspectContainer(ctx, name)
+	if ierr == nil && c.Labels[LabelManaged] != "true" {
+		return fmt.Errorf("container name %s is taken by a container this plugin did not start; set container_name to another name, or remove that container: %w", name, err)
+	}
+	return fmt.Errorf("another start of tunnel %s is creating its container right now; run one start per tunnel name: %w", p.cfg.TunnelName, err)
+}
+
+// checkHostPort fails early, naming the setting, when the fixed host port
+// the API is to be published on is already taken. The engine itself does
+// not always refuse: two containers may bind the same address.
+func (p *run) checkHostPort(ctx context.Context, pl Placement, owner *engine.Container) error {
+	if pl.Publish == nil || pl.Publish.Port == 0 {
+		return nil
+	}
+	port := pl.Publish.Port
+	taken := fmt.Errorf("host port %d (%s) is already in use; set api_host_port to a free port, or 0 to pick one", port, pl.Publish.IP)
+	all, err := p.eng.ListContainers(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, c := range all {
+		for _, hp := range c.Ports {
+			if hp.Port == port && (hp.IP == pl.Publish.IP || hp.IP == "" || hp.IP == "0.0.0.0" || pl.Publish.IP == "0.0.0.0") {
+				return fmt.Errorf("%w by container %s", taken, strings.Join(c.Names, ","))
+			}
+		}
+	}
+	if onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
+		l, err := net.Listen("tcp", net.JoinHostPort(pl.Publish.IP, strconv.Itoa(port)))
+		if err != nil {
+			return taken
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// ensureImage makes sure the SC image is on the engine, per the pull setting.
+func (p *run) ensureImage(ctx context.Context) error {
+	img := p.cfg.Image
+	if p.cfg.Pull != "always" {
+		ok, err := p.eng.ImageExists(ctx, img)
+		if err != nil || ok {
+			return err
+		}
+		if p.cfg.Pull == "never" {
+			return fmt.Errorf("image %s is not on the docker engine and pull is never; load the image first, or set pull to if-not-exists", img)
+		}
+	}
+	p.log.WithField("image", img).Info("pulling image")
+	return p.eng.PullImage(ctx, img, p.cfg.RegistryAuth, p.opt.Out)
+}
+
+// report prints where the ready tunnel answers and writes the outputs.
+func (p *run) report(t *tunnel) {
+	how := fmt.Sprintf("ready in %s", t.readyIn.Round(time.Millisecond))
+	if t.reused {
+		how = "reused"
+	}
+	fmt.Fprintf(p.opt.Out, "tunnel %s is up in region %s (%s, container %s)\n", t.name, p.cfg.Region, how, short(t.id))
+	if t.ep.Container != "" {
+		fmt.Fprintf(p.opt.Out, "  API for container steps: %s\n", t.ep.Container)
+	}
+	if t.ep.Host != "" {
+		fmt.Fprintf(p.opt.Out, "  API for host steps:      %s\n", t.ep.Host)
+	}
+	if err := writeOutputs(p.cfg, t); err != nil {
+		p.log.WithError(err).Warn("could not write the step outputs")
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

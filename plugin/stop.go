@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// stop ends the tunnel of this pipeline: SIGTERM, SC's own drain within
+// stop_timeout, its log shown (and saved to logs_file), the container
+// removed. Nothing to stop is a warning, not a failure.
+func (p *run) stop(ctx context.Context) error {
+	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.cfg.TunnelName))
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		p.log.Warnf("no tunnel named %s is running; nothing to stop", p.cfg.TunnelName)
+		return nil
+	}
+	for _, s := range found {
+		if err := p.shutdown(ctx, s.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shutdown stops one SC container gracefully and removes it.
+func (p *run) shutdown(ctx context.Context, id string) error {
+	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout+cleanupTimeout)
+	defer cancel()
+	began := p.opt.Now()
+	log := p.log.WithField("container", short(id))
+	fmt.Fprintf(p.opt.Out, "+ docker stop --time %d %s\n", int(p.cfg.StopTimeout.Seconds()), short(id))
+	killed, err := p.eng.StopContainer(ctx, id, p.cfg.StopTimeout)
+	if err != nil {
+		return err
+	}
+	if p.cfg.LogsFile != "" {
+		if err := p.saveLogs(ctx, id); err != nil {
+			log.WithError(err).Warn("could not save sauce connect's log")
+		}
+	}
+	if tail := p.tail(ctx, id); tail != "" {
+		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
+	}
+	fmt.Fprintf(p.opt.Out, "+ docker rm -f %s\n", short(id))
+	if err := p.eng.RemoveContainer(ctx, id); err != nil {
+		return err
+	}
+	if killed {
+		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.cfg.StopTimeout)
+	}
+	log.Infof("tunnel %s stopped and removed in %s", p.cfg.TunnelName, p.opt.Now().Sub(began).Round(time.Millisecond))
+	return nil
+}
+
+// saveLogs writes SC's whole log, masked, to logs_file.
+func (p *run) saveLogs(ctx context.Context, id string) error {
+	var buf strings.Builder
+	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &buf, &buf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.cfg.LogsFile, []byte(p.opt.Masker.String(buf.String())), 0o644); err != nil {
+		return fmt.Errorf("write logs_file: %w", err)
+	}
+	p.log.Infof("sauce connect's log saved to %s", p.cfg.LogsFile)
+	return nil
+}
+
+// foreground runs the tunnel for as long as the plugin runs: SC's log is
+// streamed, SIGTERM/SIGINT stop it gracefully, and SC dying is a failure.
+func (p *run) foreground(ctx context.Context) error {
+	t, err := p.start(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer t.stopLogs()
+	select {
+	case <-ctx.Done():
+		p.log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.name)
+		return p.shutdown(ctx, t.id)
+	case code := <-t.exited:
+		if p.cfg.LogsFile != "" {
+			if err := p.saveLogs(ctx, t.id); err != nil {
+				p.log.WithError(err).Warn("could not save sauce connect's log")
+			}
+		}
+		if err := p.eng.RemoveContainer(context.WithoutCancel(ctx), t.id); err != nil {
+			p.log.WithError(err).Warn("could not remove the sauce connect container")
+		}
+		return fmt.Errorf("sauce connect exited with code %d while the tunnel was up", code)
+	}
+}

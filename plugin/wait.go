@@ -1,0 +1,172 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// Probe backoff: the first probe comes soon after start, then the interval
+// grows to a cap small enough that readiness is noticed within ~100 ms.
+const (
+	probeFirst  = 20 * time.Millisecond
+	probeCap    = 100 * time.Millisecond
+	probeGrowth = 1.5
+	// probeRequestTimeout bounds one GET /readyz.
+	probeRequestTimeout = time.Second
+	// inspectEvery paces liveness checks when the event stream is broken.
+	inspectEvery = 500 * time.Millisecond
+)
+
+// Target is what the readiness wait watches: one SC container.
+type Target struct {
+	// Events are the container's lifecycle events; Errs reports a broken stream.
+	Events <-chan engine.Event
+	Errs   <-chan error
+	// Inspect returns the container's state (the fallback liveness check).
+	Inspect func(ctx context.Context) (engine.State, error)
+	// Probe asks SC whether it is ready: the HTTP status of GET /readyz.
+	Probe func(ctx context.Context) (int, error)
+	// Hint fires when SC's log says the tunnel is up, to probe at once.
+	Hint <-chan struct{}
+	// Awaited describes what is probed, for the timeout message.
+	Awaited string
+}
+
+// ExitedError means SC stopped before it became ready.
+type ExitedError struct {
+	ExitCode  int
+	OOMKilled bool
+}
+
+func (e *ExitedError) Error() string {
+	if e.OOMKilled {
+		return "sauce connect was killed for running out of memory (OOMKilled)"
+	}
+	return fmt.Sprintf("sauce connect exited with code %d before the tunnel was ready", e.ExitCode)
+}
+
+// TimeoutError means SC did not become ready in time.
+type TimeoutError struct {
+	Awaited string
+	After   time.Duration
+	Last    string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("sauce connect was not ready after %s: waited for %s; last probe: %s; raise ready_timeout if the tunnel needs longer", e.After.Round(time.Millisecond), e.Awaited, e.Last)
+}
+
+// WaitReady blocks until the target is ready (GET /readyz answers 200, or
+// the engine reports the container healthy), the container stops, the
+// timeout passes, or ctx ends. It never sleeps blindly: it selects on the
+// events, the probe timer, the log hint and the deadline.
+func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
+	began := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	interval := probeFirst
+	tick := time.NewTimer(interval)
+	defer tick.Stop()
+	events, errs := t.Events, t.Errs
+	var inspectTick <-chan time.Time
+	last := "no probe yet"
+
+	probe := func() bool {
+		pctx, cancel := context.WithTimeout(ctx, probeRequestTimeout)
+		defer cancel()
+		code, err := t.Probe(pctx)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case code == http.StatusOK:
+			return true
+		default:
+			last = fmt.Sprintf("HTTP %d", code)
+		}
+		return false
+	}
+	checkAlive := func() error {
+		st, err := t.Inspect(ctx)
+		if err != nil {
+			if engine.IsNotFound(err) {
+				return &ExitedError{ExitCode: -1}
+			}
+			return fmt.Errorf("check sauce connect is running: %w", err)
+		}
+		if !st.Running {
+			return &ExitedError{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}
+		}
+		return nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-deadline.C:
+			return &TimeoutError{Awaited: t.Awaited, After: time.Since(began), Last: last}
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				inspectTick = time.Tick(inspectEvery)
+				continue
+			}
+			switch ev.Action {
+			case "die", "destroy":
+				// Inspect for the OOM flag and the final code; the event has the code too.
+				if err := checkAlive(); err != nil {
+					return err
+				}
+				return &ExitedError{ExitCode: ev.ExitCode}
+			case "oom":
+				return &ExitedError{ExitCode: 137, OOMKilled: true}
+			case "health_status":
+				if ev.Health == "healthy" {
+					return nil
+				}
+			}
+		case err := <-errs:
+			// The stream broke (engine restart, proxy cut): fall back to inspecting.
+			errs, events = nil, nil
+			if err != nil && !errors.Is(err, context.Canceled) {
+				last = "event stream lost, inspecting instead"
+			}
+			inspectTick = time.Tick(inspectEvery)
+		case <-inspectTick:
+			if err := checkAlive(); err != nil {
+				return err
+			}
+		case <-t.Hint:
+			if probe() {
+				return nil
+			}
+		case <-tick.C:
+			if probe() {
+				return nil
+			}
+			interval = min(time.Duration(float64(interval)*probeGrowth), probeCap)
+			tick.Reset(interval)
+		}
+	}
+}
+
+// httpProbe returns a Probe that GETs base+"/readyz".
+func httpProbe(client *http.Client, base string) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+}
