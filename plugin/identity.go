@@ -110,7 +110,7 @@ func sanitizeName(s string, max int) string {
 	var b strings.Builder
 	dash := false
 	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_'
 		if !ok {
 			if !dash {
 				b.WriteByte('-')
@@ -119,7 +119,7 @@ func sanitizeName(s string, max int) string {
 			continue
 		}
 		b.WriteRune(r)
-		dash = r == '-'
+		dash = false
 	}
 	out := strings.Trim(b.String(), "-._")
 	if len(out) > max {

@@ -1,0 +1,174 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// clearSettings sets every setting variable to empty (which counts as unset),
+// so the test sees only what it sets; t.Setenv restores them afterwards.
+func clearSettings(t *testing.T) {
+	t.Helper()
+	for _, s := range SettingsTable() {
+		t.Setenv(s.Env, "")
+		t.Setenv("INPUT_"+strings.ToUpper(s.Name), "")
+	}
+	t.Setenv("SAUCE_USERNAME", "")
+	t.Setenv("SAUCE_ACCESS_KEY", "")
+}
+
+func load(t *testing.T, env map[string]string) (Config, error) {
+	t.Helper()
+	clearSettings(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	s, err := LoadSettings()
+	if err != nil {
+		t.Fatalf("LoadSettings: %v", err)
+	}
+	return s.Config(Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "7", DroneStageName: "e2e"}, "host", "r4nd")
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"action": c.Action == ActionStart, "region": c.Region == "us-west", "image": c.Image == "saucelabs/sauce-connect:5",
+		"pull": c.Pull == "if-not-exists", "api_port": c.APIPort == 8032, "api_host_port": c.APIHostPort == 8032,
+		"api_bind": c.APIBind == "127.0.0.1", "ready_timeout": c.ReadyTimeout == 3*time.Minute,
+		"stop_timeout": c.StopTimeout == 30*time.Second, "retries": c.Retries == 3, "publish": c.Publish == "auto",
+		"network_alias": c.NetworkAlias == "sauce-connect", "log_level": c.LogLevel == "info",
+		"tunnel_name": c.TunnelName == "octo-app-7-e2e", "container_name": c.ContainerName == "sauce-connect-octo-app-7-e2e",
+	}
+	for k, ok := range want {
+		if ok != true {
+			t.Errorf("default of %s is wrong: %+v", k, c)
+		}
+	}
+}
+
+func TestSetButEmptyIsUnset(t *testing.T) {
+	c, err := load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k", "PLUGIN_READY_TIMEOUT": "", "PLUGIN_RETRIES": " ", "PLUGIN_REGION": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadyTimeout != 3*time.Minute || c.Retries != 3 || c.Region != "us-west" {
+		t.Errorf("empty settings did not take defaults: %v %d %s", c.ReadyTimeout, c.Retries, c.Region)
+	}
+}
+
+func TestFallbacks(t *testing.T) {
+	clearSettings(t)
+	t.Setenv("SAUCE_USERNAME", "bob")
+	t.Setenv("SAUCE_ACCESS_KEY", "from-env")
+	t.Setenv("INPUT_REGION", "eu")
+	t.Setenv("INPUT_TUNNEL_NAME", "from-input")
+	s, err := LoadSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Config(Pipeline{}, "h", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Username != "bob" || c.AccessKey != "from-env" || c.Region != "eu-central" || c.TunnelName != "from-input" {
+		t.Errorf("fallbacks not applied: %s %s %s", c.Username, c.Region, c.TunnelName)
+	}
+}
+
+func TestRegions(t *testing.T) {
+	for in, want := range map[string]string{
+		"us-west": "us-west", "US-WEST-1": "us-west", "us": "us-west", "us-east": "us-east", "us-east-4": "us-east",
+		"eu-central": "eu-central", "eu-central-1": "eu-central", " eu ": "eu-central",
+	} {
+		c, err := load(t, map[string]string{"PLUGIN_ACTION": "stop", "PLUGIN_REGION": in})
+		if err != nil || c.Region != want {
+			t.Errorf("region %q: got %q, %v; want %q", in, c.Region, err, want)
+		}
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, err := load(t, map[string]string{
+		"PLUGIN_ACTION": "start", "PLUGIN_REGION": "mars", "PLUGIN_READY_TIMEOUT": "soon",
+		"PLUGIN_ENV": `{"HTTP_PROXY":"x"}`, "PLUGIN_LABELS": `{"io.drone-sauce-connect.managed":"no"}`,
+		"PLUGIN_PULL": "sometimes", "PLUGIN_API_HOST_PORT": "70000", "PLUGIN_TUNNEL_POOL": "yes please",
+	})
+	want := strings.Join([]string{
+		`invalid setting username (PLUGIN_USERNAME): missing; set it (or SAUCE_USERNAME) to your Sauce Labs username`,
+		`invalid setting access_key (PLUGIN_ACCESS_KEY): missing; set it from a secret (or SAUCE_ACCESS_KEY) to your Sauce Labs access key`,
+		`invalid setting region (PLUGIN_REGION): "mars" is not a Sauce Labs region; use us-west, us-east or eu-central`,
+		`invalid setting tunnel_pool (PLUGIN_TUNNEL_POOL): "yes please" is not a boolean; use true or false`,
+		`invalid setting env (PLUGIN_ENV): variable "HTTP_PROXY" does not start with SAUCE_; only Sauce Connect's own variables may be set`,
+		`invalid setting labels (PLUGIN_LABELS): label "io.drone-sauce-connect.managed" uses the prefix io.drone-sauce-connect., which the plugin reserves; pick another key`,
+		`invalid setting pull (PLUGIN_PULL): "sometimes" is not one of if-not-exists, always, never`,
+		`invalid setting api_host_port (PLUGIN_API_HOST_PORT): "70000" is not a port; use a number from 0 to 65535`,
+		`invalid setting ready_timeout (PLUGIN_READY_TIMEOUT): "soon" is not a positive duration; use e.g. 90s, 3m or 1h`,
+	}, "\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	if ExitCode(err) != ExitSettings {
+		t.Errorf("exit code %d, want %d", ExitCode(err), ExitSettings)
+	}
+}
+
+func TestSingleProblems(t *testing.T) {
+	base := map[string]string{"PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k"}
+	for _, tc := range []struct {
+		name, key, value, want string
+	}{
+		{"unknown action", "PLUGIN_ACTION", "open", `invalid setting action (PLUGIN_ACTION): "open" is not an action; use start, stop, run or status`},
+		{"bare seconds are fine but zero is not", "PLUGIN_STOP_TIMEOUT", "0", `invalid setting stop_timeout (PLUGIN_STOP_TIMEOUT): "0" is not a positive duration; use e.g. 90s, 3m or 1h`},
+		{"env not json", "PLUGIN_ENV", "SAUCE_X=1", `invalid setting env (PLUGIN_ENV): not a JSON object (invalid character 'S' looking for beginning of value); use e.g. {"KEY": "value"}`},
+		{"credentials through env", "PLUGIN_ENV", `{"SAUCE_ACCESS_KEY":"x"}`, `invalid setting env (PLUGIN_ENV): SAUCE_ACCESS_KEY must come from the username / access_key settings, not env`},
+		{"shared", "PLUGIN_SHARED", "team", `invalid setting shared (PLUGIN_SHARED): "team" is not supported; SC5 takes only all`},
+		{"proxy_localhost", "PLUGIN_PROXY_LOCALHOST", "yes", `invalid setting proxy_localhost (PLUGIN_PROXY_LOCALHOST): "yes" is not one of allow, deny, direct`},
+		{"tunnel name", "PLUGIN_TUNNEL_NAME", "my tunnel", `invalid setting tunnel_name (PLUGIN_TUNNEL_NAME): "my tunnel" has characters or a length SC and Docker cannot take; use at most 80 letters, digits, '.', '_' or '-'`},
+		{"config file", "PLUGIN_CONFIG_FILE", "missing.yaml", `invalid setting config_file (PLUGIN_CONFIG_FILE): "missing.yaml" does not exist; give the path of an SC5 YAML file in the workspace`},
+		{"api_bind", "PLUGIN_API_BIND", "localhost", `invalid setting api_bind (PLUGIN_API_BIND): "localhost" is not an IP address; use 127.0.0.1 (the default) or 0.0.0.0`},
+		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{tc.key: tc.value}
+			for k, v := range base {
+				env[k] = v
+			}
+			_, err := load(t, env)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSCArgs(t *testing.T) {
+	for in, want := range map[string][]string{
+		`["--log-http=api:url", "--dns-server", "1.1.1.1"]`: {"--log-http=api:url", "--dns-server", "1.1.1.1"},
+		"--log-http=api:url --dns-timeout 5s":               {"--log-http=api:url", "--dns-timeout", "5s"},
+		"--tunnel-domains=a.com,b.com,--log-level=debug":     {"--tunnel-domains=a.com,b.com", "--log-level=debug"},
+	} {
+		got, err := parseArgs(in)
+		if err != nil || !cmp.Equal(got, want) {
+			t.Errorf("parseArgs(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestSecretNeverFormats(t *testing.T) {
+	s := Settings{AccessKey: "sekrit-value", RegistryPassword: "pw-value"}
+	for _, out := range []string{fmtV(s), fmtPlusV(s), fmtSharpV(s)} {
+		if strings.Contains(out, "sekrit-value") || strings.Contains(out, "pw-value") {
+			t.Errorf("secret printed: %s", out)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+// Package testenv gives the plugin's integration and end-to-end tests a real
+// Docker engine, the stand-in Sauce Connect image and the plugin image, all
+// built offline, and checks that tests leave nothing behind.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// LabelTest marks every container, network and image a test creates itself.
+const LabelTest = "io.drone-sauce-connect.test"
+
+// Labels are the labels for objects a test creates.
+var Labels = map[string]string{LabelTest: "true"}
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// Engine connects to the real engine. Without one the test is skipped,
+// except under CI=true, where a missing engine is a failure.
+func Engine(tb testing.TB) *engine.Engine {
+	tb.Helper()
+	e, err := engine.NewEnv(context.Background())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("CI=true but no docker engine: %v", err)
+		}
+		tb.Skipf("no docker engine: %v", err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// Random returns n random hex characters.
+func Random(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// Name returns a name unique to this test and run, fit for Docker.
+func Name(tb testing.TB) string {
+	n := strings.ToLower(tb.Name())
+	n = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, n)
+	if len(n) > 40 {
+		n = n[len(n)-40:]
+	}
+	return strings.Trim(n, "-") + "-" + Random(6)
+}
+
+// GoBuild builds a static binary of pkg (relative to the repo root) into dir.
+func GoBuild(pkg, dir, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./"+pkg)
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// BuildImage builds an image tagged tag from a static build of pkg and a
+// Dockerfile, through the engine (no registry). It returns a func that
+// removes the image.
+func BuildImage(e *engine.Engine, pkg, binName, dockerfile, tag string) (func(), error) {
+	dir, err := os.MkdirTemp("", "dsc-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := GoBuild(pkg, dir, binName); err != nil {
+		return nil, err
+	}
+	df, err := os.ReadFile(filepath.Join(Root(), dockerfile))
+	if err != nil {
+		return nil, err
+	}
+	// The Dockerfile copies the binary from where `make` puts it; here it sits beside.
+	text := strings.ReplaceAll(string(df), "release/linux/amd64/"+binName, binName)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := e.BuildImage(ctx, dir, "Dockerfile", tag, Labels, io.Discard); err != nil {
+		return nil, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.RemoveImage(ctx, tag)
+	}, nil
+}
+
+// StandinImage builds the stand-in Sauce Connect image as tag.
+func StandinImage(e *engine.Engine, tag string) (func(), error) {
+	return BuildImage(e, "testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
+}
+
+// PluginImage builds the plugin image as tag, from docker/Dockerfile.linux.amd64.
+func PluginImage(e *engine.Engine, tag string) (func(), error) {
+	return BuildImage(e, "cmd/drone-sauce-connect", "drone-sauce-connect", "docker/Dockerfile.linux.amd64", tag)
+}
+
+// RemoveTunnel force-removes every container of a tunnel, as test cleanup.
+func RemoveTunnel(e *engine.Engine, tunnel string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	found, _ := e.ListContainers(ctx, map[string]string{"io.drone-sauce-connect.tunnel": tunnel})
+	for _, c := range found {
+		_ = e.RemoveContainer(ctx, c.ID)
+	}
+}
+
+// AssertNoTunnel fails when any container of the tunnel remains, after
+// removing it so the engine is left clean all the same.
+func AssertNoTunnel(tb testing.TB, e *engine.Engine, tunnel string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	found, err := e.ListContainers(ctx, map[string]string{"io.drone-sauce-connect.tunnel": tunnel})
+	if err != nil {
+		tb.Fatalf("list containers: %v", err)
+	}
+	if len(found) > 0 {
+		RemoveTunnel(e, tunnel)
+		tb.Errorf("%d container(s) of tunnel %s were left behind: %v", len(found), tunnel, found[0].Names)
+	}
+}

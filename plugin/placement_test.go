@@ -1,0 +1,96 @@
+package plugin
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+const id64 = "4f2c9d1e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d"
+
+func TestContainerIDCandidates(t *testing.T) {
+	mountinfo := `1251 1240 0:52 / / rw,relatime master:1 - overlay overlay rw,upperdir=/var/lib/docker/overlay2/9999999999999999999999999999999999999999999999999999999999999999/diff
+1262 1251 8:1 /var/lib/docker/containers/` + id64 + `/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/sda1 rw
+1263 1251 8:1 /var/lib/docker/containers/` + id64 + `/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw`
+	got := containerIDCandidates(mountinfo, "0::/", "custom-host")
+	if diff := cmp.Diff([]string{id64}, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	if got := containerIDCandidates("", "12:pids:/docker/"+id64+"\n", "4f2c9d1e8a7b"); !cmp.Equal(got, []string{id64, "4f2c9d1e8a7b"}) {
+		t.Errorf("cgroup and hostname fallbacks: %q", got)
+	}
+	if got := containerIDCandidates("", "9:name=systemd:/", "vm"); len(got) != 0 {
+		t.Errorf("a host looks like a container: %q", got)
+	}
+}
+
+func TestPlace(t *testing.T) {
+	drone := Pipeline{Drone: "true", DroneBuildNumber: "1"}
+	droneStep := &engine.Container{NetworkMode: "drone-x", Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2"}}}
+	bridgeStep := &engine.Container{NetworkMode: "default", Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.5"}}}
+	hostStep := &engine.Container{NetworkMode: "host"}
+	pub := &engine.HostPort{IP: "127.0.0.1", Port: 8032}
+	alias := func(n string) []engine.NetworkAttachment {
+		return []engine.NetworkAttachment{{Network: n, Aliases: []string{"sauce-connect"}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		c     Config
+		owner *engine.Container
+		want  Placement
+	}{
+		{"on the host", Config{Publish: "auto"}, nil, Placement{Publish: pub}},
+		{"drone step on its build network: alias, no host port", Config{Publish: "auto", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x")}},
+		{"drone step, publish always", Config{Publish: "always", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+		{"default bridge takes no alias: publish", Config{Publish: "auto", Pipeline: drone}, bridgeStep, Placement{Publish: pub}},
+		{"step in host network mode", Config{Publish: "auto", Pipeline: drone}, hostStep, Placement{Publish: pub}},
+		{"network_mode host", Config{Publish: "auto", NetworkMode: "host"}, nil, Placement{NetworkMode: "host"}},
+		{"extra network", Config{Publish: "never", Network: "qa", Pipeline: drone}, droneStep, Placement{Networks: append(alias("drone-x"), alias("qa")...)}},
+		{"github job network publishes too", Config{Publish: "auto", Pipeline: Pipeline{GitHubActions: "true"}}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.NetworkAlias, tc.c.APIBind, tc.c.APIHostPort = "sauce-connect", "127.0.0.1", 8032
+			if diff := cmp.Diff(tc.want, Place(tc.c, tc.owner)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestResolveEndpoints(t *testing.T) {
+	c := Config{APIPort: 8032, NetworkAlias: "sauce-connect"}
+	onNet := engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.9", Aliases: []string{"sauce-connect"}}}}
+	published := engine.Container{Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.9"}}, HostPorts: map[int][]engine.HostPort{8032: {{IP: "127.0.0.1", Port: 49153}}}}
+	step := &engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2", Gateway: "172.20.0.1"}}}
+	for _, tc := range []struct {
+		name       string
+		owner      *engine.Container
+		sc         engine.Container
+		dockerHost string
+		want       Endpoints
+	}{
+		{"step and SC share the build network", step, onNet, "unix:///var/run/docker.sock", Endpoints{Probe: "http://172.20.0.9:8032", Container: "http://sauce-connect:8032"}},
+		{"host plugin probes the published port", nil, published, "unix:///var/run/docker.sock", Endpoints{Probe: "http://127.0.0.1:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
+		{"remote engine is probed at its address", nil, published, "tcp://10.1.2.3:2375", Endpoints{Probe: "http://10.1.2.3:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
+		{"SC in host mode, step on a bridge: via the gateway", step, engine.Container{NetworkMode: "host"}, "unix:///var/run/docker.sock", Endpoints{Probe: "http://172.20.0.1:8032", Host: "http://127.0.0.1:8032"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, ResolveEndpoints(c, tc.owner, tc.sc, tc.dockerHost)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHostPath(t *testing.T) {
+	self := &engine.Container{Mounts: map[string]string{"/drone/src": "/var/lib/docker/volumes/abc/_data", "/drone": "/srv"}}
+	got, err := hostPath(self, "/drone/src/ci/sc.yaml")
+	if err != nil || got != "/var/lib/docker/volumes/abc/_data/ci/sc.yaml" {
+		t.Errorf("got %q, %v", got, err)
+	}
+	if _, err := hostPath(self, "/etc/sc.yaml"); err == nil {
+		t.Error("a path on no volume was accepted")
+	}
+}

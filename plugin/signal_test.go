@@ -1,0 +1,8 @@
+package plugin
+
+import (
+	"os"
+	"syscall"
+)
+
+func syscallSIGTERM() os.Signal { return syscall.SIGTERM }
