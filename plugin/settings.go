@@ -109,6 +109,17 @@ func LoadSettings() (Settings, error) {
 	return s, nil
 }
 
+// DefaultSettings returns the settings with every default applied and
+// nothing else set.
+func DefaultSettings() Settings {
+	var s Settings
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetString(v.Type().Field(i).Tag.Get("default"))
+	}
+	return s
+}
+
 // SettingInfo describes one setting for documentation.
 type SettingInfo struct {
 	Name, Env, Default, Description string

@@ -81,8 +81,7 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		if cerr := cl.run(ctx); cerr != nil {
 			p.log.WithError(cerr).Warn("could not remove the failed sauce connect container")
 		}
-		var ex *ExitedError
-		if !errors.As(err, &ex) || errors.Is(err, errPermanent) || attempt > p.cfg.Retries {
+		if !retryable(err) || attempt > p.cfg.Retries {
 			return nil, err
 		}
 		wait := min(time.Second<<(attempt-1), 10*time.Second)
@@ -100,6 +99,17 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 
 // errPermanent marks an SC exit that a retry cannot fix.
 var errPermanent = errors.New("not retried")
+
+// retryable reports whether a failed attempt may be fixed by starting SC
+// again: SC exited early, for a reason other than rejected credentials or a
+// configuration it refused.
+func retryable(err error) bool {
+	var (
+		ex    *ExitedError
+		creds *CredentialsError
+	)
+	return errors.As(err, &ex) && !errors.As(err, &creds) && !errors.Is(err, errPermanent)
+}
 
 // attempt creates and starts one SC container and waits until it is ready.
 // Whatever it creates is registered in cl before anything can fail.
@@ -122,14 +132,16 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, owner *eng
 		return nil, err
 	}
 
-	hint := make(chan struct{}, 1)
-	logsDone := p.followLogs(wctx, id, foreground || p.cfg.Debug, hint)
 	if err := p.eng.StartContainer(ctx, id); err != nil {
 		if pl.Publish != nil && pl.Publish.Port != 0 {
 			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", err, pl.Publish.Port)
 		}
 		return nil, err
 	}
+	// Follow only once started: the engine ends a follow of a created
+	// container at once. The stream replays the log from its start.
+	hint := make(chan struct{}, 1)
+	logsDone := p.followLogs(wctx, id, foreground || p.cfg.Debug, hint)
 	sc, err := p.eng.InspectContainer(ctx, id)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,369 @@
+package plugin_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/internal/testenv"
+)
+
+// accessKey is distinctive so that any leak is found by searching for it.
+const accessKey = "AK-7f3e-LEAKCHECK-91b2-d00d"
+
+var standin string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		e, err := engine.NewEnv(context.Background())
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				fmt.Fprintln(os.Stderr, "CI=true but no docker engine:", err)
+				return 1
+			}
+			fmt.Fprintln(os.Stderr, "skipping integration tests: no docker engine:", err)
+			return m.Run()
+		}
+		defer e.Close()
+		standin = "dsc-standin:it-" + testenv.Random(8)
+		remove, err := testenv.StandinImage(e, standin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build stand-in image:", err)
+			return 1
+		}
+		defer remove()
+		return m.Run()
+	}())
+}
+
+// harness runs the plugin in-process against the real engine and captures
+// everything it prints, through the same masking writer main uses.
+type harness struct {
+	t      *testing.T
+	eng    *engine.Engine
+	s      plugin.Settings
+	out    *bytes.Buffer
+	tunnel string
+}
+
+func newHarness(t *testing.T, env map[string]string) *harness {
+	t.Parallel()
+	e := testenv.Engine(t)
+	s := plugin.DefaultSettings()
+	s.Username, s.AccessKey = "alice", plugin.Secret(accessKey)
+	s.Image, s.Pull = standin, "never"
+	s.APIHostPort = "0"
+	s.ReadyTimeout = "20s"
+	s.StopTimeout = "5s"
+	tunnel := testenv.Name(t)
+	s.TunnelName = tunnel
+	knobs := `{"SAUCE_STANDIN_READY_DELAY":"300ms"`
+	for k, v := range env {
+		knobs += fmt.Sprintf(",%q:%q", k, v)
+	}
+	s.Env = knobs + "}"
+	h := &harness{t: t, eng: e, s: s, out: &bytes.Buffer{}, tunnel: tunnel}
+	t.Cleanup(func() {
+		testenv.AssertNoTunnel(t, e, tunnel)
+		if strings.Contains(h.out.String(), accessKey) {
+			t.Errorf("the access key appears in the output:\n%s", h.out.String())
+		}
+		if t.Failed() {
+			t.Logf("plugin output:\n%s", h.out.String())
+		}
+	})
+	return h
+}
+
+var outMu sync.Mutex
+
+func (h *harness) exec(ctx context.Context, action string) error {
+	h.t.Helper()
+	s := h.s
+	s.Action = action
+	c, err := s.Config(plugin.Pipeline{}, "test", "x")
+	if err != nil {
+		h.t.Fatalf("settings: %v", err)
+	}
+	m := plugin.NewMasker(accessKey)
+	w := m.Writer(lockedWriter{h.out})
+	defer w.Flush()
+	log := logrus.New()
+	log.SetOutput(w)
+	log.SetFormatter(plugin.LogFormatter("text"))
+	return plugin.Exec(ctx, c, h.eng, plugin.Options{Out: w, Masker: m, Log: log, DockerHost: h.eng.Host})
+}
+
+type lockedWriter struct{ b *bytes.Buffer }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return l.b.Write(p)
+}
+
+func (h *harness) output() string {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return h.out.String()
+}
+
+var hostAPI = regexp.MustCompile(`API for host steps: +(\S+)`)
+
+func (h *harness) hostURL() string {
+	m := hostAPI.FindStringSubmatch(h.output())
+	if m == nil {
+		h.t.Fatalf("no host API URL in the output")
+	}
+	return m[1]
+}
+
+func (h *harness) containers() []engine.Summary {
+	found, err := h.eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: h.tunnel})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return found
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestStartReuseStatusStop(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	if err := h.exec(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.output(), "tunnel "+h.tunnel+" is up in region us-west") {
+		t.Fatalf("no ready line")
+	}
+	if code := get(t, h.hostURL()+"/readyz"); code != 200 {
+		t.Fatalf("a later host step gets %d from /readyz", code)
+	}
+	first := h.containers()
+	if err := h.exec(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if again := h.containers(); len(again) != 1 || again[0].ID != first[0].ID || !strings.Contains(h.output(), "reusing it") {
+		t.Fatalf("a second start did not reuse the running tunnel: %v", again)
+	}
+	if err := h.exec(ctx, "status"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.output(), `"tunnel_name":"`+h.tunnel+`"`) {
+		t.Error("status does not show SC's /info")
+	}
+	if err := h.exec(ctx, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	if left := h.containers(); len(left) != 0 {
+		t.Fatalf("stop left %d container(s)", len(left))
+	}
+	if !strings.Contains(h.output(), "shutting down") {
+		t.Error("stop did not let SC drain (no shutdown line in its log)")
+	}
+}
+
+func TestDeadTunnelIsReplaced(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	if err := h.exec(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	old := h.containers()[0].ID
+	if _, err := h.eng.StopContainer(ctx, old, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.exec(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	now := h.containers()
+	if len(now) != 1 || now[0].ID == old {
+		t.Fatalf("the dead tunnel was not replaced by exactly one new one: %v", now)
+	}
+	if err := h.exec(ctx, "stop"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadCredentialsFailFastWithoutRetry(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "bad-credentials", "SAUCE_STANDIN_LEAK_KEY": "true"})
+	began := time.Now()
+	err := h.exec(context.Background(), "start")
+	var creds *plugin.CredentialsError
+	if !errors.As(err, &creds) || plugin.ExitCode(err) != plugin.ExitCredentials {
+		t.Fatalf("got %v, want a credentials error", err)
+	}
+	out := h.output()
+	if n := strings.Count(out, "+ docker run"); n != 1 {
+		t.Errorf("started SC %d times; bad credentials must not be retried", n)
+	}
+	if !strings.Contains(out, "401 Unauthorized") || !strings.Contains(out, "access-key=***") {
+		t.Errorf("the masked log tail is missing:\n%s", out)
+	}
+	if time.Since(began) > 5*time.Second {
+		t.Errorf("took %s to fail", time.Since(began))
+	}
+}
+
+func TestRetryableExitIsRetried(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "network-error"})
+	h.s.Retries = "1"
+	err := h.exec(context.Background(), "start")
+	var ex *plugin.ExitedError
+	if !errors.As(err, &ex) || ex.ExitCode != 1 || plugin.ExitCode(err) != plugin.ExitFailure {
+		t.Fatalf("got %v, want SC's exit after the retry", err)
+	}
+	if n := strings.Count(h.output(), "+ docker run"); n != 2 {
+		t.Errorf("started SC %d times, want 2 (one retry)", n)
+	}
+}
+
+func TestNeverReadyTimesOut(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "never-ready"})
+	h.s.ReadyTimeout = "1500ms"
+	err := h.exec(context.Background(), "start")
+	var to *plugin.TimeoutError
+	if !errors.As(err, &to) || plugin.ExitCode(err) != plugin.ExitTimeout {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	if !strings.Contains(err.Error(), "/readyz to answer 200") || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Errorf("the timeout does not say what it awaited and what it got: %v", err)
+	}
+}
+
+func TestSignalDuringWaitRemovesTheContainer(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "never-ready"})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		for !strings.Contains(h.output(), "+ docker run") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cancel(&plugin.SignalError{Signal: syscall.SIGTERM})
+	}()
+	err := h.exec(ctx, "start")
+	if plugin.ExitCode(err) != 128+int(syscall.SIGTERM) {
+		t.Fatalf("got %v (exit %d), want exit 143", err, plugin.ExitCode(err))
+	}
+}
+
+func TestStopWhenNothingRuns(t *testing.T) {
+	h := newHarness(t, nil)
+	if err := h.exec(context.Background(), "stop"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.output(), "nothing to stop") {
+		t.Errorf("no warning: %s", h.output())
+	}
+}
+
+func TestPullNeverWithMissingImage(t *testing.T) {
+	h := newHarness(t, nil)
+	h.s.Image = "dsc-missing:" + testenv.Random(8)
+	err := h.exec(context.Background(), "start")
+	if err == nil || !strings.Contains(err.Error(), "is not on the docker engine and pull is never") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(h.output(), "+ docker run") {
+		t.Error("a container was created")
+	}
+}
+
+func TestHostPortTaken(t *testing.T) {
+	h := newHarness(t, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	h.s.APIHostPort = fmt.Sprint(port)
+	err = h.exec(context.Background(), "start")
+	want := fmt.Sprintf("host port %d (127.0.0.1) is already in use; set api_host_port to a free port, or 0 to pick one", port)
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestForeignContainerWithTheName(t *testing.T) {
+	h := newHarness(t, nil)
+	name := "foreign-" + h.tunnel
+	ctx := context.Background()
+	id, err := h.eng.CreateContainer(ctx, engine.ContainerSpec{Name: name, Image: standin, Cmd: []string{"version"}, Labels: testenv.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.eng.RemoveContainer(ctx, id)
+	h.s.ContainerName = name
+	err = h.exec(ctx, "start")
+	if err == nil || !strings.Contains(err.Error(), "container name "+name+" is taken by a container this plugin did not start; set container_name") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := h.eng.InspectContainer(ctx, id); err != nil {
+		t.Errorf("the foreign container was touched: %v", err)
+	}
+}
+
+func TestRunModeEndsWhenSCCrashes(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "crash-after-ready", "SAUCE_STANDIN_CRASH_AFTER": "500ms"})
+	err := h.exec(context.Background(), "run")
+	if err == nil || !strings.Contains(err.Error(), "sauce connect exited with code 1 while the tunnel was up") {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(h.output(), "[sauce-connect]") {
+		t.Error("run mode did not stream SC's log")
+	}
+}
+
+func TestRunModeStopsGracefullyOnSignalAndMasksSCLog(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_LEAK_KEY": "true", "SAUCE_STANDIN_DRAIN": "300ms"})
+	h.s.LogsFile = t.TempDir() + "/sc.log"
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.exec(ctx, "run") }()
+	deadline := time.After(15 * time.Second)
+	for !strings.Contains(h.output(), " is up in region ") {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before ready: %v", err)
+		case <-deadline:
+			t.Fatal("not ready in time")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel(&plugin.SignalError{Signal: syscall.SIGINT})
+	if err := <-done; err != nil {
+		t.Fatalf("a graceful stop is success, got %v", err)
+	}
+	out := h.output()
+	if !strings.Contains(out, "[sauce-connect]") || !strings.Contains(out, "access-key=***") || !strings.Contains(out, "tunnel closed, bye") {
+		t.Errorf("SC's streamed log is missing, unmasked or was not drained:\n%s", out)
+	}
+	saved, err := os.ReadFile(h.s.LogsFile)
+	if err != nil || !strings.Contains(string(saved), "access-key=***") || strings.Contains(string(saved), accessKey) {
+		t.Errorf("logs_file is missing or unmasked (%v):\n%s", err, saved)
+	}
+}
