@@ -115,6 +115,11 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	default:
 		bad("action", "%q is not an action; use start, stop, run or status", s.Action)
 	}
+	if c.Action == ActionStart && p.Platform() == PlatformGitHub && p.StateTunnelName != "" {
+		// GitHub runs the post-entrypoint with the main step's saved state:
+		// that run is the post step, which stops what the main step started.
+		c.Action = ActionStop
+	}
 
 	c.Username = strings.TrimSpace(s.Username)
 	c.AccessKey = strings.TrimSpace(s.AccessKey.Value())

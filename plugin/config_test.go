@@ -69,6 +69,7 @@ func TestFallbacks(t *testing.T) {
 	t.Setenv("SAUCE_ACCESS_KEY", "from-env")
 	t.Setenv("INPUT_REGION", "eu")
 	t.Setenv("INPUT_TUNNEL_NAME", "from-input")
+	t.Setenv("INPUT_IMAGE", "mirror.example/sc:5")
 	s, err := LoadSettings()
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func TestFallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Username != "bob" || c.AccessKey != "from-env" || c.Region != "eu-central" || c.TunnelName != "from-input" {
+	if c.Username != "bob" || c.AccessKey != "from-env" || c.Region != "eu-central" || c.TunnelName != "from-input" || c.Image != "mirror.example/sc:5" {
 		t.Errorf("fallbacks not applied: %s %s %s", c.Username, c.Region, c.TunnelName)
 	}
 }

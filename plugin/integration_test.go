@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/internal/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // accessKey is distinctive so that any leak is found by searching for it.
@@ -29,6 +30,10 @@ var standin string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
+		flag.Parse()
+		if testing.Short() {
+			return m.Run()
+		}
 		e, err := engine.NewEnv(context.Background())
 		if err != nil {
 			if os.Getenv("CI") == "true" {
@@ -61,6 +66,9 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, env map[string]string) *harness {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
 	t.Parallel()
 	e := testenv.Engine(t)
 	s := plugin.DefaultSettings()

@@ -89,16 +89,16 @@ func LoadSettings() (Settings, error) {
 	v := reflect.ValueOf(&s).Elem()
 	t := v.Type()
 	for i := range t.NumField() {
-		f := v.Field(i)
-		if strings.TrimSpace(f.String()) != "" {
+		key := t.Field(i).Tag.Get("envconfig")
+		if strings.TrimSpace(os.Getenv(key)) != "" {
 			continue
 		}
-		key := t.Field(i).Tag.Get("envconfig")
+		// Unset or empty: an INPUT_<NAME>, else the default.
 		val := os.Getenv("INPUT_" + strings.TrimPrefix(key, "PLUGIN_"))
 		if strings.TrimSpace(val) == "" {
 			val = t.Field(i).Tag.Get("default")
 		}
-		f.SetString(val)
+		v.Field(i).SetString(val)
 	}
 	if strings.TrimSpace(s.Username) == "" {
 		s.Username = os.Getenv("SAUCE_USERNAME")

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ var Labels = map[string]string{LabelTest: "true"}
 // Root is the repository root.
 func Root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 // Engine connects to the real engine. Without one the test is skipped,
@@ -149,3 +150,81 @@ func AssertNoTunnel(tb testing.TB, e *engine.Engine, tunnel string) {
 		tb.Errorf("%d container(s) of tunnel %s were left behind: %v", len(found), tunnel, found[0].Names)
 	}
 }
+
+// Ran is the result of a container run by RunContainer.
+type Ran struct {
+	ExitCode int
+	Logs     string
+}
+
+// RunContainer runs a container to its end, like `docker run`, and returns
+// its exit code and log. It removes the container unless the engine does
+// (AutoRemove). The container gets the test label.
+func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec, timeout time.Duration) (Ran, error) {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	for k, v := range Labels {
+		s.Labels[k] = v
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	events, _ := e.WatchContainer(ctx, s.Name)
+	id, err := e.CreateContainer(ctx, s)
+	if id != "" && !s.AutoRemove {
+		defer func() {
+			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer rcancel()
+			_ = e.RemoveContainer(rctx, id)
+		}()
+	}
+	if err != nil {
+		return Ran{}, err
+	}
+	if err := e.StartContainer(ctx, id); err != nil {
+		return Ran{}, err
+	}
+	logs := &lockedBuilder{b: &strings.Builder{}}
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		_ = e.ContainerLogs(ctx, id, engine.LogsOptions{Follow: true}, logs, logs)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return Ran{Logs: logs.String()}, fmt.Errorf("container %s did not finish within %s", s.Name, timeout)
+		case ev, ok := <-events:
+			if !ok {
+				return Ran{Logs: logs.String()}, fmt.Errorf("event stream of %s ended", s.Name)
+			}
+			if ev.Action == "die" {
+				select {
+				case <-logsDone:
+				case <-time.After(5 * time.Second):
+				}
+				return Ran{ExitCode: ev.ExitCode, Logs: logs.String()}, nil
+			}
+		}
+	}
+}
+
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Socket is the bind mount that gives a container the host's Docker engine.
+var Socket = engine.Mount{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}

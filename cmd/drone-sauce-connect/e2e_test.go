@@ -1,0 +1,379 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
+)
+
+// accessKey is distinctive so that any leak is found by searching for it.
+const accessKey = "AK-e2e-0f9d-LEAKCHECK-77aa"
+
+var (
+	eng         *engine.Engine
+	pluginImage string
+	standin     string
+	binary      string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		flag.Parse()
+		if testing.Short() {
+			return m.Run()
+		}
+		var err error
+		eng, err = engine.NewEnv(context.Background())
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				fmt.Fprintln(os.Stderr, "CI=true but no docker engine:", err)
+				return 1
+			}
+			fmt.Fprintln(os.Stderr, "skipping end-to-end tests: no docker engine:", err)
+			return 0
+		}
+		defer eng.Close()
+		dir, err := os.MkdirTemp("", "dsc-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if binary, err = testenv.GoBuild("cmd/drone-sauce-connect", dir, "drone-sauce-connect"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		run := testenv.Random(8)
+		pluginImage, standin = "dsc-plugin:e2e-"+run, "dsc-standin:e2e-"+run
+		rmPlugin, err := testenv.PluginImage(eng, pluginImage)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build plugin image:", err)
+			return 1
+		}
+		defer rmPlugin()
+		rmStandin, err := testenv.StandinImage(eng, standin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build stand-in image:", err)
+			return 1
+		}
+		defer rmStandin()
+		return m.Run()
+	}())
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+}
+
+// pluginEnv is what every step of a pipeline gives the plugin.
+func pluginEnv(extra ...string) []engine.EnvVar {
+	env := []engine.EnvVar{
+		{Name: "PLUGIN_USERNAME", Value: "alice"},
+		{Name: "PLUGIN_ACCESS_KEY", Value: accessKey},
+		{Name: "PLUGIN_IMAGE", Value: standin},
+		{Name: "PLUGIN_PULL", Value: "never"},
+		{Name: "PLUGIN_ENV", Value: `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`},
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env = append(env, engine.EnvVar{Name: extra[i], Value: extra[i+1]})
+	}
+	return env
+}
+
+func noKey(t *testing.T, what, out string) {
+	t.Helper()
+	if strings.Contains(out, accessKey) {
+		t.Errorf("the access key appears in %s:\n%s", what, out)
+	}
+}
+
+func step(t *testing.T, name string, s engine.ContainerSpec) testenv.Ran {
+	t.Helper()
+	ran, err := testenv.RunContainer(context.Background(), eng, s, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("%s step: %v\n%s", name, err, ran.Logs)
+	}
+	noKey(t, name+" step's log", ran.Logs)
+	if ran.ExitCode != 0 {
+		t.Fatalf("%s step exited with %d:\n%s", name, ran.ExitCode, ran.Logs)
+	}
+	return ran
+}
+
+// TestDronePipelines runs the plugin image as the Drone docker runner runs a
+// step (on a per-build bridge network, the step name as alias, the socket
+// mounted, DRONE_* set), then a later container step that reaches
+// http://sauce-connect:8032/readyz, then the stop step. Two pipelines run at
+// once on the engine; both must pass and both must leave nothing behind.
+func TestDronePipelines(t *testing.T) {
+	skipShort(t)
+	for i := range 2 {
+		t.Run(fmt.Sprintf("pipeline-%d", i), func(t *testing.T) {
+			t.Parallel()
+			repo, build := "e2e/"+testenv.Random(6), fmt.Sprint(100+i)
+			tunnel := strings.ReplaceAll(repo, "/", "-") + "-" + build + "-default"
+			netName := "drone-" + testenv.Random(12)
+			ctx := context.Background()
+			if _, err := eng.CreateNetwork(ctx, netName, testenv.Labels); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = eng.RemoveNetwork(ctx, netName) })
+			droneEnv := []string{"CI", "true", "DRONE", "true", "DRONE_REPO", repo, "DRONE_BUILD_NUMBER", build,
+				"DRONE_STAGE_NAME", "default", "DRONE_DOCKER_NETWORK_ID", netName}
+			stepSpec := func(name string, env ...string) engine.ContainerSpec {
+				return engine.ContainerSpec{
+					Name: netName + "-" + name, Image: pluginImage, Mounts: []engine.Mount{testenv.Socket},
+					Env:      pluginEnv(append(append([]string{}, droneEnv...), append([]string{"DRONE_STEP_NAME", name}, env...)...)...),
+					Networks: []engine.NetworkAttachment{{Network: netName, Aliases: []string{name}}},
+				}
+			}
+			start := step(t, "sauce-connect start", stepSpec("sauce"))
+			if !strings.Contains(start.Logs, "API for container steps: http://sauce-connect:8032") {
+				t.Errorf("the start step does not name the alias URL:\n%s", start.Logs)
+			}
+			if strings.Contains(start.Logs, "-p 127.0.0.1") {
+				t.Errorf("a Drone step published a host port (pipelines would fight over it):\n%s", start.Logs)
+			}
+			step(t, "later", engine.ContainerSpec{
+				Name: netName + "-tests", Image: standin, Cmd: []string{"ready"},
+				Env:      []engine.EnvVar{{Name: "SAUCE_API_ADDRESS", Value: "sauce-connect:8032"}},
+				Networks: []engine.NetworkAttachment{{Network: netName, Aliases: []string{"tests"}}},
+			})
+			stop := step(t, "stop", stepSpec("stop", "PLUGIN_ACTION", "stop"))
+			if !strings.Contains(stop.Logs, "stopped and removed") {
+				t.Errorf("stop did not stop the tunnel:\n%s", stop.Logs)
+			}
+			testenv.AssertNoTunnel(t, eng, tunnel)
+			if err := eng.RemoveNetwork(ctx, netName); err != nil {
+				t.Errorf("the runner's network removal would fail: %v", err)
+			}
+		})
+	}
+}
+
+// TestGitHubAction runs the plugin image as the GitHub runner runs a
+// container action in a job without a job container (--rm, default bridge,
+// socket and file-command folder mounted, INPUT_* only, as `uses: docker://`
+// passes them): a host step reaches the published API, then the post step
+// (which sees the saved STATE_*) removes the tunnel.
+func TestGitHubAction(t *testing.T) {
+	skipShort(t)
+	files := t.TempDir()
+	if err := os.Chmod(files, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	runID := testenv.Random(10)
+	gh := []engine.EnvVar{
+		{Name: "CI", Value: "true"}, {Name: "GITHUB_ACTIONS", Value: "true"},
+		{Name: "GITHUB_REPOSITORY", Value: "acme/web"}, {Name: "GITHUB_RUN_ID", Value: runID},
+		{Name: "GITHUB_RUN_ATTEMPT", Value: "1"}, {Name: "GITHUB_JOB", Value: "browser-tests"},
+		{Name: "GITHUB_OUTPUT", Value: "/github/file_commands/output"},
+		{Name: "GITHUB_STATE", Value: "/github/file_commands/state"},
+		{Name: "GITHUB_STEP_SUMMARY", Value: "/github/file_commands/summary"},
+		{Name: "INPUT_USERNAME", Value: "alice"}, {Name: "INPUT_ACCESS_KEY", Value: accessKey},
+		{Name: "INPUT_IMAGE", Value: standin}, {Name: "INPUT_PULL", Value: "never"},
+		{Name: "INPUT_API_HOST_PORT", Value: "0"},
+		{Name: "INPUT_ENV", Value: `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`},
+	}
+	mounts := []engine.Mount{testenv.Socket, {Source: files, Target: "/github/file_commands"}}
+	main := step(t, "action", engine.ContainerSpec{Name: "gh-" + runID, Image: pluginImage, Env: gh, Mounts: mounts, AutoRemove: true})
+	outputs := readKV(t, filepath.Join(files, "output"))
+	hostURL := outputs["host_api_url"]
+	if !strings.HasPrefix(hostURL, "http://127.0.0.1:") || outputs["tunnel_name"] != "acme-web-"+runID+"-1-browser-tests" || outputs["region"] != "us-west" {
+		t.Fatalf("outputs: %v\n%s", outputs, main.Logs)
+	}
+	if code := get(t, hostURL+"/readyz"); code != 200 {
+		t.Fatalf("a host step gets %d from %s/readyz", code, hostURL)
+	}
+	summary, _ := os.ReadFile(filepath.Join(files, "summary"))
+	if !strings.Contains(string(summary), "| Tunnel | `"+outputs["tunnel_name"]+"` |") {
+		t.Errorf("step summary: %s", summary)
+	}
+	state := readKV(t, filepath.Join(files, "state"))
+	post := append(append([]engine.EnvVar{}, gh...), engine.EnvVar{Name: "STATE_TUNNEL_NAME", Value: state["TUNNEL_NAME"]})
+	ran := step(t, "post", engine.ContainerSpec{Name: "gh-post-" + runID, Image: pluginImage, Env: post, Mounts: mounts, AutoRemove: true})
+	if !strings.Contains(ran.Logs, "stopped and removed") {
+		t.Errorf("the post step did not stop the tunnel:\n%s", ran.Logs)
+	}
+	testenv.AssertNoTunnel(t, eng, outputs["tunnel_name"])
+	for _, f := range []string{"output", "state", "summary"} {
+		b, _ := os.ReadFile(filepath.Join(files, f))
+		noKey(t, f, string(b))
+	}
+}
+
+func readKV(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// proc is the plugin binary running on the host, as a local user or a
+// host step runs it.
+type proc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func startBinary(t *testing.T, env ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary)}
+	p.cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=alice", "PLUGIN_ACCESS_KEY="+accessKey, "PLUGIN_IMAGE="+standin,
+		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", `PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":"300ms"}`)
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	err := p.cmd.Wait()
+	noKey(t, "the plugin's output", p.output())
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+func (p *proc) waitFor(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.output(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output:\n%s", text, p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var hostAPI = regexp.MustCompile(`API for host steps: +(\S+)`)
+
+func TestHostBinaryStartAndStop(t *testing.T) {
+	skipShort(t)
+	tunnel := "host-" + testenv.Random(8)
+	start := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel)
+	if code := start.wait(t); code != 0 {
+		t.Fatalf("start exited %d:\n%s", code, start.output())
+	}
+	m := hostAPI.FindStringSubmatch(start.output())
+	if m == nil {
+		t.Fatalf("no host URL:\n%s", start.output())
+	}
+	if code := get(t, m[1]+"/readyz"); code != 200 {
+		t.Fatalf("a later host step gets %d", code)
+	}
+	stop := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel, "PLUGIN_ACTION=stop")
+	if code := stop.wait(t); code != 0 {
+		t.Fatalf("stop exited %d:\n%s", code, stop.output())
+	}
+	testenv.AssertNoTunnel(t, eng, tunnel)
+}
+
+func TestBinarySignalDuringWait(t *testing.T) {
+	skipShort(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			tunnel := "sig-" + testenv.Random(8)
+			p := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel, `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"never-ready"}`)
+			p.waitFor(t, "+ docker run")
+			time.Sleep(300 * time.Millisecond)
+			_ = p.cmd.Process.Signal(sig)
+			if code := p.wait(t); code != 128+int(sig) {
+				t.Errorf("exit code %d, want %d:\n%s", code, 128+int(sig), p.output())
+			}
+			testenv.AssertNoTunnel(t, eng, tunnel)
+		})
+	}
+}
+
+func TestBinaryRunModeSIGINT(t *testing.T) {
+	skipShort(t)
+	tunnel := "run-" + testenv.Random(8)
+	p := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel, "PLUGIN_ACTION=run", `PLUGIN_ENV={"SAUCE_STANDIN_LEAK_KEY":"true"}`)
+	p.waitFor(t, " is up in region ")
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("a graceful stop exited %d:\n%s", code, p.output())
+	}
+	if !strings.Contains(p.output(), "tunnel closed, bye") || !strings.Contains(p.output(), "access-key=***") {
+		t.Errorf("SC was not drained, or its log not masked:\n%s", p.output())
+	}
+	testenv.AssertNoTunnel(t, eng, tunnel)
+}
+
+func TestBinaryInvalidSettings(t *testing.T) {
+	skipShort(t)
+	p := startBinary(t, "PLUGIN_REGION=mars", "PLUGIN_READY_TIMEOUT=forever", "PLUGIN_TUNNEL_NAME=bad-"+testenv.Random(6))
+	if code := p.wait(t); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	lines := bufio.NewScanner(strings.NewReader(p.output()))
+	var got []string
+	for lines.Scan() {
+		got = append(got, lines.Text())
+	}
+	want := []string{
+		`drone-sauce-connect: invalid setting region (PLUGIN_REGION): "mars" is not a Sauce Labs region; use us-west, us-east or eu-central`,
+		`invalid setting ready_timeout (PLUGIN_READY_TIMEOUT): "forever" is not a positive duration; use e.g. 90s, 3m or 1h`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
