@@ -156,7 +156,7 @@ func TestSCArgs(t *testing.T) {
 	for in, want := range map[string][]string{
 		`["--log-http=api:url", "--dns-server", "1.1.1.1"]`: {"--log-http=api:url", "--dns-server", "1.1.1.1"},
 		"--log-http=api:url --dns-timeout 5s":               {"--log-http=api:url", "--dns-timeout", "5s"},
-		"--tunnel-domains=a.com,b.com,--log-level=debug":     {"--tunnel-domains=a.com,b.com", "--log-level=debug"},
+		"--tunnel-domains=a.com,b.com,--log-level=debug":    {"--tunnel-domains=a.com,b.com", "--log-level=debug"},
 	} {
 		got, err := parseArgs(in)
 		if err != nil || !cmp.Equal(got, want) {
