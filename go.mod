@@ -9,6 +9,7 @@ require (
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
 	github.com/sirupsen/logrus v1.10.2
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -1,0 +1,234 @@
+package plugin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+)
+
+const pluginImageName = "drone-sauce-connect/drone-sauce-connect"
+
+func knownSettings() map[string]bool {
+	known := map[string]bool{}
+	for _, s := range SettingsTable() {
+		known[s.Name] = true
+	}
+	return known
+}
+
+func readYAML(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s does not parse: %v", path, err)
+	}
+	return doc
+}
+
+// walk calls f on every map in the document.
+func walk(v any, f func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		f(x)
+		for _, c := range x {
+			walk(c, f)
+		}
+	case []any:
+		for _, c := range x {
+			walk(c, f)
+		}
+	}
+}
+
+func checkSettings(t *testing.T, file string, settings any) {
+	t.Helper()
+	m, ok := settings.(map[string]any)
+	if !ok || len(m) == 0 {
+		t.Errorf("%s: a plugin step has no settings", file)
+		return
+	}
+	known := knownSettings()
+	for k := range m {
+		if !known[k] {
+			t.Errorf("%s: %q is not a setting the plugin knows", file, k)
+		}
+	}
+}
+
+// TestPipelineExamples checks that the README's pipeline files parse and
+// use only settings the plugin knows, with a stop step that always runs.
+func TestPipelineExamples(t *testing.T) {
+	t.Run("drone", func(t *testing.T) {
+		doc := readYAML(t, "testdata/pipelines/drone.yml")
+		var steps, stops int
+		walk(doc, func(m map[string]any) {
+			if img, _ := m["image"].(string); strings.HasPrefix(img, pluginImageName) {
+				steps++
+				checkSettings(t, "drone.yml", m["settings"])
+				if s, _ := m["settings"].(map[string]any); s["action"] == "stop" {
+					stops++
+					if fmt.Sprint(m["when"]) != "map[status:[success failure]]" {
+						t.Errorf("the stop step must run on success and failure, has when: %v", m["when"])
+					}
+				}
+			}
+		})
+		if steps != 2 || stops != 1 {
+			t.Errorf("want a start and a stop step, found %d plugin steps, %d stop", steps, stops)
+		}
+	})
+	t.Run("harness", func(t *testing.T) {
+		doc := readYAML(t, "testdata/pipelines/harness.yml")
+		var steps, stops int
+		walk(doc, func(m map[string]any) {
+			spec, _ := m["spec"].(map[string]any)
+			if m["type"] == "Plugin" && spec != nil && strings.HasPrefix(fmt.Sprint(spec["image"]), pluginImageName) {
+				steps++
+				checkSettings(t, "harness.yml", spec["settings"])
+				if s, _ := spec["settings"].(map[string]any); s["action"] == "stop" {
+					stops++
+					if fmt.Sprint(m["when"]) != "map[stageStatus:All]" {
+						t.Errorf("the stop step must run whatever the stage status, has when: %v", m["when"])
+					}
+				}
+			}
+		})
+		if steps != 2 || stops != 1 {
+			t.Errorf("want a start and a stop step, found %d plugin steps, %d stop", steps, stops)
+		}
+	})
+	t.Run("github", func(t *testing.T) {
+		doc := readYAML(t, "testdata/pipelines/github.yml")
+		var steps int
+		walk(doc, func(m map[string]any) {
+			if uses, _ := m["uses"].(string); strings.Contains(uses, pluginImageName) {
+				steps++
+				checkSettings(t, "github.yml", m["with"])
+			}
+		})
+		if steps != 3 {
+			t.Errorf("found %d plugin steps, want 3", steps)
+		}
+	})
+}
+
+// TestActionInputsAreTheSettings keeps action.yml in step with the settings.
+func TestActionInputsAreTheSettings(t *testing.T) {
+	doc := readYAML(t, "action.yml")
+	inputs, _ := doc["inputs"].(map[string]any)
+	runs, _ := doc["runs"].(map[string]any)
+	env, _ := runs["env"].(map[string]any)
+	var names, wantEnv, gotEnv []string
+	for _, s := range SettingsTable() {
+		names = append(names, s.Name)
+		wantEnv = append(wantEnv, fmt.Sprintf("%s=${{ inputs.%s }}", s.Env, s.Name))
+	}
+	var gotInputs []string
+	for k := range inputs {
+		gotInputs = append(gotInputs, k)
+	}
+	for k, v := range env {
+		gotEnv = append(gotEnv, fmt.Sprintf("%s=%v", k, v))
+	}
+	sort.Strings(names)
+	sort.Strings(gotInputs)
+	sort.Strings(wantEnv)
+	sort.Strings(gotEnv)
+	if diff := cmp.Diff(names, gotInputs); diff != "" {
+		t.Errorf("action.yml inputs (-settings +inputs):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
+		t.Errorf("action.yml runs.env (-want +got):\n%s", diff)
+	}
+	if runs["using"] != "docker" || runs["post-if"] != "always()" || !strings.HasPrefix(fmt.Sprint(runs["image"]), "docker://"+pluginImageName) {
+		t.Errorf("runs: %v", runs)
+	}
+}
+
+// settingsMarkdown renders the README's settings table.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| Setting | Variable | Default | Description |\n|---|---|---|---|\n")
+	for _, s := range SettingsTable() {
+		def := "—"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.Name, s.Env, def, s.Description)
+	}
+	return b.String()
+}
+
+// TestReadmeSettingsTable keeps the README's table equal to the code's
+// settings; go test ./plugin -update rewrites it.
+func TestReadmeSettingsTable(t *testing.T) {
+	const begin, end = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+	path := filepath.Join("..", "README.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q … %q markers", begin, end)
+	}
+	got, want := readme[i+len(begin):j], settingsMarkdown()
+	if *update {
+		readme = readme[:i+len(begin)] + want + readme[j:]
+		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got = want
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("README settings table is out of date (go test ./plugin -update):\n%s", diff)
+	}
+}
+
+// TestReadmeExamplesAreThePipelineFiles keeps the README's examples equal to
+// testdata/pipelines; go test ./plugin -update rewrites them.
+func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
+	path := filepath.Join("..", "README.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, name := range []string{"drone.yml", "harness.yml", "github.yml"} {
+		begin, end := "<!-- example:"+name+" -->\n", "<!-- /example -->"
+		i := strings.Index(readme, begin)
+		j := strings.Index(readme[max(i, 0):], end) + max(i, 0)
+		if i < 0 || j < i {
+			t.Fatalf("README.md lacks the %s example markers", name)
+		}
+		file, err := os.ReadFile(filepath.Join("..", "testdata", "pipelines", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "```yaml\n" + string(file) + "```\n"
+		got := readme[i+len(begin) : j]
+		if *update {
+			readme = readme[:i+len(begin)] + want + readme[j:]
+			got = want
+		}
+		if got != want {
+			t.Errorf("the README's %s example differs from testdata/pipelines/%s (go test ./plugin -update)", name, name)
+		}
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
