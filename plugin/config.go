@@ -24,6 +24,8 @@ const (
 	ActionStop   Action = "stop"
 	ActionRun    Action = "run"
 	ActionStatus Action = "status"
+	// ActionReap is the watchdog's: it is set by the plugin, not by users.
+	ActionReap Action = "reap"
 )
 
 // Config is the validated, typed form of Settings.
@@ -60,6 +62,9 @@ type Config struct {
 	NetworkMode  string
 	Network      string
 
+	Cleanup     string
+	MaxLifetime time.Duration
+
 	ReadyTimeout time.Duration
 	StopTimeout  time.Duration
 	Retries      int
@@ -70,6 +75,14 @@ type Config struct {
 	LogFormat     string
 
 	Pipeline Pipeline
+	Watchdog Watchdog
+}
+
+// Watchdog is what a watchdog watches (action reap).
+type Watchdog struct {
+	Anchor   string
+	Target   string
+	Deadline time.Time
 }
 
 // RegistryPassword returns the registry password, or "".
@@ -111,7 +124,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
-	case ActionStart, ActionStop, ActionRun, ActionStatus:
+	case ActionStart, ActionStop, ActionRun, ActionStatus, ActionReap:
 	default:
 		bad("action", "%q is not an action; use start, stop, run or status", s.Action)
 	}
@@ -238,6 +251,10 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 		bad("network", "cannot be combined with network_mode: host; choose one")
 	}
 
+	c.Cleanup = oneOf(s.Cleanup, "cleanup", bad, "auto", "stop-step-only")
+	if strings.TrimSpace(s.MaxLifetime) != "" {
+		c.MaxLifetime = parseDuration(s.MaxLifetime, "max_lifetime", bad)
+	}
 	c.ReadyTimeout = parseDuration(s.ReadyTimeout, "ready_timeout", bad)
 	c.StopTimeout = parseDuration(s.StopTimeout, "stop_timeout", bad)
 	if n, err := strconv.Atoi(strings.TrimSpace(s.Retries)); err != nil || n < 0 {
@@ -254,6 +271,15 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	c.LogsFile = strings.TrimSpace(s.LogsFile)
 	c.LogFormat = oneOf(s.LogFormat, "log_format", bad, "text", "json")
+
+	if c.Action == ActionReap {
+		w := p.Watchdog
+		deadline, err := strconv.ParseInt(w.Deadline, 10, 64)
+		if w.Target == "" || err != nil {
+			probs = append(probs, "action reap is the watchdog's own and needs DSC_WATCHDOG_TARGET and DSC_WATCHDOG_DEADLINE; use start, stop, run or status")
+		}
+		c.Watchdog = Watchdog{Anchor: w.Anchor, Target: w.Target, Deadline: time.Unix(deadline, 0)}
+	}
 
 	if len(probs) > 0 {
 		return c, &SettingsError{Problems: probs}

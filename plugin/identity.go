@@ -49,6 +49,9 @@ type Pipeline struct {
 	StateTunnelName string `envconfig:"STATE_TUNNEL_NAME"`
 
 	KubernetesServiceHost string `envconfig:"KUBERNETES_SERVICE_HOST"`
+
+	// Watchdog is set by the plugin itself on its watchdog container.
+	Watchdog WatchdogArgs
 }
 
 // Platform tells which CI system set the variables.

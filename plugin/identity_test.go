@@ -19,9 +19,9 @@ func TestTunnelNameFromPipeline(t *testing.T) {
 		{"injection", Pipeline{Drone: "true", DroneRepo: "a/b; rm -rf /", DroneBuildNumber: "1", DroneStageName: "$(x)"}, "a-b-rm-rf-1-x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Settings{Action: "stop", Region: "us", Image: "i", Pull: "never", APIPort: "8032", APIHostPort: "0", APIBind: "127.0.0.1",
-				Publish: "auto", NetworkAlias: "sauce-connect", ReadyTimeout: "1m", StopTimeout: "1s", Retries: "0", TunnelPool: "false", Debug: "false",
-				LogLevel: "info", LogFormat: "text"}.Config(tc.p, "buildhost", "0badcafe")
+			s := DefaultSettings()
+			s.Action = "stop"
+			c, err := s.Config(tc.p, "buildhost", "0badcafe")
 			if err != nil {
 				t.Fatal(err)
 			}

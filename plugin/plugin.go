@@ -29,6 +29,7 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string) error
 	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
 	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
+	Disconnect(ctx context.Context, network, id string) error
 }
 
 var _ Engine = (*engine.Engine)(nil)
@@ -71,6 +72,8 @@ func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
 		return p.stop(ctx)
 	case ActionStatus:
 		return p.status(ctx)
+	case ActionReap:
+		return p.reap(ctx)
 	default:
 		return fmt.Errorf("unknown action %q", c.Action)
 	}

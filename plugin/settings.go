@@ -32,7 +32,7 @@ func (s Secret) Value() string { return string(s) }
 // and Config can report every problem at once. The tags are the public
 // contract: the README's settings table is checked against them.
 type Settings struct {
-	Action string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status"`
+	Action string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status; reap is the watchdog's own"`
 
 	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`
@@ -66,6 +66,9 @@ type Settings struct {
 	NetworkAlias string `envconfig:"PLUGIN_NETWORK_ALIAS" default:"sauce-connect" desc:"DNS name of the tunnel on user-defined networks, for later container steps"`
 	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow)"`
 	Network      string `envconfig:"PLUGIN_NETWORK" desc:"an extra network to attach SC to, by name"`
+
+	Cleanup     string `envconfig:"PLUGIN_CLEANUP" default:"auto" desc:"auto (a watchdog removes the tunnel when the pipeline ends, even without a stop step) or stop-step-only"`
+	MaxLifetime string `envconfig:"PLUGIN_MAX_LIFETIME" desc:"the longest the tunnel may live; default the runner's build timeout (Drone io.drone.expires / io.drone.ttl), else 3h"`
 
 	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included"`
 	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed"`

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"fmt"
-	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,11 +37,17 @@ type Placement struct {
 	Publish *engine.HostPort
 	// ConfigSource is the host path of config_file, when one is given.
 	ConfigSource string
+	// Deadline is when the tunnel expires (the expires label).
+	Deadline time.Time
+	// Labels are the runner's teardown labels to copy (see PlatformLabels).
+	Labels map[string]string
 }
 
 // ContainerSpec turns the settings and the placement into the SC container.
 // It is pure: the same inputs give the same spec, which is golden-tested.
 func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
+	labels := Labels(c, now, pl.Deadline, pl.Labels)
+	labels[LabelRole] = RoleTunnel
 	env := []engine.EnvVar{
 		{Name: "SAUCE_USERNAME", Value: c.Username},
 		{Name: "SAUCE_ACCESS_KEY", Value: c.AccessKey, Secret: true},
@@ -85,7 +90,7 @@ func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 		Image:       c.Image,
 		Cmd:         append([]string{"run"}, c.SCArgs...),
 		Env:         env,
-		Labels:      Labels(c, now),
+		Labels:      labels,
 		Port:        c.APIPort,
 		Publish:     pl.Publish,
 		NetworkMode: pl.NetworkMode,
@@ -94,12 +99,10 @@ func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 	}
 }
 
-// Labels are the labels of the SC container: the user's, then the plugin's.
-func Labels(c Config, now time.Time) map[string]string {
-	l := maps.Clone(c.Labels)
-	if l == nil {
-		l = map[string]string{}
-	}
+// Labels are the labels of what the plugin creates: the runner's teardown
+// labels, the user's, then the plugin's own (which nothing overrides).
+func Labels(c Config, now, expires time.Time, platform map[string]string) map[string]string {
+	l := mergeLabels(platform, c.Labels)
 	pipeline := c.Pipeline.ID()
 	if pipeline == "" {
 		pipeline = "local"
@@ -109,13 +112,18 @@ func Labels(c Config, now time.Time) map[string]string {
 	l[LabelPipeline] = sanitizeName(pipeline, 200)
 	l[LabelRunner] = string(c.Pipeline.Platform())
 	l[LabelCreated] = strconv.FormatInt(now.Unix(), 10)
-	l[LabelExpires] = strconv.FormatInt(now.Add(defaultLifetime).Unix(), 10)
+	l[LabelExpires] = strconv.FormatInt(expires.Unix(), 10)
 	return l
 }
 
-// tunnelLabels select the containers of one tunnel.
+// tunnelLabels select the SC containers of one tunnel.
 func tunnelLabels(tunnel string) map[string]string {
-	return map[string]string{LabelManaged: "true", LabelTunnel: tunnel}
+	return map[string]string{LabelManaged: "true", LabelTunnel: tunnel, LabelRole: RoleTunnel}
+}
+
+// watchdogLabels select the watchdogs of one tunnel.
+func watchdogLabels(tunnel string) map[string]string {
+	return map[string]string{LabelManaged: "true", LabelTunnel: tunnel, LabelRole: RoleWatchdog}
 }
 
 func boolEnv(b bool) string {

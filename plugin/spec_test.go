@@ -42,9 +42,8 @@ const testKey = "0a1b2c3d-placeholder-access-key"
 
 func specConfig(t *testing.T, s Settings, p Pipeline) Config {
 	t.Helper()
-	base := Settings{Action: "start", Username: "alice", AccessKey: testKey, Region: "us-west", Image: "saucelabs/sauce-connect:5",
-		Pull: "if-not-exists", APIPort: "8032", APIHostPort: "8032", APIBind: "127.0.0.1", Publish: "auto", NetworkAlias: "sauce-connect",
-		ReadyTimeout: "3m", StopTimeout: "30s", Retries: "3", TunnelPool: "false", Debug: "false", LogLevel: "info", LogFormat: "text"}
+	base := DefaultSettings()
+	base.Username, base.AccessKey = "alice", testKey
 	// Overlay the non-empty fields of s.
 	merged, _ := json.Marshal(base)
 	over, _ := json.Marshal(s)
@@ -69,7 +68,12 @@ func specConfig(t *testing.T, s Settings, p Pipeline) Config {
 func TestContainerSpecGolden(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	drone := Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "42", DroneStageName: "default"}
-	droneNet := &engine.Container{NetworkMode: "drone-abc", Networks: map[string]engine.Endpoint{"drone-abc": {IP: "172.18.0.2"}}}
+	droneNet := &engine.Container{
+		ID: "0123456789ab0123456789ab0123456789ab0123456789ab0123456789abcdef", Image: "drone-sauce-connect/drone-sauce-connect:1",
+		NetworkMode: "drone-abc", Networks: map[string]engine.Endpoint{"drone-abc": {IP: "172.18.0.2"}},
+		Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock", "/drone/src": "/var/lib/docker/volumes/v1/_data"},
+		Labels: map[string]string{"io.drone": "true", "io.drone.expires": "1795874400", "io.drone.build.number": "42", "org.opencontainers.image.title": "not copied"},
+	}
 	for _, tc := range []struct {
 		name  string
 		s     Settings
@@ -88,7 +92,9 @@ func TestContainerSpecGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := specConfig(t, tc.s, tc.p)
-			spec := ContainerSpec(c, Place(c, tc.owner), now)
+			pl := Place(c, tc.owner)
+			pl.Deadline, pl.Labels = Deadline(c, tc.owner, now), PlatformLabels(tc.owner)
+			spec := ContainerSpec(c, pl, now)
 			if !hasSecret(spec, "SAUCE_ACCESS_KEY", testKey) {
 				t.Fatalf("SC would not get the access key through its environment: %+v", spec.Env)
 			}
@@ -107,6 +113,14 @@ func TestContainerSpecGolden(t *testing.T) {
 			}
 			golden(t, "spec-"+tc.name+".json", string(js)+"\n")
 			golden(t, "trace-"+tc.name+".txt", trace+"\n")
+			if tc.owner != nil {
+				dog, ok := WatchdogSpec(c, *tc.owner, "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, "unix:///var/run/docker.sock")
+				if !ok {
+					t.Fatal("no watchdog for a container with the socket mounted")
+				}
+				js, _ := json.MarshalIndent(dog, "", "  ")
+				golden(t, "watchdog-"+tc.name+".json", string(js)+"\n")
+			}
 		})
 	}
 }

@@ -49,6 +49,7 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.sweep(ctx)
 	if t, err := p.reuse(ctx, owner, foreground); err != nil || t != nil {
 		if t != nil {
 			p.report(t)
@@ -56,6 +57,8 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		return t, err
 	}
 	pl := Place(p.cfg, owner)
+	pl.Deadline = Deadline(p.cfg, self, began)
+	pl.Labels = PlatformLabels(self)
 	if p.cfg.ConfigFile != "" {
 		if pl.ConfigSource, err = hostPath(self, p.cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("mount config_file: %w", err)
@@ -71,7 +74,7 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	var cl cleanup
 	deadline := began.Add(p.cfg.ReadyTimeout)
 	for attempt := 1; ; attempt++ {
-		t, err := p.attempt(ctx, &cl, pl, owner, deadline.Sub(p.opt.Now()), foreground)
+		t, err := p.attempt(ctx, &cl, pl, self, owner, deadline.Sub(p.opt.Now()), foreground)
 		if err == nil {
 			cl.forget()
 			t.readyIn = p.opt.Now().Sub(began)
@@ -113,7 +116,7 @@ func retryable(err error) bool {
 
 // attempt creates and starts one SC container and waits until it is ready.
 // Whatever it creates is registered in cl before anything can fail.
-func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
+func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
 	spec := ContainerSpec(p.cfg, pl, p.opt.Now())
 	fmt.Fprintln(p.opt.Out, Trace(spec))
 
@@ -132,6 +135,15 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, owner *eng
 		return nil, err
 	}
 
+	// The watchdog runs before SC starts, so that from here on even a kill -9
+	// of the plugin cannot leak a running tunnel. (Killed before this point,
+	// the plugin leaves at most a never-started container, which holds no
+	// tunnel and no network endpoint, and which the next start sweeps.)
+	if p.cfg.Cleanup == "auto" && self != nil && !foreground {
+		if err := p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.eng.StartContainer(ctx, id); err != nil {
 		if pl.Publish != nil && pl.Publish.Port != 0 {
 			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", err, pl.Publish.Port)

@@ -20,10 +20,19 @@ func (p *run) stop(ctx context.Context) error {
 	}
 	if len(found) == 0 {
 		p.log.Warnf("no tunnel named %s is running; nothing to stop", p.cfg.TunnelName)
-		return nil
 	}
 	for _, s := range found {
 		if err := p.shutdown(ctx, s.ID); err != nil {
+			return err
+		}
+	}
+	// The watchdog ends by itself once SC is gone; remove it all the same.
+	dogs, err := p.eng.ListContainers(ctx, watchdogLabels(p.cfg.TunnelName))
+	if err != nil {
+		return err
+	}
+	for _, d := range dogs {
+		if err := p.eng.RemoveContainer(ctx, d.ID); err != nil {
 			return err
 		}
 	}

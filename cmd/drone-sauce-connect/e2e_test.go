@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
@@ -105,9 +106,15 @@ func noKey(t *testing.T, what, out string) {
 	}
 }
 
+// step runs a pipeline step container to its end and requires exit 0. The
+// container is kept, as runners keep step containers until the pipeline
+// ends, unless the engine removes it (AutoRemove); drone.teardown removes it.
 func step(t *testing.T, name string, s engine.ContainerSpec) testenv.Ran {
 	t.Helper()
-	ran, err := testenv.RunContainer(context.Background(), eng, s, 2*time.Minute)
+	ran, err := testenv.RunContainer(context.Background(), eng, s, 2*time.Minute, true)
+	if ran.ID != "" && !s.AutoRemove {
+		t.Cleanup(func() { _ = eng.RemoveContainer(context.Background(), ran.ID) })
+	}
 	if err != nil {
 		t.Fatalf("%s step: %v\n%s", name, err, ran.Logs)
 	}
@@ -118,52 +125,146 @@ func step(t *testing.T, name string, s engine.ContainerSpec) testenv.Ran {
 	return ran
 }
 
-// TestDronePipelines runs the plugin image as the Drone docker runner runs a
-// step (on a per-build bridge network, the step name as alias, the socket
-// mounted, DRONE_* set), then a later container step that reaches
-// http://sauce-connect:8032/readyz, then the stop step. Two pipelines run at
-// once on the engine; both must pass and both must leave nothing behind.
+// drone plays the Drone docker runner for one pipeline: a per-build bridge
+// network, step containers on it (the step name as alias, the socket
+// mounted, DRONE_* set) kept until teardown, and the runner's teardown.
+type drone struct {
+	t           *testing.T
+	net         string
+	repo, build string
+	tunnel      string
+	steps       []string
+	networkGone bool
+}
+
+func newDrone(t *testing.T) *drone {
+	d := &drone{t: t, net: "drone-" + testenv.Random(12), repo: "e2e/" + testenv.Random(6), build: fmt.Sprint(100 + len(t.Name()))}
+	d.tunnel = strings.ReplaceAll(d.repo, "/", "-") + "-" + d.build + "-default"
+	if _, err := eng.CreateNetwork(context.Background(), d.net, testenv.Labels); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, id := range d.steps {
+			_ = eng.RemoveContainer(context.Background(), id)
+		}
+		testenv.AssertNoTunnel(t, eng, d.tunnel)
+		if err := eng.RemoveNetwork(context.Background(), d.net); err != nil {
+			n, _ := eng.InspectNetwork(context.Background(), d.net)
+			t.Errorf("the build network cannot be removed: %v; attached: %v", err, n.Containers)
+		}
+	})
+	return d
+}
+
+// spec is a plugin step; extra are more NAME, value pairs.
+func (d *drone) spec(name string, extra ...string) engine.ContainerSpec {
+	env := []string{"CI", "true", "DRONE", "true", "DRONE_REPO", d.repo, "DRONE_BUILD_NUMBER", d.build,
+		"DRONE_STAGE_NAME", "default", "DRONE_DOCKER_NETWORK_ID", d.net, "DRONE_STEP_NAME", name}
+	return engine.ContainerSpec{
+		Name: d.net + "-" + name, Image: pluginImage, Mounts: []engine.Mount{testenv.Socket},
+		Env:      pluginEnv(append(env, extra...)...),
+		Networks: []engine.NetworkAttachment{{Network: d.net, Aliases: []string{name}}},
+		Labels:   map[string]string{"io.drone": "true", "io.drone.build.number": d.build},
+	}
+}
+
+func (d *drone) run(name string, s engine.ContainerSpec) testenv.Ran {
+	d.t.Helper()
+	ran := step(d.t, name, s)
+	d.steps = append(d.steps, ran.ID)
+	return ran
+}
+
+// laterStep is a container step that needs the tunnel: the stand-in's
+// health check GETs http://sauce-connect:8032/readyz.
+func (d *drone) laterStep() {
+	d.t.Helper()
+	d.run("tests", engine.ContainerSpec{
+		Name: d.net + "-tests", Image: standin, Cmd: []string{"ready"},
+		Env:      []engine.EnvVar{{Name: "SAUCE_API_ADDRESS", Value: "sauce-connect:8032"}},
+		Networks: []engine.NetworkAttachment{{Network: d.net, Aliases: []string{"tests"}}},
+	})
+}
+
+// teardown does what the Drone runner does when a pipeline ends, stop step
+// or not: SIGKILL and remove its own step containers, then remove the
+// network (whose error the runner ignores). It returns that first error.
+func (d *drone) teardown() error {
+	ctx := context.Background()
+	for _, id := range d.steps {
+		_ = eng.RemoveContainer(ctx, id)
+	}
+	d.steps = nil
+	return eng.RemoveNetwork(ctx, d.net)
+}
+
+// left counts the tunnel's SC containers and watchdogs still on the engine.
+func (d *drone) left() (sc, watchdogs int) {
+	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, c := range found {
+		if c.Labels[plugin.LabelRole] == plugin.RoleWatchdog {
+			watchdogs++
+		} else {
+			sc++
+		}
+	}
+	return sc, watchdogs
+}
+
+// running reports whether the tunnel's SC container is running.
+func (d *drone) running() bool {
+	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel, plugin.LabelRole: plugin.RoleTunnel})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return len(found) == 1 && found[0].State == "running"
+}
+
+// waitGone waits up to limit until nothing of the tunnel is left.
+func (d *drone) waitGone(limit time.Duration) (time.Duration, bool) {
+	began := time.Now()
+	for time.Since(began) < limit {
+		if sc, w := d.left(); sc == 0 && w == 0 {
+			return time.Since(began), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(began), false
+}
+
+// TestDronePipelines runs two Drone pipelines at once on one engine: the
+// plugin step, a later container step that reaches
+// http://sauce-connect:8032/readyz, then the stop step. Both must pass, the
+// stop must end the watchdog too, and the runner's teardown must succeed.
 func TestDronePipelines(t *testing.T) {
 	skipShort(t)
 	for i := range 2 {
 		t.Run(fmt.Sprintf("pipeline-%d", i), func(t *testing.T) {
 			t.Parallel()
-			repo, build := "e2e/"+testenv.Random(6), fmt.Sprint(100+i)
-			tunnel := strings.ReplaceAll(repo, "/", "-") + "-" + build + "-default"
-			netName := "drone-" + testenv.Random(12)
-			ctx := context.Background()
-			if _, err := eng.CreateNetwork(ctx, netName, testenv.Labels); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = eng.RemoveNetwork(ctx, netName) })
-			droneEnv := []string{"CI", "true", "DRONE", "true", "DRONE_REPO", repo, "DRONE_BUILD_NUMBER", build,
-				"DRONE_STAGE_NAME", "default", "DRONE_DOCKER_NETWORK_ID", netName}
-			stepSpec := func(name string, env ...string) engine.ContainerSpec {
-				return engine.ContainerSpec{
-					Name: netName + "-" + name, Image: pluginImage, Mounts: []engine.Mount{testenv.Socket},
-					Env:      pluginEnv(append(append([]string{}, droneEnv...), append([]string{"DRONE_STEP_NAME", name}, env...)...)...),
-					Networks: []engine.NetworkAttachment{{Network: netName, Aliases: []string{name}}},
-				}
-			}
-			start := step(t, "sauce-connect start", stepSpec("sauce"))
+			d := newDrone(t)
+			start := d.run("sauce", d.spec("sauce"))
 			if !strings.Contains(start.Logs, "API for container steps: http://sauce-connect:8032") {
 				t.Errorf("the start step does not name the alias URL:\n%s", start.Logs)
 			}
 			if strings.Contains(start.Logs, "-p 127.0.0.1") {
 				t.Errorf("a Drone step published a host port (pipelines would fight over it):\n%s", start.Logs)
 			}
-			step(t, "later", engine.ContainerSpec{
-				Name: netName + "-tests", Image: standin, Cmd: []string{"ready"},
-				Env:      []engine.EnvVar{{Name: "SAUCE_API_ADDRESS", Value: "sauce-connect:8032"}},
-				Networks: []engine.NetworkAttachment{{Network: netName, Aliases: []string{"tests"}}},
-			})
-			stop := step(t, "stop", stepSpec("stop", "PLUGIN_ACTION", "stop"))
+			if _, w := d.left(); w != 1 {
+				t.Errorf("%d watchdogs run for the tunnel, want 1", w)
+			}
+			d.laterStep()
+			stop := d.run("stop", d.spec("stop", "PLUGIN_ACTION", "stop"))
 			if !strings.Contains(stop.Logs, "stopped and removed") {
 				t.Errorf("stop did not stop the tunnel:\n%s", stop.Logs)
 			}
-			testenv.AssertNoTunnel(t, eng, tunnel)
-			if err := eng.RemoveNetwork(ctx, netName); err != nil {
-				t.Errorf("the runner's network removal would fail: %v", err)
+			if sc, w := d.left(); sc != 0 || w != 0 {
+				t.Errorf("after the stop step: %d SC, %d watchdogs left", sc, w)
+			}
+			if err := d.teardown(); err != nil {
+				t.Errorf("the runner's network removal failed: %v", err)
 			}
 		})
 	}

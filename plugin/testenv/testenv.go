@@ -153,14 +153,16 @@ func AssertNoTunnel(tb testing.TB, e *engine.Engine, tunnel string) {
 
 // Ran is the result of a container run by RunContainer.
 type Ran struct {
+	ID       string
 	ExitCode int
 	Logs     string
 }
 
 // RunContainer runs a container to its end, like `docker run`, and returns
-// its exit code and log. It removes the container unless the engine does
-// (AutoRemove). The container gets the test label.
-func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec, timeout time.Duration) (Ran, error) {
+// its exit code and log. Unless keep is set (as runners keep step
+// containers until the pipeline ends), it removes the container when the
+// engine does not (AutoRemove). The container gets the test label.
+func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec, timeout time.Duration, keep bool) (Ran, error) {
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
@@ -171,7 +173,7 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 	defer cancel()
 	events, _ := e.WatchContainer(ctx, s.Name)
 	id, err := e.CreateContainer(ctx, s)
-	if id != "" && !s.AutoRemove {
+	if id != "" && !s.AutoRemove && !keep {
 		defer func() {
 			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer rcancel()
@@ -190,6 +192,7 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 		defer close(logsDone)
 		_ = e.ContainerLogs(ctx, id, engine.LogsOptions{Follow: true}, logs, logs)
 	}()
+	var ran Ran
 	for {
 		select {
 		case <-ctx.Done():
@@ -198,13 +201,22 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 			if !ok {
 				return Ran{Logs: logs.String()}, fmt.Errorf("event stream of %s ended", s.Name)
 			}
-			if ev.Action == "die" {
-				select {
-				case <-logsDone:
-				case <-time.After(5 * time.Second):
+			switch {
+			case ev.Action == "die":
+				ran = Ran{ID: id, ExitCode: ev.ExitCode}
+				if s.AutoRemove {
+					continue // the engine removes it next: wait for that
 				}
-				return Ran{ExitCode: ev.ExitCode, Logs: logs.String()}, nil
+			case ev.Action == "destroy" && s.AutoRemove:
+			default:
+				continue
 			}
+			select {
+			case <-logsDone:
+			case <-time.After(5 * time.Second):
+			}
+			ran.Logs = logs.String()
+			return ran, nil
 		}
 	}
 }

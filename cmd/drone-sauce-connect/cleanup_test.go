@@ -1,0 +1,182 @@
+package main_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
+)
+
+// goneWithin is how soon after the runner's teardown nothing may be left.
+const goneWithin = 15 * time.Second
+
+// TestTeardownWithoutStopStep ends a pipeline the way Drone ends a cancelled
+// or timed-out build: no stop step runs, the runner kills and removes its
+// step containers and removes the network. The watchdog must remove SC and
+// itself; a second network removal (a runner's or drone-gc's sweep) must
+// then succeed.
+func TestTeardownWithoutStopStep(t *testing.T) {
+	skipShort(t)
+	d := newDrone(t)
+	d.run("sauce", d.spec("sauce"))
+	d.laterStep()
+	began := time.Now()
+	firstErr := d.teardown()
+	took, ok := d.waitGone(goneWithin)
+	if !ok {
+		sc, w := d.left()
+		t.Fatalf("%s after the teardown %d SC and %d watchdogs remain", goneWithin, sc, w)
+	}
+	t.Logf("runner teardown → SC and watchdog gone: %s (first network removal: %v)", time.Since(began).Round(time.Millisecond), firstErr)
+	_ = took
+	if firstErr != nil {
+		if err := eng.RemoveNetwork(context.Background(), d.net); err != nil {
+			t.Fatalf("the network cannot be removed even after SC is gone: %v", err)
+		}
+	}
+	if _, err := eng.InspectNetwork(context.Background(), d.net); !engine.IsNotFound(err) {
+		t.Errorf("the build network is still there: %v", err)
+	}
+}
+
+// TestPluginKilledWhileWaiting kills the plugin's step container while SC is
+// still coming up: with kill -9 (docker rm -f), and with docker stop -t 0
+// (SIGTERM, then SIGKILL while the plugin is in its own cleanup).
+func TestPluginKilledWhileWaiting(t *testing.T) {
+	skipShort(t)
+	for _, how := range []string{"kill-9", "sigterm-then-sigkill"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			d := newDrone(t)
+			s := d.spec("sauce", "PLUGIN_ENV", `{"SAUCE_STANDIN_MODE":"never-ready"}`)
+			ctx := context.Background()
+			id, err := eng.CreateContainer(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.steps = append(d.steps, id)
+			if err := eng.StartContainer(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !d.running() {
+				if time.Now().After(deadline) {
+					t.Fatal("SC did not come up")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			began := time.Now()
+			if how == "kill-9" {
+				err = eng.RemoveContainer(ctx, id)
+			} else {
+				_, err = eng.StopContainer(ctx, id, 0)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.teardown(); err != nil {
+				t.Logf("first network removal: %v", err)
+			}
+			if _, ok := d.waitGone(goneWithin); !ok {
+				sc, w := d.left()
+				t.Fatalf("%s after the kill: %d SC, %d watchdogs left", goneWithin, sc, w)
+			}
+			t.Logf("plugin killed (%s) → SC and watchdog gone: %s", how, time.Since(began).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestMaxLifetimeStopsGracefully lets a tunnel outlive max_lifetime: the
+// watchdog must stop SC with SIGTERM (SC exits 0 after draining), not kill it.
+func TestMaxLifetimeStopsGracefully(t *testing.T) {
+	skipShort(t)
+	d := newDrone(t)
+	d.run("sauce", d.spec("sauce", "PLUGIN_MAX_LIFETIME", "3s"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events, _ := eng.WatchContainer(ctx, "sauce-connect-"+d.tunnel)
+	for {
+		select {
+		case <-ctx.Done():
+			t.Fatal("SC was not stopped at the end of its lifetime")
+		case ev := <-events:
+			if ev.Action != "die" {
+				continue
+			}
+			if ev.ExitCode != 0 {
+				t.Errorf("SC exited %d: it was killed, not stopped gracefully", ev.ExitCode)
+			}
+			if _, ok := d.waitGone(goneWithin); !ok {
+				t.Error("SC or the watchdog remain after the expiry")
+			}
+			return
+		}
+	}
+}
+
+// TestRmStartIsNotTornDownEarly starts the tunnel from a --rm container (as
+// GitHub and `docker run --rm` do): the plugin's container vanishes at once,
+// which must not end the tunnel; only its lifetime or a stop does.
+func TestRmStartIsNotTornDownEarly(t *testing.T) {
+	skipShort(t)
+	d := newDrone(t)
+	s := d.spec("sauce", "PLUGIN_API_HOST_PORT", "0")
+	s.AutoRemove = true
+	step(t, "start", s)
+	time.Sleep(3 * time.Second)
+	if sc, w := d.left(); sc != 1 || w != 1 {
+		t.Fatalf("3 s after a --rm start: %d SC, %d watchdogs; want both still running", sc, w)
+	}
+	stop := d.spec("stop", "PLUGIN_ACTION", "stop")
+	stop.AutoRemove = true
+	step(t, "stop", stop)
+	if sc, w := d.left(); sc != 0 || w != 0 {
+		t.Errorf("after stop: %d SC, %d watchdogs", sc, w)
+	}
+}
+
+// TestSweepRemovesExpiredLeftovers plants an expired leftover (as a crashed
+// run leaves one) and another pipeline's live tunnel; a new start must
+// remove the first by ID and leave the second alone.
+func TestSweepRemovesExpiredLeftovers(t *testing.T) {
+	skipShort(t)
+	ctx := context.Background()
+	plant := func(tunnel string, expires time.Time) string {
+		id, err := eng.CreateContainer(ctx, engine.ContainerSpec{
+			Name: "sauce-connect-" + tunnel, Image: standin, Cmd: []string{"version"},
+			Labels: map[string]string{
+				testenv.LabelTest: "true", plugin.LabelManaged: "true", plugin.LabelTunnel: tunnel, plugin.LabelRole: plugin.RoleTunnel,
+				plugin.LabelExpires: itoa(expires.Unix()),
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = eng.RemoveContainer(ctx, id) })
+		return id
+	}
+	expired := plant("leftover-"+testenv.Random(6), time.Now().Add(-time.Minute))
+	live := plant("live-"+testenv.Random(6), time.Now().Add(time.Hour))
+	tunnel := "sweeper-" + testenv.Random(6)
+	p := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("start exited %d:\n%s", code, p.output())
+	}
+	t.Cleanup(func() { testenv.RemoveTunnel(eng, tunnel) })
+	if _, err := eng.InspectContainer(ctx, expired); !engine.IsNotFound(err) {
+		t.Errorf("the expired leftover was not removed (%v):\n%s", err, p.output())
+	}
+	if _, err := eng.InspectContainer(ctx, live); err != nil {
+		t.Errorf("another pipeline's live tunnel was touched: %v", err)
+	}
+	if !strings.Contains(p.output(), "removing the expired tunnel container") {
+		t.Errorf("the sweep did not say what it removed:\n%s", p.output())
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
