@@ -48,6 +48,10 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 	echo "== status"; PLUGIN_ACTION=status ./$(BIN); \
 	echo "== stop";   PLUGIN_ACTION=stop ./$(BIN)
 
+BENCH_N ?= 20
+bench: ## measure detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs)
+	go run ./cmd/dsc-bench -n $(BENCH_N)
+
 lint: ## go vet and gofmt
 	go vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

@@ -34,6 +34,15 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	}
 }
 
+// ImageSize returns the size of a local image in bytes.
+func (e *Engine) ImageSize(ctx context.Context, ref string) (int64, error) {
+	res, err := e.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return 0, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return res.Size, nil
+}
+
 // PullImage pulls ref and prints progress to w as plain lines. Credentials,
 // when given, travel only in the registry auth header.
 func (e *Engine) PullImage(ctx context.Context, ref string, auth *RegistryAuth, w io.Writer) error {

@@ -12,6 +12,7 @@
 //	SAUCE_STANDIN_CRASH_AFTER  time from ready to the crash in crash-after-ready mode (default 1s)
 //	SAUCE_STANDIN_DRAIN        time spent draining after SIGTERM/SIGINT (default 0)
 //	SAUCE_STANDIN_LEAK_KEY     "true": log the access key, to prove the plugin masks it
+//	SAUCE_STANDIN_QUIET_READY  "true": do not log the ready line (readiness shows only on /readyz)
 package main
 
 import (
@@ -174,7 +175,9 @@ func run(args []string) error {
 			}
 			isReady.Store(true)
 			logf("control", "INFO", "ready_at_unix_nano=%d", time.Now().UnixNano())
-			logf("control", "INFO", "Sauce Connect is up, you may start your tests")
+			if os.Getenv("SAUCE_STANDIN_QUIET_READY") != "true" {
+				logf("control", "INFO", "Sauce Connect is up, you may start your tests")
+			}
 			if mode == "crash-after-ready" {
 				crash = time.After(envDuration("SAUCE_STANDIN_CRASH_AFTER", time.Second))
 			}

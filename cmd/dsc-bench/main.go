@@ -1,0 +1,310 @@
+// Command dsc-bench measures drone-sauce-connect against the real Docker
+// engine and the offline stand-in Sauce Connect, and prints figures:
+// readiness detection latency, plugin overhead, stop time, time to ready
+// side by side with the seed's procedure (start the container, then poll
+// /readyz every 2 s), binary and image size, and peak RSS. It prints; it
+// does not judge pass or fail beyond marking each figure against its target.
+//
+//	go run ./cmd/dsc-bench -n 20
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
+)
+
+var (
+	runs       = flag.Int("n", 20, "runs per measurement")
+	readyDelay = flag.Duration("ready-delay", time.Second, "the stand-in's fixed time from start to ready")
+)
+
+func main() {
+	flag.Parse()
+	if err := bench(); err != nil {
+		fmt.Fprintln(os.Stderr, "dsc-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample []time.Duration
+
+func (s sample) pct(p float64) time.Duration {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	i := int(float64(len(c)-1)*p + 0.5)
+	return c[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+type bencher struct {
+	eng     *engine.Engine
+	binary  string
+	standin string
+}
+
+func bench() error {
+	ctx := context.Background()
+	eng, err := engine.NewEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	dir, err := os.MkdirTemp("", "dsc-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bencher{eng: eng}
+	if b.binary, err = testenv.GoBuild("cmd/drone-sauce-connect", dir, "drone-sauce-connect"); err != nil {
+		return err
+	}
+	tag := testenv.Random(8)
+	b.standin = "dsc-standin:bench-" + tag
+	rmStandin, err := testenv.StandinImage(eng, b.standin)
+	if err != nil {
+		return err
+	}
+	defer rmStandin()
+	pluginImage := "dsc-plugin:bench-" + tag
+	rmPlugin, err := testenv.PluginImage(eng, pluginImage)
+	if err != nil {
+		return err
+	}
+	defer rmPlugin()
+
+	fmt.Printf("drone-sauce-connect benchmark: %d runs each, stand-in ready after %s, engine API %s\n\n", *runs, *readyDelay, eng.APIVersion)
+	var detect, detectProbe, overhead, toReady, seed, stop sample
+	var peakRSS int64
+	for i := range *runs {
+		// Readiness shown only on /readyz: the probe's backoff alone.
+		q, err := b.startRun(ctx, i, true)
+		if err != nil {
+			return err
+		}
+		detectProbe = append(detectProbe, q.detect)
+		if _, err := b.stopRun(ctx, q.tunnel); err != nil {
+			return err
+		}
+		r, err := b.startRun(ctx, i, false)
+		if err != nil {
+			return err
+		}
+		detect, overhead, toReady = append(detect, r.detect), append(overhead, r.overhead), append(toReady, r.toReady)
+		peakRSS = max(peakRSS, r.maxRSS)
+		d, err := b.stopRun(ctx, r.tunnel)
+		if err != nil {
+			return err
+		}
+		stop = append(stop, d)
+		s, err := b.seedRun(ctx, i)
+		if err != nil {
+			return err
+		}
+		seed = append(seed, s)
+	}
+	binSize, err := fileSize(b.binary)
+	if err != nil {
+		return err
+	}
+	imgSize, err := eng.ImageSize(ctx, pluginImage)
+	if err != nil {
+		return err
+	}
+
+	row := func(name string, s sample, target string, ok bool) {
+		mark := "ok"
+		if !ok {
+			mark = "MISSED"
+		}
+		fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", name, ms(s.pct(0.5)), ms(s.pct(0.95)), ms(s.pct(1)), target, mark)
+	}
+	fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", "measure", "median", "p95", "max", "target", "")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 46), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 20), strings.Repeat("-", 8))
+	row("readiness detection (SC logs its ready line)", detect, "p50≤150, p95≤300 ms", detect.pct(0.5) <= 150*time.Millisecond && detect.pct(0.95) <= 300*time.Millisecond)
+	row("readiness detection (/readyz probe alone)", detectProbe, "p50≤150, p95≤300 ms", detectProbe.pct(0.5) <= 150*time.Millisecond && detectProbe.pct(0.95) <= 300*time.Millisecond)
+	row("plugin overhead (start → SC started)", overhead, "median ≤400 ms", overhead.pct(0.5) <= 400*time.Millisecond)
+	row("stop (begins → container removed)", stop, "≤500 ms + drain", stop.pct(0.5) <= 500*time.Millisecond)
+	row("time to ready, plugin", toReady, "", true)
+	row("time to ready, seed procedure (2 s curl loop)", seed, "", true)
+	fmt.Printf("\ntime to ready, plugin / seed (medians): %.2f\n", float64(toReady.pct(0.5))/float64(seed.pct(0.5)))
+	fmt.Printf("plugin binary: %.1f MB; plugin image: %.1f MB (target ≤15 MB: %s)\n", mb(binSize), mb(imgSize), okIf(imgSize <= 15e6))
+	fmt.Printf("plugin peak RSS during start: %.1f MB (target ≤30 MB: %s)\n", float64(peakRSS)/1024, okIf(peakRSS <= 30*1024))
+	return nil
+}
+
+func mb(n int64) float64 { return float64(n) / 1e6 }
+
+func okIf(b bool) string {
+	if b {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+type startResult struct {
+	tunnel                    string
+	detect, overhead, toReady time.Duration
+	maxRSS                    int64 // KiB
+}
+
+var readyAt = regexp.MustCompile(`ready_at_unix_nano=(\d+)`)
+
+// startRun runs the plugin binary on the host (action start) and times it.
+// quiet makes the stand-in keep its ready line to itself.
+func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult, error) {
+	r := startResult{tunnel: fmt.Sprintf("bench-%d-%s", i, testenv.Random(6))}
+	cmd := exec.Command(b.binary)
+	cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_IMAGE="+b.standin,
+		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", "PLUGIN_TUNNEL_NAME="+r.tunnel,
+		fmt.Sprintf(`PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":%q,"SAUCE_STANDIN_QUIET_READY":"%t"}`, readyDelay.String(), quiet))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return r, err
+	}
+	cmd.Stderr = os.Stderr
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	var upAt time.Time
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if upAt.IsZero() && strings.Contains(sc.Text(), " is up in region ") {
+			upAt = time.Now()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return r, fmt.Errorf("plugin start: %w", err)
+	}
+	if upAt.IsZero() {
+		return r, errors.New("the plugin never said the tunnel is up")
+	}
+	r.maxRSS = <-hwm
+	c, err := b.eng.InspectContainer(ctx, "sauce-connect-"+r.tunnel)
+	if err != nil {
+		return r, err
+	}
+	var logs strings.Builder
+	if err := b.eng.ContainerLogs(ctx, c.ID, engine.LogsOptions{}, &logs, io.Discard); err != nil {
+		return r, err
+	}
+	m := readyAt.FindStringSubmatch(logs.String())
+	if m == nil {
+		return r, errors.New("the stand-in did not log its ready instant")
+	}
+	ns, _ := strconv.ParseInt(m[1], 10, 64)
+	r.detect = upAt.Sub(time.Unix(0, ns))
+	r.overhead = c.State.StartedAt.Sub(began)
+	r.toReady = upAt.Sub(began)
+	return r, nil
+}
+
+// watchHWM samples the process's own peak RSS (VmHWM, KiB) until it exits.
+// (rusage's ru_maxrss would not do: os/exec forks with CLONE_VM, and Linux
+// folds the parent's high-water mark into the child's at exec.)
+func watchHWM(pid int) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		path := fmt.Sprintf("/proc/%d/status", pid)
+		for {
+			b, err := os.ReadFile(path)
+			if err != nil || strings.Contains(string(b), "State:\tZ") {
+				out <- peak
+				return
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					peak = max(peak, kb)
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return out
+}
+
+// stopRun runs the plugin's stop and times it to the container's removal.
+func (b *bencher) stopRun(ctx context.Context, tunnel string) (time.Duration, error) {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	events, _ := b.eng.WatchContainer(wctx, "sauce-connect-"+tunnel)
+	cmd := exec.Command(b.binary)
+	cmd.Env = append(os.Environ(), "PLUGIN_ACTION=stop", "PLUGIN_TUNNEL_NAME="+tunnel)
+	began := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("plugin stop: %w\n%s", err, out)
+	}
+	for ev := range events {
+		if ev.Action == "destroy" {
+			return time.Unix(0, ev.TimeNano).Sub(began), nil
+		}
+	}
+	return 0, errors.New("no destroy event after stop")
+}
+
+// seedRun follows the seed's recipe: start the container (API published),
+// then poll /readyz, sleeping 2 s between tries, until it answers 200.
+func (b *bencher) seedRun(ctx context.Context, i int) (time.Duration, error) {
+	name := fmt.Sprintf("bench-seed-%d-%s", i, testenv.Random(6))
+	began := time.Now()
+	id, err := b.eng.CreateContainer(ctx, engine.ContainerSpec{
+		Name: name, Image: b.standin, Cmd: []string{"run"},
+		Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "bench"}, {Name: "SAUCE_ACCESS_KEY", Value: "k"},
+			{Name: "SAUCE_REGION", Value: "us-west"}, {Name: "SAUCE_TUNNEL_NAME", Value: name},
+			{Name: "SAUCE_API_ADDRESS", Value: ":8032"}, {Name: "SAUCE_STANDIN_READY_DELAY", Value: readyDelay.String()}},
+		Labels: testenv.Labels, Port: 8032, Publish: &engine.HostPort{IP: "127.0.0.1"},
+	})
+	if id != "" {
+		defer b.eng.RemoveContainer(context.WithoutCancel(ctx), id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := b.eng.StartContainer(ctx, id); err != nil {
+		return 0, err
+	}
+	c, err := b.eng.InspectContainer(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", c.HostPorts[8032][0].Port)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}} // like one curl per try
+	for range 60 {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(began), nil
+			}
+		}
+		time.Sleep(2 * time.Second) // the seed's `sleep 2`
+	}
+	return 0, errors.New("the seed procedure never saw the tunnel ready")
+}
