@@ -9,7 +9,7 @@ TEST_TIMEOUT  ?= 20m
 # Its deprecation notice goes to a file, shown only when the build fails.
 DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build --quiet --label io.drone-sauce-connect.test=true
 
-.PHONY: help build test test-unit image standin demo lint tidy bench faults clean
+.PHONY: help build test test-unit image standin demo lint tidy bench faults fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,17 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 BENCH_N ?= 20
 bench: ## measure detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs)
 	go run ./cmd/dsc-bench -n $(BENCH_N)
+
+faults: ## run the fault matrix against the real engine and print its table
+	@out=$$(mktemp); rc=0; \
+	go test -count=1 -run 'TestFaults$$' -v ./cmd/drone-sauce-connect >$$out 2>&1 || rc=$$?; \
+	awk '/^\|/ {sub(/^ +/, ""); print; next} /^ +\|/ {sub(/^ +/, ""); print}' $$out; \
+	grep -E '^(--- FAIL|FAIL|ok)' $$out || true; rm -f $$out; exit $$rc
+
+FUZZTIME ?= 20s
+fuzz: ## run each fuzz target for FUZZTIME (settings parsing, masking writer)
+	go test ./plugin -run '^$$' -fuzz '^FuzzSettings$$' -fuzztime $(FUZZTIME)
+	go test ./plugin -run '^$$' -fuzz '^FuzzMaskWriter$$' -fuzztime $(FUZZTIME)
 
 lint: ## go vet and gofmt
 	go vet ./...

@@ -24,7 +24,15 @@ type SignalError struct {
 	Signal os.Signal
 }
 
-func (e *SignalError) Error() string { return fmt.Sprintf("interrupted by %v", e.Signal) }
+func (e *SignalError) Error() string {
+	switch e.Signal {
+	case syscall.SIGINT:
+		return "interrupted by SIGINT"
+	case syscall.SIGTERM:
+		return "interrupted by SIGTERM"
+	}
+	return fmt.Sprintf("interrupted by %v", e.Signal)
+}
 
 // CredentialsError means Sauce Labs refused the username or access key.
 type CredentialsError struct {

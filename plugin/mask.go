@@ -61,8 +61,13 @@ type MaskWriter struct {
 func (mw *MaskWriter) Write(p []byte) (int, error) {
 	mw.mu.Lock()
 	defer mw.mu.Unlock()
+	start := len(mw.buf)
 	mw.buf = append(mw.buf, p...)
-	cut := bytes.LastIndexByte(mw.buf, '\n') + 1
+	cut := 0
+	// Only the new bytes can hold a newline the buffer did not have.
+	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+		cut = start + i + 1
+	}
 	if cut == 0 && len(mw.buf) > maxPending {
 		cut = mw.safeCut(len(mw.buf) - mw.m.longest + 1)
 	}

@@ -1,0 +1,310 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
+)
+
+// fault is one row of the fault matrix: a way things go wrong, what the
+// plugin must answer (its exit code), and what it must never do (leave a
+// container or a network, or print the access key).
+type fault struct {
+	name string
+	want int
+	run  func(t *testing.T, f *faultRun)
+}
+
+// faultRun is what one row did and saw.
+type faultRun struct {
+	tunnel  string
+	network string
+	code    int
+	out     strings.Builder
+}
+
+func (f *faultRun) binary(t *testing.T, env ...string) int {
+	p := startBinary(t, append([]string{"PLUGIN_TUNNEL_NAME=" + f.tunnel}, env...)...)
+	code := p.wait(t)
+	f.out.WriteString(p.output())
+	return code
+}
+
+type faultResult struct {
+	name, firstError     string
+	code, want           int
+	containers, networks int
+	keyShown             int
+}
+
+// TestFaults drives the real plugin binary and image through the fault
+// matrix against the real engine and prints the table (make faults).
+func TestFaults(t *testing.T) {
+	skipShort(t)
+	var mu sync.Mutex
+	var results []faultResult
+	t.Run("matrix", func(t *testing.T) {
+		for _, row := range faults() {
+			t.Run(strings.ReplaceAll(row.name, " ", "_"), func(t *testing.T) {
+				t.Parallel()
+				f := &faultRun{tunnel: "fault-" + testenv.Random(8)}
+				row.run(t, f)
+				r := faultResult{name: row.name, want: row.want, code: f.code, firstError: firstError(f.out.String())}
+				r.containers, r.networks = leftovers(t, f)
+				r.keyShown = strings.Count(f.out.String(), accessKey)
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+				if r.code != r.want || r.containers != 0 || r.networks != 0 || r.keyShown != 0 {
+					t.Errorf("exit %d (want %d), %d containers and %d networks left, key shown %d times; output:\n%s",
+						r.code, r.want, r.containers, r.networks, r.keyShown, f.out.String())
+				}
+			})
+		}
+	})
+	sort.Slice(results, func(i, j int) bool { return results[i].name < results[j].name })
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| fault | exit | first error line | containers left | networks left | key shown |\n|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %d |\n", r.name, r.code, r.firstError, r.containers, r.networks, r.keyShown)
+	}
+	t.Log(b.String())
+	if path := os.Getenv("FAULTS_TABLE"); path != "" {
+		_ = os.WriteFile(path, []byte(b.String()), 0o644)
+	}
+}
+
+// firstError is the first line the plugin reported as an error or warning.
+func firstError(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "drone-sauce-connect: ") || strings.HasPrefix(line, "warning: ") {
+			if len(line) > 160 {
+				line = line[:157] + "..."
+			}
+			return "`" + strings.ReplaceAll(line, "|", "\\|") + "`"
+		}
+	}
+	return "—"
+}
+
+// leftovers counts what the row left on the engine, then removes it.
+func leftovers(t *testing.T, f *faultRun) (containers, networks int) {
+	ctx := context.Background()
+	found, err := eng.ListContainers(ctx, map[string]string{plugin.LabelTunnel: f.tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers = len(found)
+	testenv.RemoveTunnel(eng, f.tunnel)
+	if f.network != "" {
+		if _, err := eng.InspectNetwork(ctx, f.network); err == nil {
+			networks = 1
+			_ = eng.RemoveNetwork(ctx, f.network)
+		}
+	}
+	return containers, networks
+}
+
+func faults() []fault {
+	return []fault{
+		{"missing credentials", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_USERNAME=", "PLUGIN_ACCESS_KEY=", "SAUCE_USERNAME=", "SAUCE_ACCESS_KEY=")
+		}},
+		{"empty access key", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_ACCESS_KEY=  ", "SAUCE_ACCESS_KEY=")
+		}},
+		{"invalid region", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_REGION=ap-southeast")
+		}},
+		{"invalid duration", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=3 minutes")
+		}},
+		{"unknown action", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_ACTION=open")
+		}},
+		{"DOCKER_HOST unreachable", plugin.ExitEngine, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "no.sock"))
+			if !strings.Contains(f.out.String(), "Drone: a host volume /var/run/docker.sock") {
+				t.Error("the message does not say how to mount the socket")
+			}
+		}},
+		{"no Docker socket in the plugin container", plugin.ExitEngine, func(t *testing.T, f *faultRun) {
+			ran, err := testenv.RunContainer(context.Background(), eng, engine.ContainerSpec{
+				Name: f.tunnel, Image: pluginImage, AutoRemove: true,
+				Env: pluginEnv("PLUGIN_TUNNEL_NAME", f.tunnel, "DRONE", "true"),
+			}, time.Minute, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.code = ran.ExitCode
+			f.out.WriteString(ran.Logs)
+		}},
+		{"engine API too old (simulated)", plugin.ExitEngine, func(t *testing.T, f *faultRun) {
+			sock := oldEngine(t, "1.38")
+			f.code = f.binary(t, "DOCKER_HOST=unix://"+sock)
+		}},
+		{"image missing with pull never", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_IMAGE=dsc-missing:"+testenv.Random(6))
+		}},
+		{"pull failing", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_IMAGE=127.0.0.1:1/sauce-connect:5", "PLUGIN_PULL=always",
+				"PLUGIN_REGISTRY_USERNAME=ci", "PLUGIN_REGISTRY_PASSWORD="+accessKey)
+		}},
+		{"bad credentials", plugin.ExitCredentials, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"bad-credentials","SAUCE_STANDIN_LEAK_KEY":"true"}`)
+			if strings.Count(f.out.String(), "+ docker run") != 1 {
+				t.Error("bad credentials were retried")
+			}
+		}},
+		{"never ready", plugin.ExitTimeout, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"never-ready"}`, "PLUGIN_READY_TIMEOUT=2s")
+		}},
+		{"crash after ready in run mode", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_ACTION=run", `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"crash-after-ready","SAUCE_STANDIN_CRASH_AFTER":"300ms"}`)
+		}},
+		{"SIGTERM during the wait", 128 + int(syscall.SIGTERM), func(t *testing.T, f *faultRun) {
+			f.code = f.signalDuringWait(t, syscall.SIGTERM)
+		}},
+		{"SIGINT during the wait", 128 + int(syscall.SIGINT), func(t *testing.T, f *faultRun) {
+			f.code = f.signalDuringWait(t, syscall.SIGINT)
+		}},
+		{"plugin container killed -9 mid-start", 137, func(t *testing.T, f *faultRun) {
+			f.killedMidStart(t)
+		}},
+		{"name clash with a foreign container", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			name := "foreign-" + f.tunnel
+			id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{Name: name, Image: standin, Cmd: []string{"version"}, Labels: testenv.Labels})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eng.RemoveContainer(context.Background(), id)
+			f.code = f.binary(t, "PLUGIN_CONTAINER_NAME="+name)
+		}},
+		{"host port taken", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			f.code = f.binary(t, fmt.Sprintf("PLUGIN_API_HOST_PORT=%d", l.Addr().(*net.TCPAddr).Port))
+		}},
+		{"second start of a running tunnel", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			if code := f.binary(t); code != 0 {
+				t.Fatalf("first start exited %d", code)
+			}
+			f.code = f.binary(t)
+			if !strings.Contains(f.out.String(), "reusing it") {
+				t.Error("the second start did not reuse the tunnel")
+			}
+			if found, _ := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: f.tunnel}); len(found) != 1 {
+				t.Errorf("%d containers for one tunnel name", len(found))
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"stop of nothing", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_ACTION=stop")
+		}},
+		{"SC prints the access key", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_DEBUG=true", `PLUGIN_ENV={"SAUCE_STANDIN_LEAK_KEY":"true"}`, "PLUGIN_LOGS_FILE="+filepath.Join(t.TempDir(), "sc.log"))
+			if !strings.Contains(f.out.String(), "access-key=***") {
+				t.Error("SC's log line with the key was not shown masked")
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"slow drain longer than stop_timeout", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			if code := f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_DRAIN":"30s"}`); code != 0 {
+				t.Fatalf("start exited %d", code)
+			}
+			f.code = f.binary(t, "PLUGIN_ACTION=stop", "PLUGIN_STOP_TIMEOUT=1s")
+			if !strings.Contains(f.out.String(), "did not finish draining within stop_timeout (1s) and was killed") {
+				t.Error("no warning that SC was killed")
+			}
+		}},
+	}
+}
+
+func (f *faultRun) signalDuringWait(t *testing.T, sig syscall.Signal) int {
+	p := startBinary(t, "PLUGIN_TUNNEL_NAME="+f.tunnel, `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"never-ready"}`)
+	p.waitFor(t, "+ docker run")
+	time.Sleep(300 * time.Millisecond)
+	_ = p.cmd.Process.Signal(sig)
+	code := p.wait(t)
+	f.out.WriteString(p.output())
+	return code
+}
+
+// killedMidStart runs the plugin image as a Drone step, kills it -9 while
+// SC is coming up, and lets the runner tear down; the watchdog cleans up.
+func (f *faultRun) killedMidStart(t *testing.T) {
+	d := newDrone(t)
+	f.tunnel, f.network = d.tunnel, d.net
+	ctx := context.Background()
+	id, err := eng.CreateContainer(ctx, d.spec("sauce", "PLUGIN_ENV", `{"SAUCE_STANDIN_MODE":"never-ready"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.steps = append(d.steps, id)
+	if err := eng.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !d.running(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("SC did not come up")
+		}
+	}
+	var logs strings.Builder
+	_ = eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &logs, &logs)
+	f.out.WriteString(logs.String())
+	if _, err := eng.StopContainer(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := eng.InspectContainer(ctx, id)
+	f.code = c.State.ExitCode
+	if err := d.teardown(); err != nil {
+		if _, ok := d.waitGone(goneWithin); !ok {
+			t.Errorf("the tunnel outlived the teardown by %s", goneWithin)
+		}
+		if err := eng.RemoveNetwork(ctx, d.net); err != nil {
+			t.Errorf("network removal after cleanup: %v", err)
+		}
+	}
+}
+
+// oldEngine serves a fake Docker engine on a unix socket that reports the
+// given API version, to prove an engine too old gets a clear error.
+func oldEngine(t *testing.T, version string) string {
+	sock := filepath.Join(t.TempDir(), "old.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", version)
+		w.Header().Set("Docker-Experimental", "false")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			_, _ = w.Write([]byte("OK"))
+			return
+		}
+		http.Error(w, `{"message":"client version is too new"}`, http.StatusBadRequest)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sock
+}
