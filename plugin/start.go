@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -204,14 +205,31 @@ func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone
 	if tail != "" {
 		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
 	}
-	low := strings.ToLower(tail)
 	switch {
-	case ex != nil && (strings.Contains(low, "401") || strings.Contains(low, "unauthorized")):
+	case ex != nil && errorLineMatches(tail, credentialsRejected):
 		return &CredentialsError{Err: err}
-	case ex != nil && (strings.Contains(low, "required flag") || strings.Contains(low, "invalid")):
+	case ex != nil && errorLineMatches(tail, configRefused):
 		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, errPermanent)
 	}
 	return err
+}
+
+// What SC's error lines say when a retry cannot help.
+var (
+	credentialsRejected = regexp.MustCompile(`(?i)\b401\b|unauthori[sz]ed|invalid (username|access key|credentials)`)
+	configRefused       = regexp.MustCompile(`(?i)required flag|invalid (value|argument|region|flag)|unknown flag`)
+	errorLine           = regexp.MustCompile(`(?i)\[error\]|fatal|\berror\b`)
+)
+
+// errorLineMatches reports whether one of SC's error lines matches re.
+// Other lines are ignored: a timestamp such as 16:45:16.401367 is no 401.
+func errorLineMatches(log string, re *regexp.Regexp) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if errorLine.MatchString(line) && re.MatchString(line) {
+			return true
+		}
+	}
+	return false
 }
 
 // tail returns the last lines of SC's log.

@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -174,9 +173,8 @@ func TestSweepRemovesExpiredLeftovers(t *testing.T) {
 	if _, err := eng.InspectContainer(ctx, live); err != nil {
 		t.Errorf("another pipeline's live tunnel was touched: %v", err)
 	}
-	if !strings.Contains(p.output(), "removing the expired tunnel container") {
-		t.Errorf("the sweep did not say what it removed:\n%s", p.output())
-	}
+	// Which start swept it is not asserted: any concurrent start on the
+	// engine may (the sweep is engine-wide by design).
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,134 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// fakeEngine implements Engine with optional function fields; an unset
+// field answers with zero values. It records the calls made.
+type fakeEngine struct {
+	mu    sync.Mutex
+	calls []string
+
+	list    func(labels map[string]string) ([]engine.Summary, error)
+	create  func(s engine.ContainerSpec) (string, error)
+	start   func(id string) error
+	inspect func(id string) (engine.Container, error)
+}
+
+func (f *fakeEngine) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeEngine) ImageExists(context.Context, string) (bool, error) { return true, nil }
+func (f *fakeEngine) PullImage(context.Context, string, *engine.RegistryAuth, io.Writer) error {
+	return nil
+}
+func (f *fakeEngine) CreateContainer(_ context.Context, s engine.ContainerSpec) (string, error) {
+	f.record("create " + s.Name)
+	if f.create != nil {
+		return f.create(s)
+	}
+	return "id-" + s.Name, nil
+}
+func (f *fakeEngine) StartContainer(_ context.Context, id string) error {
+	f.record("start " + id)
+	if f.start != nil {
+		return f.start(id)
+	}
+	return nil
+}
+func (f *fakeEngine) InspectContainer(_ context.Context, id string) (engine.Container, error) {
+	if f.inspect != nil {
+		return f.inspect(id)
+	}
+	return engine.Container{}, notFound{}
+}
+func (f *fakeEngine) ListContainers(_ context.Context, labels map[string]string) ([]engine.Summary, error) {
+	if f.list != nil {
+		return f.list(labels)
+	}
+	return nil, nil
+}
+func (f *fakeEngine) StopContainer(_ context.Context, id string, _ time.Duration) (bool, error) {
+	f.record("stop " + id)
+	return false, nil
+}
+func (f *fakeEngine) RemoveContainer(_ context.Context, id string) error {
+	f.record("remove " + id)
+	return nil
+}
+func (f *fakeEngine) ContainerLogs(context.Context, string, engine.LogsOptions, io.Writer, io.Writer) error {
+	return nil
+}
+func (f *fakeEngine) WatchContainer(ctx context.Context, _ string) (<-chan engine.Event, <-chan error) {
+	return make(chan engine.Event), make(chan error)
+}
+func (f *fakeEngine) Disconnect(context.Context, string, string) error { return nil }
+
+// notFound is an error the errdefs checks classify as not found.
+type notFound struct{}
+
+func (notFound) Error() string { return "no such container" }
+func (notFound) NotFound()     {}
+
+func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*run, *bytes.Buffer) {
+	t.Helper()
+	s := DefaultSettings()
+	s.Username, s.AccessKey, s.TunnelName, s.APIHostPort = "u", "k", "fake", "0"
+	c, err := s.Config(Pipeline{}, "h", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&out)
+	log.SetFormatter(LogFormatter("text"))
+	return &run{cfg: c, eng: f, log: log.WithField("tunnel", c.TunnelName),
+		opt: Options{Out: &out, Log: log, Now: func() time.Time { return now }}}, &out
+}
+
+func TestSweepRemovesOnlyExpired(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	f := &fakeEngine{list: func(map[string]string) ([]engine.Summary, error) {
+		return []engine.Summary{
+			{ID: "expired0000001", Labels: map[string]string{LabelExpires: "1799999999", LabelTunnel: "old", LabelRole: RoleTunnel}},
+			{ID: "live000000001", Labels: map[string]string{LabelExpires: "1800000001", LabelTunnel: "other"}},
+			{ID: "nolabel000001", Labels: map[string]string{LabelTunnel: "odd"}},
+		}, nil
+	}}
+	p, out := fakeRun(t, f, now)
+	p.sweep(context.Background())
+	if got := strings.Join(f.calls, ", "); got != "stop expired0000001, remove expired0000001" {
+		t.Errorf("calls: %s", got)
+	}
+	if !strings.Contains(out.String(), "removing the expired tunnel container of tunnel old") {
+		t.Errorf("output: %s", out.String())
+	}
+}
+
+func TestFailedStartRemovesWhatWasCreated(t *testing.T) {
+	f := &fakeEngine{start: func(string) error { return errors.New("boom") }}
+	p, _ := fakeRun(t, f, time.Now())
+	_, err := p.start(context.Background(), false)
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("got %v", err)
+	}
+	want := "create sauce-connect-fake, start id-sauce-connect-fake, stop id-sauce-connect-fake, remove id-sauce-connect-fake"
+	if got := strings.Join(f.calls, ", "); got != want {
+		t.Errorf("calls:\n got %s\nwant %s", got, want)
+	}
+}
