@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ const (
 
 // Config is the validated, typed form of Settings.
 type Config struct {
-	Action Action
+	Backend string
+	Action  Action
 
 	Username  string
 	AccessKey string
@@ -69,6 +71,8 @@ type Config struct {
 	StopTimeout  time.Duration
 	Retries      int
 
+	Kubernetes KubernetesConfig
+
 	ContainerName string
 	LogsFile      string
 	Debug         bool
@@ -76,6 +80,16 @@ type Config struct {
 
 	Pipeline Pipeline
 	Watchdog Watchdog
+}
+
+// KubernetesConfig are the Kubernetes backend's settings.
+type KubernetesConfig struct {
+	Namespace       string
+	Pod             string
+	Service         bool
+	Requests        map[string]string
+	Limits          map[string]string
+	ImagePullSecret string
 }
 
 // Watchdog is what a watchdog watches (action reap).
@@ -122,6 +136,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	c := Config{Pipeline: p}
 
+	c.Backend = oneOf(s.Backend, "backend", bad, "auto", "docker", "kubernetes")
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
 	case ActionStart, ActionStop, ActionRun, ActionStatus, ActionReap:
@@ -263,6 +278,34 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 		c.Retries = n
 	}
 
+	c.Kubernetes = KubernetesConfig{
+		Namespace:       strings.TrimSpace(s.KubernetesNamespace),
+		Pod:             strings.TrimSpace(s.KubernetesPod),
+		Service:         parseBool(s.KubernetesService, "kubernetes_service", bad),
+		Requests:        map[string]string{},
+		Limits:          map[string]string{},
+		ImagePullSecret: strings.TrimSpace(s.ImagePullSecret),
+	}
+	for _, q := range []struct {
+		setting, value string
+		into           map[string]string
+		resource       string
+	}{
+		{"cpu_request", s.CPURequest, c.Kubernetes.Requests, "cpu"},
+		{"cpu_limit", s.CPULimit, c.Kubernetes.Limits, "cpu"},
+		{"memory_request", s.MemoryRequest, c.Kubernetes.Requests, "memory"},
+		{"memory_limit", s.MemoryLimit, c.Kubernetes.Limits, "memory"},
+	} {
+		v := strings.TrimSpace(q.value)
+		if v == "" {
+			continue
+		}
+		if !quantity.MatchString(v) {
+			bad(q.setting, "%q is not a Kubernetes quantity; use e.g. 250m or 1 for CPU, 256Mi or 1Gi for memory", q.value)
+		}
+		q.into[q.resource] = v
+	}
+
 	c.ContainerName = strings.TrimSpace(s.ContainerName)
 	if c.ContainerName == "" {
 		c.ContainerName = sanitizeName("sauce-connect-"+c.TunnelName, 128)
@@ -286,6 +329,9 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	return c, nil
 }
+
+// quantity matches Kubernetes resource quantities such as 100m, 1.5, 512Mi, 2G.
+var quantity = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
 
 type reporter func(setting, format string, args ...any)
 

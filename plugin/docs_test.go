@@ -68,46 +68,13 @@ func checkSettings(t *testing.T, file string, settings any) {
 // TestPipelineExamples checks that the README's pipeline files parse and
 // use only settings the plugin knows, with a stop step that always runs.
 func TestPipelineExamples(t *testing.T) {
-	t.Run("drone", func(t *testing.T) {
-		doc := readYAML(t, "testdata/pipelines/drone.yml")
-		var steps, stops int
-		walk(doc, func(m map[string]any) {
-			if img, _ := m["image"].(string); strings.HasPrefix(img, pluginImageName) {
-				steps++
-				checkSettings(t, "drone.yml", m["settings"])
-				if s, _ := m["settings"].(map[string]any); s["action"] == "stop" {
-					stops++
-					if fmt.Sprint(m["when"]) != "map[status:[success failure]]" {
-						t.Errorf("the stop step must run on success and failure, has when: %v", m["when"])
-					}
-				}
-			}
-		})
-		if steps != 2 || stops != 1 {
-			t.Errorf("want a start and a stop step, found %d plugin steps, %d stop", steps, stops)
-		}
-	})
-	t.Run("harness", func(t *testing.T) {
-		doc := readYAML(t, "testdata/pipelines/harness.yml")
-		var steps, stops int
-		walk(doc, func(m map[string]any) {
-			spec, _ := m["spec"].(map[string]any)
-			if m["type"] == "Plugin" && spec != nil && strings.HasPrefix(fmt.Sprint(spec["image"]), pluginImageName) {
-				steps++
-				checkSettings(t, "harness.yml", spec["settings"])
-				if s, _ := spec["settings"].(map[string]any); s["action"] == "stop" {
-					stops++
-					if fmt.Sprint(m["when"]) != "map[stageStatus:All]" {
-						t.Errorf("the stop step must run whatever the stage status, has when: %v", m["when"])
-					}
-				}
-			}
-		})
-		if steps != 2 || stops != 1 {
-			t.Errorf("want a start and a stop step, found %d plugin steps, %d stop", steps, stops)
-		}
-	})
-	t.Run("github", func(t *testing.T) {
+	for _, file := range []string{"drone.yml", "drone-kubernetes.yml"} {
+		t.Run(file, func(t *testing.T) { checkDrone(t, file) })
+	}
+	for _, file := range []string{"harness.yml", "harness-kubernetes.yml"} {
+		t.Run(file, func(t *testing.T) { checkHarness(t, file) })
+	}
+	t.Run("github.yml", func(t *testing.T) {
 		doc := readYAML(t, "testdata/pipelines/github.yml")
 		var steps int
 		walk(doc, func(m map[string]any) {
@@ -120,6 +87,50 @@ func TestPipelineExamples(t *testing.T) {
 			t.Errorf("found %d plugin steps, want 3", steps)
 		}
 	})
+}
+
+// pluginSteps calls f on every step of the file that runs the plugin image,
+// with its settings, and requires a start and a stop step.
+func pluginSteps(t *testing.T, file string, step func(m map[string]any) (map[string]any, bool), want string) {
+	t.Helper()
+	doc := readYAML(t, "testdata/pipelines/"+file)
+	var steps, stops int
+	walk(doc, func(m map[string]any) {
+		settings, ok := step(m)
+		if !ok {
+			return
+		}
+		steps++
+		checkSettings(t, file, settings)
+		if settings["action"] == "stop" {
+			stops++
+			if got := fmt.Sprint(m["when"]); got != want {
+				t.Errorf("the stop step must always run: when is %s, want %s", got, want)
+			}
+		}
+	})
+	if steps != 2 || stops != 1 {
+		t.Errorf("want a start and a stop step, found %d plugin steps, %d stop", steps, stops)
+	}
+}
+
+func checkDrone(t *testing.T, file string) {
+	pluginSteps(t, file, func(m map[string]any) (map[string]any, bool) {
+		img, _ := m["image"].(string)
+		settings, _ := m["settings"].(map[string]any)
+		return settings, strings.HasPrefix(img, pluginImageName)
+	}, "map[status:[success failure]]")
+}
+
+func checkHarness(t *testing.T, file string) {
+	pluginSteps(t, file, func(m map[string]any) (map[string]any, bool) {
+		spec, _ := m["spec"].(map[string]any)
+		if m["type"] != "Plugin" || spec == nil {
+			return nil, false
+		}
+		settings, _ := spec["settings"].(map[string]any)
+		return settings, strings.HasPrefix(fmt.Sprint(spec["image"]), pluginImageName)
+	}, "map[stageStatus:All]")
 }
 
 // TestActionInputsAreTheSettings keeps action.yml in step with the settings.
@@ -205,14 +216,15 @@ func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	for _, name := range []string{"drone.yml", "harness.yml", "github.yml"} {
+	for _, name := range []string{"pipelines/drone.yml", "pipelines/harness.yml", "pipelines/github.yml",
+		"pipelines/harness-kubernetes.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml"} {
 		begin, end := "<!-- example:"+name+" -->\n", "<!-- /example -->"
 		i := strings.Index(readme, begin)
 		j := strings.Index(readme[max(i, 0):], end) + max(i, 0)
 		if i < 0 || j < i {
 			t.Fatalf("README.md lacks the %s example markers", name)
 		}
-		file, err := os.ReadFile(filepath.Join("..", "testdata", "pipelines", name))
+		file, err := os.ReadFile(filepath.Join("..", "testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +235,7 @@ func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
 			got = want
 		}
 		if got != want {
-			t.Errorf("the README's %s example differs from testdata/pipelines/%s (go test ./plugin -update)", name, name)
+			t.Errorf("the README's %s example differs from testdata/%s (go test ./plugin -update)", name, name)
 		}
 	}
 	if *update {

@@ -50,8 +50,8 @@ type Options struct {
 	HTTP *http.Client
 }
 
-// Exec performs the configured action against the engine.
-func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
+// newRun fills in the defaults of o.
+func newRun(c Config, eng Engine, o Options) *run {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -61,7 +61,12 @@ func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
 	}
-	p := &run{cfg: c, eng: eng, opt: o, log: o.Log.WithField("tunnel", c.TunnelName)}
+	return &run{cfg: c, eng: eng, opt: o, log: o.Log.WithField("tunnel", c.TunnelName)}
+}
+
+// Exec performs the configured action against the Docker engine.
+func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
+	p := newRun(c, eng, o)
 	switch c.Action {
 	case ActionStart:
 		_, err := p.start(ctx, false)
@@ -96,7 +101,7 @@ func EngineHint(err error, p Pipeline) error {
 	hint := "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock (trusted repository); " +
 		"Harness Cloud and VM pools mount it already; GitHub Actions: use a Linux runner; or set DOCKER_HOST"
 	if p.KubernetesServiceHost != "" {
-		hint = "this step runs on Kubernetes, where there is no Docker socket: run the Sauce Connect 5 image as a Background step instead (see the README, \"Kubernetes\")"
+		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in the README (\"Kubernetes\")"
 	}
 	return fmt.Errorf("%w; %s", err, hint)
 }

@@ -32,7 +32,8 @@ func (s Secret) Value() string { return string(s) }
 // and Config can report every problem at once. The tags are the public
 // contract: the README's settings table is checked against them.
 type Settings struct {
-	Action string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status; reap is the watchdog's own"`
+	Backend string `envconfig:"PLUGIN_BACKEND" default:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes"`
+	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status; reap is the watchdog's own"`
 
 	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`
@@ -73,6 +74,15 @@ type Settings struct {
 	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included"`
 	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed"`
 	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)"`
+
+	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's"`
+	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME"`
+	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP"`
+	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod"`
+	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod"`
+	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod"`
+	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod"`
+	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image"`
 
 	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>"`
 	LogsFile      string `envconfig:"PLUGIN_LOGS_FILE" desc:"file where stop (and run) write SC's whole log"`

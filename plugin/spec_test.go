@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -132,4 +133,34 @@ func hasSecret(s engine.ContainerSpec, name, value string) bool {
 		}
 	}
 	return false
+}
+
+func TestKubernetesObjectsGolden(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	harness := Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser", HarnessInfra: "KubernetesDirect"}
+	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
+	for _, tc := range []struct {
+		name string
+		s    Settings
+	}{
+		{"kubernetes-defaults", Settings{}},
+		{"kubernetes-service", Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := specConfig(t, tc.s, harness)
+			objs := KubernetesObjects(c, owner, now)
+			if objs.Secret.StringData[secretAccessKey] != testKey {
+				t.Fatal("the secret does not hold the access key")
+			}
+			objs.Secret.StringData[secretAccessKey] = "***"
+			js, err := json.MarshalIndent(objs, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(js), testKey) {
+				t.Fatal("the access key is outside the secret")
+			}
+			golden(t, tc.name+".json", string(js)+"\n")
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
 func main() {
@@ -62,15 +63,8 @@ func run() int {
 		log.SetLevel(logrus.DebugLevel)
 	}
 
-	eng, err := engine.NewEnv(ctx)
-	if err != nil {
-		return report(plugin.EngineHint(err, pipeline))
-	}
-	defer eng.Close()
-	log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
-
-	err = plugin.Exec(ctx, cfg, eng, plugin.Options{Out: stdout, Masker: masker, Log: log, DockerHost: eng.Host})
-	if err != nil {
+	backends := plugin.Backends{Docker: engine.NewEnv, Kubernetes: kube.InCluster}
+	if err := plugin.Run(ctx, cfg, backends, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
 		return report(err)
 	}
 	return plugin.ExitOK

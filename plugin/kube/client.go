@@ -1,0 +1,291 @@
+// Package kube is a small client for the few Kubernetes API calls the
+// plugin's Kubernetes backend makes: pods (create, get, list, watch,
+// delete, status), pod logs, secrets and services. It speaks the REST API
+// directly, so the plugin image stays small (client-go's typed clientset
+// would more than double it).
+package kube
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Service-account files in a pod.
+const (
+	saDir       = "/var/run/secrets/kubernetes.io/serviceaccount"
+	saToken     = saDir + "/token"
+	saCA        = saDir + "/ca.crt"
+	saNamespace = saDir + "/namespace"
+)
+
+// ErrNotInCluster means there is no service-account token or API address.
+var ErrNotInCluster = errors.New("not running in a Kubernetes pod with a service account token")
+
+// Config locates and authenticates to an API server.
+type Config struct {
+	// Host is the API server's URL, e.g. https://10.96.0.1:443.
+	Host string
+	// Token is a bearer token.
+	Token string
+	// CA is the PEM bundle that signs the server's certificate.
+	CA []byte
+	// Insecure skips certificate verification (tests only).
+	Insecure bool
+}
+
+// InClusterConfig reads the pod's service account, as every in-cluster
+// client does, and returns the config and the pod's namespace.
+func InClusterConfig() (Config, string, error) {
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	token, err := os.ReadFile(saToken)
+	if host == "" || err != nil {
+		return Config{}, "", ErrNotInCluster
+	}
+	if port == "" {
+		port = "443"
+	}
+	ca, err := os.ReadFile(saCA)
+	if err != nil {
+		return Config{}, "", fmt.Errorf("read the cluster CA: %w", err)
+	}
+	ns, _ := os.ReadFile(saNamespace)
+	return Config{Host: "https://" + net.JoinHostPort(host, port), Token: strings.TrimSpace(string(token)), CA: ca},
+		strings.TrimSpace(string(ns)), nil
+}
+
+// Client calls the API server.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // tests only
+	if len(cfg.CA) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cfg.CA) {
+			return nil, errors.New("the cluster CA is not PEM")
+		}
+		tlsCfg.RootCAs = pool
+	}
+	return &Client{
+		base:  strings.TrimSuffix(cfg.Host, "/"),
+		token: cfg.Token,
+		http:  &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
+	}, nil
+}
+
+// APIError is an error status from the API server.
+type APIError struct {
+	Code    int
+	Reason  string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// IsNotFound reports a 404.
+func IsNotFound(err error) bool { return code(err) == http.StatusNotFound }
+
+// IsForbidden reports a 403 (RBAC said no).
+func IsForbidden(err error) bool { return code(err) == http.StatusForbidden }
+
+// IsConflict reports a 409 (the object exists already, or changed).
+func IsConflict(err error) bool { return code(err) == http.StatusConflict }
+
+func code(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return 0
+}
+
+// Do sends one request; body (when not nil) and out are JSON.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// send returns a response with a 2xx status, or the API's error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &st) != nil || st.Message == "" {
+		st.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil, &APIError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
+}
+
+func podsPath(ns string) string { return "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods" }
+
+// GetPod returns a pod.
+func (c *Client) GetPod(ctx context.Context, ns, name string) (Pod, error) {
+	var p Pod
+	err := c.Do(ctx, http.MethodGet, podsPath(ns)+"/"+url.PathEscape(name), nil, &p)
+	return p, err
+}
+
+// CreatePod creates a pod.
+func (c *Client) CreatePod(ctx context.Context, ns string, p Pod) (Pod, error) {
+	var out Pod
+	err := c.Do(ctx, http.MethodPost, podsPath(ns), p, &out)
+	return out, err
+}
+
+// UpdatePodStatus replaces a pod's status, as a kubelet does.
+func (c *Client) UpdatePodStatus(ctx context.Context, ns string, p Pod) (Pod, error) {
+	var out Pod
+	err := c.Do(ctx, http.MethodPut, podsPath(ns)+"/"+url.PathEscape(p.Metadata.Name)+"/status", p, &out)
+	return out, err
+}
+
+// ListPods lists the pods matching a label selector.
+func (c *Client) ListPods(ctx context.Context, ns, selector string) ([]Pod, error) {
+	var l struct {
+		Items []Pod `json:"items"`
+	}
+	err := c.Do(ctx, http.MethodGet, podsPath(ns)+"?labelSelector="+url.QueryEscape(selector), nil, &l)
+	return l.Items, err
+}
+
+// DeletePod deletes a pod with a grace period; a missing pod is success.
+func (c *Client) DeletePod(ctx context.Context, ns, name string, grace time.Duration) error {
+	body := map[string]any{"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": int64(grace.Seconds())}
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, podsPath(ns)+"/"+url.PathEscape(name), body, nil))
+}
+
+// PodLogs returns the last lines of a container's log.
+func (c *Client) PodLogs(ctx context.Context, ns, name, container string, tail int) (string, error) {
+	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/%s/log?container=%s&tailLines=%d", podsPath(ns), url.PathEscape(name), url.QueryEscape(container), tail), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
+}
+
+// CreateSecret creates a secret.
+func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) error {
+	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, nil)
+}
+
+// DeleteSecret deletes a secret; a missing one is success.
+func (c *Client) DeleteSecret(ctx context.Context, ns, name string) error {
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), nil, nil))
+}
+
+// CreateService creates a service.
+func (c *Client) CreateService(ctx context.Context, ns string, s Service) error {
+	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services", s, nil)
+}
+
+// DeleteService deletes a service; a missing one is success.
+func (c *Client) DeleteService(ctx context.Context, ns, name string) error {
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services/"+url.PathEscape(name), nil, nil))
+}
+
+func ignoreNotFound(err error) error {
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// PodEvent is one event of a pod watch.
+type PodEvent struct {
+	Type string `json:"type"` // ADDED, MODIFIED, DELETED, ERROR, BOOKMARK
+	Pod  Pod    `json:"object"`
+}
+
+// WatchPod streams the events of one pod from resourceVersion on, until
+// ctx ends or the server closes the stream (then the channel closes).
+func (c *Client) WatchPod(ctx context.Context, ns, name, resourceVersion string) (<-chan PodEvent, error) {
+	q := url.Values{"watch": {"true"}, "fieldSelector": {"metadata.name=" + name}, "resourceVersion": {resourceVersion}}
+	resp, err := c.send(ctx, http.MethodGet, podsPath(ns)+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan PodEvent)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var ev PodEvent
+			if err := dec.Decode(&ev); err != nil {
+				return
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// InCluster returns a client for the pod's own service account and the
+// pod's namespace.
+func InCluster() (*Client, string, error) {
+	cfg, ns, err := InClusterConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := New(cfg)
+	return c, ns, err
+}

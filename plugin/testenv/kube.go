@@ -1,0 +1,208 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// KubeBin is where testdata/kube-tools/build.sh puts etcd, kube-apiserver
+// and kube-controller-manager.
+func KubeBin() string { return filepath.Join(Root(), "testdata", "kube-tools", "bin") }
+
+// KubeUser is a user of the test API server, authenticated by a static token.
+type KubeUser struct {
+	Name, Token string
+	Groups      []string
+}
+
+// ControlPlane is a real Kubernetes control plane on loopback: etcd,
+// kube-apiserver (token authentication, RBAC) and kube-controller-manager
+// (garbage collector, service accounts). There is no scheduler or kubelet:
+// tests write pod status themselves.
+type ControlPlane struct {
+	URL   string
+	dir   string
+	procs []*exec.Cmd
+}
+
+// StartControlPlane starts the control plane with these users; the first
+// should be an admin (group system:masters).
+func StartControlPlane(users []KubeUser) (*ControlPlane, error) {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+		if _, err := os.Stat(filepath.Join(KubeBin(), b)); err != nil {
+			return nil, fmt.Errorf("%s is not built (run make kube-tools): %w", b, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "dsc-kube-")
+	if err != nil {
+		return nil, err
+	}
+	cp := &ControlPlane{dir: dir}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	cp.URL = "https://127.0.0.1:" + strconv.Itoa(ports[2])
+	if err := writeSAKey(dir); err != nil {
+		return nil, err
+	}
+	var tokens strings.Builder
+	for i, u := range users {
+		fmt.Fprintf(&tokens, "%s,%s,uid-%d,\"%s\"\n", u.Token, u.Name, i, strings.Join(u.Groups, ","))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens.String()), 0o600); err != nil {
+		return nil, err
+	}
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: t, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %q}}]
+contexts: [{name: t, context: {cluster: t, user: admin}}]
+current-context: t
+`, cp.URL, users[0].Token)
+	if err := os.WriteFile(filepath.Join(dir, "admin.kubeconfig"), []byte(kubeconfig), 0o600); err != nil {
+		return nil, err
+	}
+	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	start := func(name string, args ...string) error {
+		log, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(filepath.Join(KubeBin(), name), args...)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		cp.procs = append(cp.procs, cmd)
+		return nil
+	}
+	fail := func(err error) (*ControlPlane, error) {
+		cp.Stop()
+		return nil, err
+	}
+	if err := start("etcd", "--name", "t", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t="+peer,
+		"--unsafe-no-fsync", "--log-level", "warn"); err != nil {
+		return fail(err)
+	}
+	if err := start("kube-apiserver", "--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(ports[2]), "--cert-dir", filepath.Join(dir, "certs"),
+		"--token-auth-file", filepath.Join(dir, "tokens.csv"), "--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file", filepath.Join(dir, "sa.key")); err != nil {
+		return fail(err)
+	}
+	if err := cp.waitReady(users[0].Token, 60*time.Second); err != nil {
+		return fail(err)
+	}
+	if err := start("kube-controller-manager", "--kubeconfig", filepath.Join(dir, "admin.kubeconfig"), "--leader-elect=false",
+		"--service-account-private-key-file", filepath.Join(dir, "sa.key"), "--use-service-account-credentials=false",
+		"--root-ca-file", filepath.Join(dir, "certs", "apiserver.crt"), "--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--authentication-skip-lookup", "--controllers", "garbagecollector,serviceaccount,serviceaccount-token,namespace"); err != nil {
+		return fail(err)
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) waitReady(token string, limit time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test API server
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, cp.URL+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		for _, p := range cp.procs {
+			if p.ProcessState != nil {
+				return fmt.Errorf("%s exited: %s", p.Path, cp.Log(filepath.Base(p.Path)))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("kube-apiserver not ready in %s:\n%s", limit, cp.Log("kube-apiserver"))
+}
+
+// Log returns the end of one component's log.
+func (cp *ControlPlane) Log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(cp.dir, name+".log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Stop ends the components and removes their files.
+func (cp *ControlPlane) Stop() {
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		p := cp.procs[i]
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	_ = os.RemoveAll(cp.dir)
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// writeSAKey writes the service-account signing key pair.
+func writeSAKey(dir string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+}
