@@ -47,12 +47,7 @@ func TestMain(m *testing.M) {
 		began := time.Now()
 		cp, err = testenv.StartControlPlane(users)
 		if err != nil {
-			if os.Getenv("CI") == "true" {
-				fmt.Fprintln(os.Stderr, "CI=true but no test control plane:", err)
-				return 1
-			}
-			fmt.Fprintln(os.Stderr, "skipping Kubernetes tests:", err)
-			return 0
+			return testenv.Unavailable("test control plane", err)
 		}
 		defer cp.Stop()
 		fmt.Printf("test control plane up in %s\n", time.Since(began).Round(time.Millisecond))

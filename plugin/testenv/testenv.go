@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,3 +241,26 @@ func (l *lockedBuilder) String() string {
 
 // Socket is the bind mount that gives a container the host's Docker engine.
 var Socket = engine.Mount{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}
+
+// Unavailable reports, from a TestMain, that the engine or control plane the
+// tests need is missing: under CI=true that is a failure (1); elsewhere the
+// tests that need it are skipped (0).
+func Unavailable(what string, err error) int {
+	if os.Getenv("CI") == "true" {
+		fmt.Fprintf(os.Stderr, "CI=true but no %s: %v\n", what, err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "skipping the tests that need a %s: %v\n", what, err)
+	return 0
+}
+
+// Get returns the status of GET url, failing the test when it cannot ask.
+func Get(tb testing.TB, url string) int {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
