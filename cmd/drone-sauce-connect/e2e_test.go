@@ -462,3 +462,61 @@ func TestBinaryInvalidSettings(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestActBorrowedNamespace runs the plugin as act runs a container action:
+// in the job container's network namespace (network_mode container:<id>).
+// The plugin must follow the namespace to the job container, attach SC to
+// the job's network with the alias, and a step sharing the job container's
+// namespace must reach http://sauce-connect:8032.
+func TestActBorrowedNamespace(t *testing.T) {
+	skipShort(t)
+	ctx := context.Background()
+	d := newDrone(t) // only for its network and cleanup
+	job, err := eng.CreateContainer(ctx, engine.ContainerSpec{
+		Name: d.net + "-job", Image: standin, Cmd: []string{"run"}, Labels: testenv.Labels,
+		Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
+			{Name: "SAUCE_TUNNEL_NAME", Value: "job"}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
+		Networks: []engine.NetworkAttachment{{Network: d.net, Aliases: []string{"job"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.steps = append(d.steps, job)
+	if err := eng.StartContainer(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	runID := testenv.Random(8)
+	d.tunnel = "acme-web-" + runID + "-1-test"
+	gh := pluginEnv("GITHUB_ACTIONS", "true", "GITHUB_REPOSITORY", "acme/web", "GITHUB_RUN_ID", runID, "GITHUB_RUN_ATTEMPT", "1",
+		"GITHUB_JOB", "test", "PLUGIN_API_HOST_PORT", "0")
+	start := step(t, "act action", engine.ContainerSpec{Name: "act-" + runID, Image: pluginImage, Env: gh,
+		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "container:" + job, AutoRemove: true})
+	if !strings.Contains(start.Logs, "API for container steps: http://sauce-connect:8032") {
+		t.Errorf("SC did not join the job's network with the alias:\n%s", start.Logs)
+	}
+	step(t, "run step in the job's namespace", engine.ContainerSpec{Name: "act-run-" + runID, Image: standin, Cmd: []string{"ready"},
+		Env: []engine.EnvVar{{Name: "SAUCE_API_ADDRESS", Value: "sauce-connect:8032"}}, NetworkMode: "container:" + job, AutoRemove: true})
+	step(t, "stop", engine.ContainerSpec{Name: "act-stop-" + runID, Image: pluginImage, Env: append(gh, engine.EnvVar{Name: "PLUGIN_ACTION", Value: "stop"}),
+		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "container:" + job, AutoRemove: true})
+}
+
+// TestPluginInHostNetworkMode runs the plugin image in the host's network
+// namespace (a Drone step with network_mode: host): SC's API is published
+// on 127.0.0.1 and a host step reaches it there.
+func TestPluginInHostNetworkMode(t *testing.T) {
+	skipShort(t)
+	tunnel := "hostnet-" + testenv.Random(8)
+	env := pluginEnv("PLUGIN_TUNNEL_NAME", tunnel, "PLUGIN_API_HOST_PORT", "0", "DRONE", "true")
+	start := step(t, "start", engine.ContainerSpec{Name: tunnel + "-start", Image: pluginImage, Env: env,
+		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "host", AutoRemove: true})
+	m := hostAPI.FindStringSubmatch(start.Logs)
+	if m == nil {
+		t.Fatalf("no host URL:\n%s", start.Logs)
+	}
+	if code := testenv.Get(t, m[1]+"/readyz"); code != 200 {
+		t.Errorf("a host step gets %d", code)
+	}
+	step(t, "stop", engine.ContainerSpec{Name: tunnel + "-stop", Image: pluginImage, Env: append(env, engine.EnvVar{Name: "PLUGIN_ACTION", Value: "stop"}),
+		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "host", AutoRemove: true})
+	testenv.AssertNoTunnel(t, eng, tunnel)
+}
