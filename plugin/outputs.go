@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -12,8 +13,9 @@ import (
 // writeOutputs hands the tunnel's facts to later steps, in the files the
 // platform gives: DRONE_OUTPUT (Harness output variables), GITHUB_OUTPUT,
 // GITHUB_STATE (for the post step), GITHUB_STEP_SUMMARY and a Drone card.
-// Never the access key: only names, addresses and IDs are written.
-func writeOutputs(c Config, t *tunnel) error {
+// Never the access key: only names, addresses and IDs are written. out is
+// the plugin's output, where a card for /dev/stdout goes.
+func writeOutputs(c Config, t *tunnel, out io.Writer) error {
 	p := c.Pipeline
 	var errs []error
 	if p.DroneOutput != "" {
@@ -44,7 +46,7 @@ func writeOutputs(c Config, t *tunnel) error {
 		errs = append(errs, appendText(p.GitHubStepSummary, summary(c, t)))
 	}
 	if p.DroneCardPath != "" {
-		errs = append(errs, writeCard(p.DroneCardPath, c, t))
+		errs = append(errs, writeCard(p.DroneCardPath, c, t, out))
 	}
 	return errors.Join(errs...)
 }
@@ -90,8 +92,8 @@ func summary(c Config, t *tunnel) string {
 const cardSchema = "https://drone-plugins.github.io/drone-sauce-connect/card.json"
 
 // writeCard writes a Drone card: on /dev/stdout as the escape sequence the
-// runner extracts from the log, elsewhere as a JSON file.
-func writeCard(path string, c Config, t *tunnel) error {
+// runner extracts from the log (written to out), elsewhere as a JSON file.
+func writeCard(path string, c Config, t *tunnel, out io.Writer) error {
 	data, err := json.Marshal(map[string]any{
 		"schema": cardSchema,
 		"data": map[string]string{
@@ -102,7 +104,7 @@ func writeCard(path string, c Config, t *tunnel) error {
 		return err
 	}
 	if path == "/dev/stdout" {
-		_, err = fmt.Fprintf(os.Stdout, "\u001b]1338;%s\u001b]0m\n", base64.StdEncoding.EncodeToString(data))
+		_, err = fmt.Fprintf(out, "\u001b]1338;%s\u001b]0m\n", base64.StdEncoding.EncodeToString(data))
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)

@@ -431,7 +431,7 @@ func (p *run) report(t *tunnel) {
 	if t.ep.Host != "" {
 		fmt.Fprintf(p.opt.Out, "  API for host steps:      %s\n", t.ep.Host)
 	}
-	if err := writeOutputs(p.cfg, t); err != nil {
+	if err := writeOutputs(p.cfg, t, p.opt.Out); err != nil {
 		p.log.WithError(err).Warn("could not write the step outputs")
 	}
 }
