@@ -362,3 +362,43 @@ func TestRunModeStopsGracefullyOnSignalAndMasksSCLog(t *testing.T) {
 		t.Errorf("logs_file is missing or unmasked (%v):\n%s", err, saved)
 	}
 }
+
+// TestPullFromAPrivateMirror pulls the SC image from a registry that needs
+// a login (registry_username / registry_password), shows plain progress
+// lines, and never prints the password; a wrong password fails clearly.
+func TestPullFromAPrivateMirror(t *testing.T) {
+	h := newHarness(t, nil)
+	const password = "REG-PW-LEAKCHECK-4242"
+	reg, err := testenv.StartRegistry("ci", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	image := reg.Host + "/mirror/sauce-connect:" + testenv.Random(6)
+	t.Cleanup(func() { _ = h.eng.RemoveImage(context.Background(), image) })
+	h.s.Image, h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword = image, "if-not-exists", "ci", "wrong-"+password
+	wrong := h.exec(context.Background(), "start")
+	if wrong == nil || !strings.Contains(wrong.Error(), "pull image "+image) {
+		t.Fatalf("a wrong registry password: %v", wrong)
+	}
+	t.Logf("with a wrong password: %v", wrong)
+	h.s.RegistryPassword = password
+	if err := h.exec(context.Background(), "start"); err != nil {
+		t.Fatal(err)
+	}
+	out := h.output()
+	for _, want := range []string{"pulling image", "Pull complete", "Downloaded newer image for " + image, " is up in region "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the output", want)
+		}
+	}
+	if strings.Contains(out, password) || strings.Contains(wrong.Error(), password) {
+		t.Error("the registry password was printed")
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("pull progress has terminal escapes; CI logs want plain lines")
+	}
+	if err := h.exec(context.Background(), "stop"); err != nil {
+		t.Fatal(err)
+	}
+}
