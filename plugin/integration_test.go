@@ -378,7 +378,7 @@ func TestPullFromAPrivateMirror(t *testing.T) {
 	t.Cleanup(func() { _ = h.eng.RemoveImage(context.Background(), image) })
 	h.s.Image, h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword = image, "if-not-exists", "ci", "wrong-"+password
 	wrong := h.exec(context.Background(), "start")
-	if wrong == nil || !strings.Contains(wrong.Error(), "pull image "+image) {
+	if wrong == nil || !strings.Contains(wrong.Error(), "pull image "+image) || !strings.Contains(wrong.Error(), "for a private registry or mirror, registry_username and registry_password") {
 		t.Fatalf("a wrong registry password: %v", wrong)
 	}
 	t.Logf("with a wrong password: %v", wrong)

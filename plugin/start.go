@@ -415,7 +415,12 @@ func (p *run) ensureImage(ctx context.Context) error {
 		}
 	}
 	p.log.WithField("image", img).Info("pulling image")
-	return p.eng.PullImage(ctx, img, p.cfg.RegistryAuth, p.opt.Out)
+	// Engines report a refused registry login as an internal error (20.10:
+	// HTTP 500), so the hint names everything a failed pull may need.
+	if err := p.eng.PullImage(ctx, img, p.cfg.RegistryAuth, p.opt.Out); err != nil {
+		return fmt.Errorf("%w; check the image name and, for a private registry or mirror, registry_username and registry_password", err)
+	}
+	return nil
 }
 
 // report prints where the ready tunnel answers and writes the outputs.
