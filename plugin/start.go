@@ -140,7 +140,7 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	// of the plugin cannot leak a running tunnel. (Killed before this point,
 	// the plugin leaves at most a never-started container, which holds no
 	// tunnel and no network endpoint, and which the next start sweeps.)
-	if p.cfg.Cleanup == "auto" && self != nil && !foreground {
+	if p.cfg.Cleanup == "auto" && self != nil {
 		if err := p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
 			return nil, err
 		}

@@ -520,3 +520,51 @@ func TestPluginInHostNetworkMode(t *testing.T) {
 		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "host", AutoRemove: true})
 	testenv.AssertNoTunnel(t, eng, tunnel)
 }
+
+// TestRunModeAsAService runs the plugin image in run mode, as a Drone
+// service or a Harness Background step runs it: the step stays up with the
+// tunnel, and when the runner stops it (SIGTERM, then the grace period) the
+// plugin drains SC and removes it, and the watchdog ends too.
+func TestRunModeAsAService(t *testing.T) {
+	skipShort(t)
+	d := newDrone(t)
+	ctx := context.Background()
+	id, err := eng.CreateContainer(ctx, d.spec("sauce", "PLUGIN_ACTION", "run", "PLUGIN_ENV", `{"SAUCE_STANDIN_DRAIN":"300ms"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.steps = append(d.steps, id)
+	if err := eng.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string {
+		var b strings.Builder
+		_ = eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &b, &b)
+		return b.String()
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs(), " is up in region "); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run mode never said the tunnel is up:\n%s", logs())
+		}
+	}
+	if sc, w := d.left(); sc != 1 || w != 1 {
+		t.Errorf("while running: %d SC, %d watchdogs", sc, w)
+	}
+	d.laterStep()
+	if _, err := eng.StopContainer(ctx, id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c, err := eng.InspectContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := logs()
+	noKey(t, "the run-mode log", out)
+	if c.State.ExitCode != 0 || !strings.Contains(out, "tunnel closed, bye") {
+		t.Errorf("run mode exited %d; SC drained: %t\n%s", c.State.ExitCode, strings.Contains(out, "tunnel closed, bye"), out)
+	}
+	if _, ok := d.waitGone(goneWithin); !ok {
+		sc, w := d.left()
+		t.Errorf("after the service stopped: %d SC, %d watchdogs", sc, w)
+	}
+}
