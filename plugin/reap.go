@@ -118,29 +118,36 @@ func orNone(s string) string {
 	return s
 }
 
-// launchWatchdog starts the watchdog for SC container scID. It needs the
-// plugin's own image, so it runs only when the plugin runs in a container.
-// Once started, the watchdog is never removed by the plugin: it ends by
-// itself when SC is removed, so a plugin killed halfway through its own
-// cleanup cannot leave SC unguarded.
-func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, scID string, deadline time.Time) error {
+// launchWatchdog creates the watchdog for SC container scID and starts it
+// in the background; the channel reports the start. It needs the plugin's
+// own image, so it runs only when the plugin runs in a container. Once
+// started, the watchdog is never removed by the plugin: it ends by itself
+// when SC is removed, so a plugin killed halfway through its own cleanup
+// cannot leave SC unguarded.
+func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, scID string, deadline time.Time) (<-chan error, error) {
 	spec, ok := WatchdogSpec(p.cfg, *self, scID, deadline, p.opt.Now(), p.opt.DockerHost)
 	if !ok {
 		p.log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
-		return nil
+		return closedNil, nil
 	}
 	p.log.WithField("container", short(scID)).Debug(Trace(spec))
 	id, err := p.eng.CreateContainer(ctx, spec)
-	if err == nil {
-		err = p.eng.StartContainer(ctx, id)
-	}
 	if err != nil {
 		if id != "" {
 			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
 		}
-		return fmt.Errorf("launch watchdog: %w", err)
+		return nil, fmt.Errorf("create watchdog: %w", err)
 	}
-	return nil
+	started := make(chan error, 1)
+	go func() {
+		err := p.eng.StartContainer(ctx, id)
+		if err != nil {
+			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
+			err = fmt.Errorf("start watchdog: %w", err)
+		}
+		started <- err
+	}()
+	return started, nil
 }
 
 // sweep removes, by exact ID, the containers of this plugin that expired:

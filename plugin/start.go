@@ -136,20 +136,26 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 		return nil, err
 	}
 
-	// The watchdog runs before SC starts, so that from here on even a kill -9
-	// of the plugin cannot leak a running tunnel. (Killed before this point,
-	// the plugin leaves at most a never-started container, which holds no
+	// The watchdog is created, and its start sent to the engine, before SC's
+	// start, so that a kill -9 of the plugin cannot leave a running tunnel
+	// unguarded; the two starts then run side by side. (Killed before SC's
+	// start, the plugin leaves only never-started containers, which hold no
 	// tunnel and no network endpoint, and which the next start sweeps.)
+	var watchdog <-chan error = closedNil
 	if p.cfg.Cleanup == "auto" && self != nil {
-		if err := p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
+		if watchdog, err = p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.eng.StartContainer(ctx, id); err != nil {
-		if pl.Publish != nil && pl.Publish.Port != 0 {
-			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", err, pl.Publish.Port)
-		}
+	startErr := p.eng.StartContainer(ctx, id)
+	if err := <-watchdog; err != nil {
 		return nil, err
+	}
+	if startErr != nil {
+		if pl.Publish != nil && pl.Publish.Port != 0 {
+			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", startErr, pl.Publish.Port)
+		}
+		return nil, startErr
 	}
 	// Follow only once started: the engine ends a follow of a created
 	// container at once. The stream replays the log from its start.
@@ -183,6 +189,13 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	}
 	return t, nil
 }
+
+// closedNil is a channel that always yields nil: "nothing to wait for".
+var closedNil = func() <-chan error {
+	c := make(chan error)
+	close(c)
+	return c
+}()
 
 // explainFailure prints the end of SC's log and turns a failed wait into the
 // error the user sees: bad credentials and invalid settings are permanent.

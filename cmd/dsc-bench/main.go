@@ -89,7 +89,7 @@ func bench() error {
 	defer rmPlugin()
 
 	fmt.Printf("drone-sauce-connect benchmark: %d runs each, stand-in ready after %s, engine API %s\n\n", *runs, *readyDelay, eng.APIVersion)
-	var detect, detectProbe, overhead, toReady, seed, stop sample
+	var detect, detectProbe, overhead, overheadInContainer, toReady, seed, stop sample
 	var peakRSS int64
 	for i := range *runs {
 		// Readiness shown only on /readyz: the probe's backoff alone.
@@ -117,6 +117,11 @@ func bench() error {
 			return err
 		}
 		seed = append(seed, s)
+		o, err := b.containerRun(ctx, i, pluginImage)
+		if err != nil {
+			return err
+		}
+		overheadInContainer = append(overheadInContainer, o)
 	}
 	binSize, err := fileSize(b.binary)
 	if err != nil {
@@ -139,6 +144,7 @@ func bench() error {
 	row("readiness detection (SC logs its ready line)", detect, "p50≤150, p95≤300 ms", detect.pct(0.5) <= 150*time.Millisecond && detect.pct(0.95) <= 300*time.Millisecond)
 	row("readiness detection (/readyz probe alone)", detectProbe, "p50≤150, p95≤300 ms", detectProbe.pct(0.5) <= 150*time.Millisecond && detectProbe.pct(0.95) <= 300*time.Millisecond)
 	row("plugin overhead (start → SC started)", overhead, "median ≤400 ms", overhead.pct(0.5) <= 400*time.Millisecond)
+	row("plugin overhead in a container (+ watchdog)", overheadInContainer, "median ≤400 ms", overheadInContainer.pct(0.5) <= 400*time.Millisecond)
 	row("stop (begins → container removed)", stop, "≤500 ms + drain", stop.pct(0.5) <= 500*time.Millisecond)
 	row("time to ready, plugin", toReady, "", true)
 	row("time to ready, seed procedure (2 s curl loop)", seed, "", true)
@@ -267,6 +273,44 @@ func (b *bencher) stopRun(ctx context.Context, tunnel string) (time.Duration, er
 		}
 	}
 	return 0, errors.New("no destroy event after stop")
+}
+
+// containerRun runs the plugin image as a Drone step on its own network,
+// which also starts the watchdog before SC, and returns the time from the
+// plugin container's start to SC's.
+func (b *bencher) containerRun(ctx context.Context, i int, image string) (time.Duration, error) {
+	net := fmt.Sprintf("bench-net-%d-%s", i, testenv.Random(6))
+	if _, err := b.eng.CreateNetwork(ctx, net, testenv.Labels); err != nil {
+		return 0, err
+	}
+	defer b.eng.RemoveNetwork(context.WithoutCancel(ctx), net)
+	tunnel := fmt.Sprintf("bench-c-%d-%s", i, testenv.Random(6))
+	ran, err := testenv.RunContainer(ctx, b.eng, engine.ContainerSpec{
+		Name: net + "-step", Image: image, Mounts: []engine.Mount{testenv.Socket},
+		Env: []engine.EnvVar{{Name: "DRONE", Value: "true"}, {Name: "PLUGIN_USERNAME", Value: "bench"}, {Name: "PLUGIN_ACCESS_KEY", Value: "bench-key-0000"},
+			{Name: "PLUGIN_IMAGE", Value: b.standin}, {Name: "PLUGIN_PULL", Value: "never"}, {Name: "PLUGIN_TUNNEL_NAME", Value: tunnel},
+			{Name: "PLUGIN_ENV", Value: fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}},
+		Networks: []engine.NetworkAttachment{{Network: net, Aliases: []string{"sauce"}}},
+	}, 2*time.Minute, true)
+	if ran.ID != "" {
+		defer b.eng.RemoveContainer(context.WithoutCancel(ctx), ran.ID)
+	}
+	if err != nil || ran.ExitCode != 0 {
+		return 0, fmt.Errorf("plugin in a container: exit %d, %v\n%s", ran.ExitCode, err, ran.Logs)
+	}
+	step, err := b.eng.InspectContainer(ctx, ran.ID)
+	if err != nil {
+		return 0, err
+	}
+	sc, err := b.eng.InspectContainer(ctx, "sauce-connect-"+tunnel)
+	if err != nil {
+		return 0, err
+	}
+	d := sc.State.StartedAt.Sub(step.State.StartedAt)
+	if _, err := b.stopRun(ctx, tunnel); err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 // seedRun follows the seed's recipe: start the container (API published),
