@@ -165,10 +165,10 @@ func forbidden(err error) error {
 func (k *kubeRun) exec(ctx context.Context) error {
 	switch k.cfg.Action {
 	case ActionStart:
-		_, err := k.start(ctx, false)
+		_, err := k.start(ctx)
 		return err
 	case ActionRun:
-		t, err := k.start(ctx, true)
+		t, err := k.start(ctx)
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (k *kubeRun) exec(ctx context.Context) error {
 
 // start creates the Secret, the Pod (and the Service) owned by the build
 // pod and waits, with a watch, until the pod is Ready.
-func (k *kubeRun) start(ctx context.Context, foreground bool) (*tunnel, error) {
+func (k *kubeRun) start(ctx context.Context) (*tunnel, error) {
 	began := k.opt.Now()
 	owner, err := k.kc.GetPod(ctx, k.ns, k.cfg.Kubernetes.Pod)
 	if err != nil {
