@@ -1,7 +1,6 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +56,7 @@ type harness struct {
 	t      *testing.T
 	eng    *engine.Engine
 	s      plugin.Settings
-	out    *bytes.Buffer
+	out    *testenv.SafeBuffer
 	tunnel string
 }
 
@@ -81,7 +79,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		knobs += fmt.Sprintf(",%q:%q", k, v)
 	}
 	s.Env = knobs + "}"
-	h := &harness{t: t, eng: e, s: s, out: &bytes.Buffer{}, tunnel: tunnel}
+	h := &harness{t: t, eng: e, s: s, out: &testenv.SafeBuffer{}, tunnel: tunnel}
 	t.Cleanup(func() {
 		testenv.AssertNoTunnel(t, e, tunnel)
 		if strings.Contains(h.out.String(), accessKey) {
@@ -94,8 +92,6 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	return h
 }
 
-var outMu sync.Mutex
-
 func (h *harness) exec(ctx context.Context, action string) error {
 	h.t.Helper()
 	s := h.s
@@ -105,7 +101,7 @@ func (h *harness) exec(ctx context.Context, action string) error {
 		h.t.Fatalf("settings: %v", err)
 	}
 	m := plugin.NewMasker(accessKey)
-	w := m.Writer(lockedWriter{h.out})
+	w := m.Writer(h.out)
 	defer w.Flush()
 	log := logrus.New()
 	log.SetOutput(w)
@@ -113,19 +109,7 @@ func (h *harness) exec(ctx context.Context, action string) error {
 	return plugin.Exec(ctx, c, h.eng, plugin.Options{Out: w, Masker: m, Log: log, DockerHost: h.eng.Host})
 }
 
-type lockedWriter struct{ b *bytes.Buffer }
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	outMu.Lock()
-	defer outMu.Unlock()
-	return l.b.Write(p)
-}
-
-func (h *harness) output() string {
-	outMu.Lock()
-	defer outMu.Unlock()
-	return h.out.String()
-}
+func (h *harness) output() string { return h.out.String() }
 
 var hostAPI = regexp.MustCompile(`API for host steps: +(\S+)`)
 

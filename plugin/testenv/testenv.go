@@ -187,7 +187,7 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 	if err := e.StartContainer(ctx, id); err != nil {
 		return Ran{}, err
 	}
-	logs := &lockedBuilder{b: &strings.Builder{}}
+	logs := &SafeBuffer{}
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
@@ -222,21 +222,23 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 	}
 }
 
-type lockedBuilder struct {
+// SafeBuffer is a buffer that several goroutines may write and read.
+type SafeBuffer struct {
 	mu sync.Mutex
-	b  *strings.Builder
+	b  strings.Builder
 }
 
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+func (s *SafeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }
 
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// String returns what was written so far.
+func (s *SafeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Socket is the bind mount that gives a container the host's Docker engine.
