@@ -136,11 +136,13 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 		return nil, err
 	}
 
-	// The watchdog is created, and its start sent to the engine, before SC's
-	// start, so that a kill -9 of the plugin cannot leave a running tunnel
-	// unguarded; the two starts then run side by side. (Killed before SC's
-	// start, the plugin leaves only never-started containers, which hold no
-	// tunnel and no network endpoint, and which the next start sweeps.)
+	// The watchdog is created before SC starts and its start is issued
+	// alongside SC's, so the two starts overlap. Killed before this point,
+	// the plugin leaves only never-started containers, which hold no tunnel
+	// and no network endpoint; killed after both requests are out, the
+	// watchdog guards SC. Only a kill in the instant between the two
+	// requests leaves a running SC unguarded, until it expires (the sweep,
+	// drone-gc).
 	var watchdog <-chan error = closedNil
 	if p.cfg.Cleanup == "auto" && self != nil {
 		if watchdog, err = p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
