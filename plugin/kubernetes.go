@@ -81,7 +81,8 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 	// No blockOwnerDeletion: where owner references are enforced it would
 	// need update on pods/finalizers, and only foreground deletion uses it.
 	owners := []kube.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: owner.Metadata.Name, UID: owner.Metadata.UID}}
-	labels := Labels(c, now, now.Add(lifetimeOf(c)), nil)
+	// No runner labels to read here: max_lifetime, else the default.
+	labels := Labels(c, now, Deadline(c, nil, now), nil)
 	labels[LabelRole] = RoleTunnel
 	for k, v := range labels {
 		labels[k] = labelValue(v)
@@ -138,13 +139,6 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 		}}
 	}
 	return objs
-}
-
-func lifetimeOf(c Config) time.Duration {
-	if c.MaxLifetime > 0 {
-		return c.MaxLifetime
-	}
-	return defaultLifetime
 }
 
 // kubeRun is one execution against the Kubernetes API.
