@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,11 +19,14 @@ import (
 
 // Container is what the plugin needs to know of a container.
 type Container struct {
-	ID     string
-	Name   string
-	Image  string
-	Labels map[string]string
-	State  State
+	ID   string
+	Name string
+	// Image is the image reference the container was created from;
+	// ImageID is the image's content ID, which no retag can change.
+	Image   string
+	ImageID string
+	Labels  map[string]string
+	State   State
 	// NetworkMode is the container's HostConfig.NetworkMode ("host",
 	// "container:<id>", "bridge", "default" or a network name).
 	NetworkMode string
@@ -34,6 +38,9 @@ type Container struct {
 	Mounts map[string]string
 	// AutoRemove is true for containers started with --rm.
 	AutoRemove bool
+	// UpperDir is the writable layer's directory on the host (overlay
+	// storage only), as /proc/self/mountinfo shows it inside the container.
+	UpperDir string
 }
 
 // State is the running state of a container.
@@ -130,6 +137,7 @@ func fromInspect(r container.InspectResponse) Container {
 		ID:        r.ID,
 		Name:      strings.TrimPrefix(r.Name, "/"),
 		Image:     r.Image,
+		ImageID:   r.Image,
 		Networks:  map[string]Endpoint{},
 		HostPorts: map[int][]HostPort{},
 		Mounts:    map[string]string{},
@@ -169,7 +177,24 @@ func fromInspect(r container.InspectResponse) Container {
 	for _, m := range r.Mounts {
 		c.Mounts[m.Destination] = m.Source
 	}
+	if r.GraphDriver != nil {
+		c.UpperDir = r.GraphDriver.Data["UpperDir"]
+	}
 	return c
+}
+
+// PathExists reports whether path exists in container id's filesystem as
+// the engine sees it (through its archive API).
+func (e *Engine) PathExists(ctx context.Context, id, path string) (bool, error) {
+	_, err := e.api.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: path})
+	switch {
+	case err == nil:
+		return true, nil
+	case IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("stat %s in container %s: %w", path, short(id), err)
+	}
 }
 
 // addr turns the String of a zero netip.Addr into "".
@@ -182,20 +207,7 @@ func addr(s string) string {
 
 // ListContainers lists containers (running or not) carrying all the labels.
 func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) ([]Summary, error) {
-	f := make(client.Filters)
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if labels[k] == "" {
-			f.Add("label", k)
-		} else {
-			f.Add("label", k+"="+labels[k])
-		}
-	}
-	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilters(labels)})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -213,6 +225,19 @@ func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) (
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// labelFilters selects objects carrying all the labels ("" matches any value).
+func labelFilters(labels map[string]string) client.Filters {
+	f := make(client.Filters)
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if labels[k] == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+labels[k])
+		}
+	}
+	return f
 }
 
 // StopContainer sends SIGTERM and waits up to timeout for the container to

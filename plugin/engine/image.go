@@ -106,12 +106,18 @@ func tarDir(dir string) (io.Reader, error) {
 		if err != nil {
 			return err
 		}
-		hdr, err := tar.FileInfoHeader(fi, "")
+		link := ""
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if link, err = os.Readlink(path); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
 		if err != nil {
 			return err
 		}
 		hdr.Name = filepath.ToSlash(rel)
-		if err := tw.WriteHeader(hdr); err != nil {
+		if err := tw.WriteHeader(hdr); err != nil || link != "" {
 			return err
 		}
 		f, err := os.Open(path)

@@ -47,3 +47,16 @@ func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ListNetworks lists the networks carrying all the labels.
+func (e *Engine) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
+	res, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	out := make([]Network, 0, len(res.Items))
+	for _, n := range res.Items {
+		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Labels: n.Labels})
+	}
+	return out, nil
+}

@@ -15,11 +15,13 @@ import (
 // plugin's own terms. It is plain data: the plugin builds it with a pure
 // function and golden-tests it; toCreateOptions turns it into SDK structs.
 type ContainerSpec struct {
-	Name   string            `json:"name"`
-	Image  string            `json:"image"`
-	Cmd    []string          `json:"cmd"`
-	Env    []EnvVar          `json:"env"`
-	Labels map[string]string `json:"labels"`
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	// Entrypoint replaces the image's entrypoint when set.
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd"`
+	Env        []EnvVar          `json:"env"`
+	Labels     map[string]string `json:"labels"`
 	// Port is the TCP port inside the container that is exposed (0 = none).
 	Port int `json:"port,omitempty"`
 	// Publish, when set, binds Port on the host.
@@ -85,9 +87,10 @@ func (s ContainerSpec) apiPort() (network.Port, bool) {
 // after the first are joined by connect calls (the engine takes one at create).
 func toCreateOptions(s ContainerSpec) (client.ContainerCreateOptions, error) {
 	cfg := &container.Config{
-		Image:  s.Image,
-		Cmd:    s.Cmd,
-		Labels: s.Labels,
+		Image:      s.Image,
+		Entrypoint: s.Entrypoint,
+		Cmd:        s.Cmd,
+		Labels:     s.Labels,
 	}
 	for _, v := range s.Env {
 		cfg.Env = append(cfg.Env, v.Name+"="+v.Value)
