@@ -1,6 +1,6 @@
 # drone-sauce-connect — run `make help` for the targets.
 SHELL      := /bin/bash
-BIN        := release/linux/amd64/drone-sauce-connect
+BIN        := release/linux/amd64/bin/drone-sauce-connect
 IMAGE      ?= drone-sauce-connect:dev
 STANDIN    ?= dsc-standin:demo
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w'
@@ -14,8 +14,9 @@ DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build --quiet --label io.drone-sauce-co
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build the static plugin binary into release/linux/amd64
+build: ## build the static plugin binary (and its post-step name) into release/linux/amd64/bin
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/drone-sauce-connect
+	ln -sf drone-sauce-connect $(dir $(BIN))drone-sauce-connect-post
 
 test: kube-tools ## run every test: unit, integration and end-to-end (real Docker engine, real Kubernetes API server)
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -23,6 +23,10 @@ type Backends struct {
 // auto takes Docker when an engine answers, else Kubernetes when the plugin
 // runs in a pod, else fails naming both.
 func Run(ctx context.Context, c Config, b Backends, o Options) error {
+	if c.Action == ActionNone {
+		o.Log.Info("post step: nothing to clean up (this step's action starts no tunnel)")
+		return nil
+	}
 	if c.Backend != "kubernetes" {
 		eng, err := b.Docker(ctx)
 		switch {

@@ -27,6 +27,9 @@ const (
 	ActionStatus Action = "status"
 	// ActionReap is the watchdog's: it is set by the plugin, not by users.
 	ActionReap Action = "reap"
+	// ActionNone is a GitHub post step's after an action that started
+	// nothing (stop, status).
+	ActionNone Action = "none"
 )
 
 // Config is the validated, typed form of Settings.
@@ -97,6 +100,7 @@ type Watchdog struct {
 	Anchor   string
 	Target   string
 	Deadline time.Time
+	Networks []string
 }
 
 // RegistryPassword returns the registry password, or "".
@@ -143,10 +147,13 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	default:
 		bad("action", "%q is not an action; use start, stop, run or status", s.Action)
 	}
-	if c.Action == ActionStart && p.Platform() == PlatformGitHub && p.StateTunnelName != "" {
-		// GitHub runs the post-entrypoint with the main step's saved state:
-		// that run is the post step, which stops what the main step started.
-		c.Action = ActionStop
+	if p.PostStep {
+		// GitHub's post step ends what this action's main step started, and
+		// never starts a tunnel; after stop or status it has nothing to do.
+		c.Action = map[Action]Action{ActionStart: ActionStop, ActionRun: ActionStop}[c.Action]
+		if c.Action == "" {
+			c.Action = ActionNone
+		}
 	}
 
 	c.Username = strings.TrimSpace(s.Username)
@@ -321,7 +328,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 		if w.Target == "" || err != nil {
 			probs = append(probs, "action reap is the watchdog's own and needs DSC_WATCHDOG_TARGET and DSC_WATCHDOG_DEADLINE; use start, stop, run or status")
 		}
-		c.Watchdog = Watchdog{Anchor: w.Anchor, Target: w.Target, Deadline: time.Unix(deadline, 0)}
+		c.Watchdog = Watchdog{Anchor: w.Anchor, Target: w.Target, Deadline: time.Unix(deadline, 0), Networks: splitList(w.Networks)}
 	}
 
 	if len(probs) > 0 {

@@ -173,3 +173,43 @@ func TestSecretNeverFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestPostStep: GitHub's post step (the binary under its post name) stops
+// what its main step started, by the saved name or else the same derived
+// name, needs no credentials, and never starts a tunnel.
+func TestPostStep(t *testing.T) {
+	gh := Pipeline{GitHubActions: "true", GitHubRepository: "acme/web", GitHubRunID: "9", GitHubRunAttempt: "1", GitHubJob: "e2e", PostStep: true}
+	for _, tc := range []struct {
+		action string
+		saved  string
+		want   Action
+		tunnel string
+	}{
+		{"start", "", ActionStop, "acme-web-9-1-e2e"},
+		{"start", "saved-name", ActionStop, "saved-name"},
+		{"run", "", ActionStop, "acme-web-9-1-e2e"},
+		{"stop", "", ActionNone, "acme-web-9-1-e2e"},
+		{"status", "", ActionNone, "acme-web-9-1-e2e"},
+	} {
+		s := DefaultSettings()
+		s.Action = tc.action
+		p := gh
+		p.StateTunnelName = tc.saved
+		c, err := s.Config(p, "h", "r")
+		if err != nil {
+			t.Errorf("%s: %v", tc.action, err)
+			continue
+		}
+		if c.Action != tc.want || c.TunnelName != tc.tunnel {
+			t.Errorf("post step after %s (saved %q): action %s, tunnel %s; want %s, %s", tc.action, tc.saved, c.Action, c.TunnelName, tc.want, tc.tunnel)
+		}
+	}
+	// The main step of a later use of the action sees no post phase.
+	s := DefaultSettings()
+	s.Username, s.AccessKey = "u", "k"
+	main := gh
+	main.PostStep, main.StateTunnelName = false, "saved-name"
+	if c, err := s.Config(main, "h", "r"); err != nil || c.Action != ActionStart {
+		t.Errorf("a main step with saved state: action %s, %v; want start", c.Action, err)
+	}
+}

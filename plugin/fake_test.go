@@ -21,10 +21,14 @@ type fakeEngine struct {
 	mu    sync.Mutex
 	calls []string
 
-	list    func(labels map[string]string) ([]engine.Summary, error)
-	create  func(s engine.ContainerSpec) (string, error)
-	start   func(id string) error
-	inspect func(id string) (engine.Container, error)
+	list       func(labels map[string]string) ([]engine.Summary, error)
+	create     func(s engine.ContainerSpec) (string, error)
+	start      func(id string) error
+	inspect    func(id string) (engine.Container, error)
+	pathExists func(id, path string) bool
+	network    func(name string) (engine.Network, error)
+	events     func(id string) <-chan engine.Event
+	logs       func(id string) string
 }
 
 func (f *fakeEngine) record(call string) {
@@ -71,13 +75,40 @@ func (f *fakeEngine) RemoveContainer(_ context.Context, id string) error {
 	f.record("remove " + id)
 	return nil
 }
-func (f *fakeEngine) ContainerLogs(context.Context, string, engine.LogsOptions, io.Writer, io.Writer) error {
+func (f *fakeEngine) ContainerLogs(_ context.Context, id string, _ engine.LogsOptions, stdout, _ io.Writer) error {
+	if f.logs != nil {
+		_, _ = io.WriteString(stdout, f.logs(id))
+	}
 	return nil
 }
-func (f *fakeEngine) WatchContainer(ctx context.Context, _ string) (<-chan engine.Event, <-chan error) {
+func (f *fakeEngine) WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error) {
+	if f.events != nil {
+		return f.events(id), make(chan error)
+	}
 	return make(chan engine.Event), make(chan error)
 }
-func (f *fakeEngine) Disconnect(context.Context, string, string) error { return nil }
+func (f *fakeEngine) PathExists(_ context.Context, id, path string) (bool, error) {
+	f.record("stat " + id)
+	return f.pathExists != nil && f.pathExists(id, path), nil
+}
+func (f *fakeEngine) Connect(_ context.Context, network, id string, _ []string) error {
+	f.record("connect " + id + " " + network)
+	return nil
+}
+func (f *fakeEngine) Disconnect(_ context.Context, network, id string) error {
+	f.record("disconnect " + id + " " + network)
+	return nil
+}
+func (f *fakeEngine) InspectNetwork(_ context.Context, name string) (engine.Network, error) {
+	if f.network != nil {
+		return f.network(name)
+	}
+	return engine.Network{}, notFound{}
+}
+func (f *fakeEngine) RemoveNetwork(_ context.Context, name string) error {
+	f.record("remove network " + name)
+	return nil
+}
 
 // notFound is an error the errdefs checks classify as not found.
 type notFound struct{}

@@ -47,12 +47,20 @@ type Pipeline struct {
 	GitHubStepSummary string `envconfig:"GITHUB_STEP_SUMMARY"`
 	// StateTunnelName is what the main step saved in GITHUB_STATE for the post step.
 	StateTunnelName string `envconfig:"STATE_TUNNEL_NAME"`
+	// PostStep is true when GitHub runs the action's post-entrypoint: the
+	// binary under its second name, PostName. The post step is known from
+	// that alone, since act's self-hosted mode passes no saved state.
+	PostStep bool `ignored:"true"`
 
 	KubernetesServiceHost string `envconfig:"KUBERNETES_SERVICE_HOST"`
 
 	// Watchdog is set by the plugin itself on its watchdog container.
 	Watchdog WatchdogArgs
 }
+
+// PostName is the plugin binary's second name in the image, action.yml's
+// post-entrypoint.
+const PostName = "drone-sauce-connect-post"
 
 // Platform tells which CI system set the variables.
 func (p Pipeline) Platform() Platform {

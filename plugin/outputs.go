@@ -15,11 +15,16 @@ import (
 // GITHUB_STATE (for the post step), GITHUB_STEP_SUMMARY and a Drone card.
 // Never the access key: only names, addresses and IDs are written. out is
 // the plugin's output, where a card for /dev/stdout goes.
-func writeOutputs(c Config, t *tunnel, out io.Writer) error {
+func writeOutputs(c Config, t *tunnel, out io.Writer) []error {
 	p := c.Pipeline
 	var errs []error
+	add := func(name string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
 	if p.DroneOutput != "" {
-		errs = append(errs, appendLines(p.DroneOutput, [][2]string{
+		add("DRONE_OUTPUT", appendLines(p.DroneOutput, [][2]string{
 			{"SAUCE_TUNNEL_NAME", t.name},
 			{"SAUCE_CONNECT_API", t.ep.Container},
 			{"SAUCE_CONNECT_HOST_API", t.ep.Host},
@@ -28,7 +33,7 @@ func writeOutputs(c Config, t *tunnel, out io.Writer) error {
 		}))
 	}
 	if p.GitHubOutput != "" {
-		errs = append(errs, appendLines(p.GitHubOutput, [][2]string{
+		add("GITHUB_OUTPUT", appendLines(p.GitHubOutput, [][2]string{
 			{"tunnel_name", t.name},
 			{"api_url", t.ep.Container},
 			{"host_api_url", t.ep.Host},
@@ -37,18 +42,18 @@ func writeOutputs(c Config, t *tunnel, out io.Writer) error {
 		}))
 	}
 	if p.GitHubState != "" {
-		errs = append(errs, appendLines(p.GitHubState, [][2]string{
+		add("GITHUB_STATE", appendLines(p.GitHubState, [][2]string{
 			{"TUNNEL_NAME", t.name},
 			{"CONTAINER_ID", t.id},
 		}))
 	}
 	if p.GitHubStepSummary != "" {
-		errs = append(errs, appendText(p.GitHubStepSummary, summary(c, t)))
+		add("GITHUB_STEP_SUMMARY", appendText(p.GitHubStepSummary, summary(c, t)))
 	}
 	if p.DroneCardPath != "" {
-		errs = append(errs, writeCard(p.DroneCardPath, c, t, out))
+		add("DRONE_CARD_PATH", writeCard(p.DroneCardPath, c, t, out))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func appendLines(path string, kv [][2]string) error {

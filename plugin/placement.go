@@ -5,62 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
-
-var (
-	mountinfoID = regexp.MustCompile(`/containers/([0-9a-f]{64})/`)
-	cgroupID    = regexp.MustCompile(`(?:docker[-/]|/containers/)([0-9a-f]{64})`)
-)
-
-// containerIDCandidates guesses the plugin's own container ID from the
-// contents of /proc/self/mountinfo (the /etc/hostname bind mount names the
-// container's directory), /proc/self/cgroup (cgroup v1) and the host name
-// (Docker's default hostname is the short ID), most reliable first. Each
-// candidate must be confirmed by inspecting it.
-func containerIDCandidates(mountinfo, cgroup, hostname string) []string {
-	var out []string
-	for _, line := range strings.Split(mountinfo, "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == "/etc/hostname" {
-			if m := mountinfoID.FindStringSubmatch(f[3]); m != nil {
-				out = append(out, m[1])
-			}
-		}
-	}
-	if m := cgroupID.FindStringSubmatch(cgroup); m != nil {
-		out = append(out, m[1])
-	}
-	if len(hostname) == 12 && strings.Trim(hostname, "0123456789abcdef") == "" {
-		out = append(out, hostname)
-	}
-	return out
-}
-
-// whereAmI returns the plugin's own container, or nil when it runs on the
-// host (or talks to an engine that does not hold its container).
-func whereAmI(ctx context.Context, eng Engine) (*engine.Container, error) {
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	cg, _ := os.ReadFile("/proc/self/cgroup")
-	hn, _ := os.Hostname()
-	for _, id := range containerIDCandidates(string(mi), string(cg), hn) {
-		c, err := eng.InspectContainer(ctx, id)
-		if err == nil {
-			return &c, nil
-		}
-		if !engine.IsNotFound(err) {
-			return nil, fmt.Errorf("inspect own container: %w", err)
-		}
-	}
-	return nil, nil
-}
 
 // netnsOwner follows a borrowed network namespace (network_mode
 // container:<id>, as act runs actions) to the container that owns it.

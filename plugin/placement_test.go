@@ -8,24 +8,6 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-const id64 = "4f2c9d1e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d"
-
-func TestContainerIDCandidates(t *testing.T) {
-	mountinfo := `1251 1240 0:52 / / rw,relatime master:1 - overlay overlay rw,upperdir=/var/lib/docker/overlay2/9999999999999999999999999999999999999999999999999999999999999999/diff
-1262 1251 8:1 /var/lib/docker/containers/` + id64 + `/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/sda1 rw
-1263 1251 8:1 /var/lib/docker/containers/` + id64 + `/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw`
-	got := containerIDCandidates(mountinfo, "0::/", "custom-host")
-	if diff := cmp.Diff([]string{id64}, got); diff != "" {
-		t.Errorf("(-want +got)\n%s", diff)
-	}
-	if got := containerIDCandidates("", "12:pids:/docker/"+id64+"\n", "4f2c9d1e8a7b"); !cmp.Equal(got, []string{id64, "4f2c9d1e8a7b"}) {
-		t.Errorf("cgroup and hostname fallbacks: %q", got)
-	}
-	if got := containerIDCandidates("", "9:name=systemd:/", "vm"); len(got) != 0 {
-		t.Errorf("a host looks like a container: %q", got)
-	}
-}
-
 func TestPlace(t *testing.T) {
 	drone := Pipeline{Drone: "true", DroneBuildNumber: "1"}
 	droneStep := &engine.Container{NetworkMode: "drone-x", Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2"}}}

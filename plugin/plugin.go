@@ -29,7 +29,11 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string) error
 	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
 	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
+	PathExists(ctx context.Context, id, path string) (bool, error)
+	Connect(ctx context.Context, network, id string, aliases []string) error
 	Disconnect(ctx context.Context, network, id string) error
+	InspectNetwork(ctx context.Context, name string) (engine.Network, error)
+	RemoveNetwork(ctx context.Context, name string) error
 }
 
 var _ Engine = (*engine.Engine)(nil)

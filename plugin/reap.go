@@ -2,8 +2,9 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
@@ -46,19 +47,19 @@ func (p *run) reap(ctx context.Context) error {
 		return "", false
 	}
 	if why, done := check(); done {
-		return p.teardown(ctx, why)
+		return p.teardown(ctx, why, true)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-deadline.C:
-			return p.teardown(ctx, "max_lifetime reached")
+			return p.teardown(ctx, "max_lifetime reached", false)
 		case ev, ok := <-anchorEv:
 			if !ok {
 				anchorEv, poll = nil, time.Tick(watchdogPoll)
 			} else if ev.Action == "destroy" {
-				return p.teardown(ctx, "its pipeline step was removed")
+				return p.teardown(ctx, "its pipeline step was removed", true)
 			}
 		case ev, ok := <-targetEv:
 			if !ok {
@@ -73,42 +74,100 @@ func (p *run) reap(ctx context.Context) error {
 			targetEv, targetErr, poll = nil, nil, time.Tick(watchdogPoll)
 		case <-poll:
 			if why, done := check(); done {
-				return p.teardown(ctx, why)
+				return p.teardown(ctx, why, true)
 			}
 		}
 	}
 }
 
-// teardown stops SC gracefully, detaches it from its networks (so that the
-// runner's own network removal can succeed) and removes it. why == "" means
-// SC is already gone.
-func (p *run) teardown(ctx context.Context, why string) error {
-	id := p.cfg.Watchdog.Target
+// networkWait bounds how long a watchdog waits for the runner's network to
+// empty before it removes it.
+const networkWait = 30 * time.Second
+
+// teardown takes SC off the runner's networks at once (their removal is the
+// runner's next step, and fails while SC is attached), gives it egress on
+// the default bridge for its drain, stops it gracefully and removes it.
+// When the pipeline is over (stageOver), the runner's networks it left
+// behind are removed too: Drone's and Harness's runners try once and ignore
+// the failure. why == "" means SC is already gone.
+func (p *run) teardown(ctx context.Context, why string, stageOver bool) error {
+	w := p.cfg.Watchdog
 	if why == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout+cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout+cleanupTimeout+networkWait)
 	defer cancel()
-	p.log.WithField("container", short(id)).Infof("%s: stopping tunnel %s", why, p.cfg.TunnelName)
-	killed, err := p.eng.StopContainer(ctx, id, p.cfg.StopTimeout)
+	log := p.log.WithField("container", short(w.Target))
+	log.Infof("%s: stopping tunnel %s", why, p.cfg.TunnelName)
+	p.leaveNetworks(ctx, w.Target)
+	killed, err := p.eng.StopContainer(ctx, w.Target, p.cfg.StopTimeout)
 	if err != nil {
-		p.log.WithError(err).Warn("could not stop sauce connect gracefully")
+		log.WithError(err).Warn("could not stop sauce connect gracefully")
 	}
 	if killed {
-		p.log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", p.cfg.StopTimeout)
+		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", p.cfg.StopTimeout)
 	}
-	if c, err := p.eng.InspectContainer(ctx, id); err == nil {
-		for name := range c.Networks {
-			if err := p.eng.Disconnect(ctx, name, id); err != nil {
-				p.log.WithError(err).Debug("could not disconnect")
-			}
-		}
-	}
-	if err := p.eng.RemoveContainer(ctx, id); err != nil {
+	if err := p.eng.RemoveContainer(ctx, w.Target); err != nil {
 		return err
 	}
-	p.log.Infof("tunnel %s removed", p.cfg.TunnelName)
+	log.Infof("tunnel %s removed", p.cfg.TunnelName)
+	if stageOver {
+		for _, n := range w.Networks {
+			p.removeLeftNetwork(ctx, n)
+		}
+	}
 	return nil
+}
+
+// leaveNetworks disconnects SC from the runner's networks and, when that
+// leaves it with none, connects it to the default bridge so that it can
+// still reach Sauce Labs to close the tunnel.
+func (p *run) leaveNetworks(ctx context.Context, id string) {
+	for _, n := range p.cfg.Watchdog.Networks {
+		if err := p.eng.Disconnect(ctx, n, id); err != nil {
+			p.log.WithError(err).Debugf("could not leave network %s", n)
+		}
+	}
+	c, err := p.eng.InspectContainer(ctx, id)
+	if err != nil || len(c.Networks) > 0 || c.NetworkMode == "host" || strings.HasPrefix(c.NetworkMode, "container:") {
+		return
+	}
+	if err := p.eng.Connect(ctx, "bridge", id, nil); err != nil {
+		p.log.WithError(err).Debug("could not give sauce connect egress for its drain")
+	}
+}
+
+// removeLeftNetwork removes a runner's network once no container is
+// attached any more. A network the runner removed itself is done.
+func (p *run) removeLeftNetwork(ctx context.Context, name string) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.After(networkWait)
+	for {
+		n, err := p.eng.InspectNetwork(ctx, name)
+		switch {
+		case engine.IsNotFound(err):
+			return
+		case err != nil:
+			p.log.WithError(err).Debugf("could not look at network %s", name)
+			return
+		case len(n.Containers) == 0:
+			if err := p.eng.RemoveNetwork(ctx, name); err != nil {
+				p.log.WithError(err).Warnf("could not remove network %s, which its pipeline left behind", name)
+				return
+			}
+			p.log.Infof("removed network %s, which its pipeline left behind", name)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-limit:
+			p.log.Infof("network %s still has %d containers attached; leaving it", name, len(n.Containers))
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func orNone(s string) string {
@@ -118,17 +177,31 @@ func orNone(s string) string {
 	return s
 }
 
+// watchdog is a watchdog the plugin has started, watched until the tunnel
+// is ready so that one that dies at once is reported.
+type watchdog struct {
+	id     string
+	events <-chan engine.Event
+	logs   *tailBuffer
+	logsOK <-chan struct{}
+	stop   context.CancelFunc
+}
+
 // launchWatchdog creates the watchdog for SC container scID and starts it
-// in the background; the channel reports the start. It needs the plugin's
-// own image, so it runs only when the plugin runs in a container. Once
-// started, the watchdog is never removed by the plugin: it ends by itself
-// when SC is removed, so a plugin killed halfway through its own cleanup
-// cannot leave SC unguarded.
-func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, scID string, deadline time.Time) (<-chan error, error) {
-	spec, ok := WatchdogSpec(p.cfg, *self, scID, deadline, p.opt.Now(), p.opt.DockerHost)
+// in the background; the channel yields it once started, or nil. It needs
+// the plugin's own image, so it runs only when the plugin's container is
+// known. A watchdog that cannot be created or started is a warning, never
+// a failed start: the stop step and max_lifetime still end the tunnel.
+// Once started, the watchdog is never removed by the plugin: it ends by
+// itself when SC is removed, so a plugin killed halfway through its own
+// cleanup cannot leave SC unguarded.
+func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, g Guard, scID string, deadline time.Time) <-chan *watchdog {
+	out := make(chan *watchdog, 1)
+	spec, ok := WatchdogSpec(p.cfg, *self, g, scID, deadline, p.opt.Now(), p.opt.DockerHost)
 	if !ok {
 		p.log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
-		return closedNil, nil
+		out <- nil
+		return out
 	}
 	p.log.WithField("container", short(scID)).Debug(Trace(spec))
 	id, err := p.eng.CreateContainer(ctx, spec)
@@ -136,18 +209,86 @@ func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, scID s
 		if id != "" {
 			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
 		}
-		return nil, fmt.Errorf("create watchdog: %w", err)
+		p.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+		out <- nil
+		return out
 	}
-	started := make(chan error, 1)
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	events, _ := p.eng.WatchContainer(wctx, id)
 	go func() {
-		err := p.eng.StartContainer(ctx, id)
-		if err != nil {
+		if err := p.eng.StartContainer(ctx, id); err != nil {
+			stop()
 			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
-			err = fmt.Errorf("start watchdog: %w", err)
+			p.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+			out <- nil
+			return
 		}
-		started <- err
+		logs := &tailBuffer{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = p.eng.ContainerLogs(wctx, id, engine.LogsOptions{Follow: true}, logs, logs)
+		}()
+		out <- &watchdog{id: id, events: events, logs: logs, logsOK: done, stop: stop}
 	}()
-	return started, nil
+	return out
+}
+
+// noWatchdogMeans is what a missing watchdog leaves in place.
+const noWatchdogMeans = "the tunnel is removed by the stop step or when max_lifetime passes"
+
+// check warns, once, when the watchdog is no longer running, naming its
+// exit code and last log line; then it stops watching.
+func (w *watchdog) check(ctx context.Context, p *run) {
+	if w == nil {
+		return
+	}
+	defer w.stop()
+	c, err := p.eng.InspectContainer(ctx, w.id)
+	if err == nil && c.State.Running {
+		return
+	}
+	code := c.State.ExitCode
+	for done := false; !done; {
+		select {
+		case ev, ok := <-w.events:
+			if !ok {
+				done = true
+			} else if ev.Action == "die" {
+				code = ev.ExitCode
+			}
+		case <-time.After(50 * time.Millisecond):
+			done = true
+		}
+	}
+	select {
+	case <-w.logsOK:
+	case <-time.After(200 * time.Millisecond):
+	}
+	p.log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
+}
+
+// tailBuffer keeps the last line written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > 4096 {
+		t.buf = t.buf[len(t.buf)-4096:]
+	}
+	return len(b), nil
+}
+
+func (t *tailBuffer) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // sweep removes, by exact ID, the containers of this plugin that expired:

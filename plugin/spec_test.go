@@ -71,6 +71,7 @@ func TestContainerSpecGolden(t *testing.T) {
 	drone := Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "42", DroneStageName: "default"}
 	droneNet := &engine.Container{
 		ID: "0123456789ab0123456789ab0123456789ab0123456789ab0123456789abcdef", Image: "drone-sauce-connect/drone-sauce-connect:1",
+		ImageID:     "sha256:d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0",
 		NetworkMode: "drone-abc", Networks: map[string]engine.Endpoint{"drone-abc": {IP: "172.18.0.2"}},
 		Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock", "/drone/src": "/var/lib/docker/volumes/v1/_data"},
 		Labels: map[string]string{"io.drone": "true", "io.drone.expires": "1795874400", "io.drone.build.number": "42", "org.opencontainers.image.title": "not copied"},
@@ -115,7 +116,7 @@ func TestContainerSpecGolden(t *testing.T) {
 			golden(t, "spec-"+tc.name+".json", string(js)+"\n")
 			golden(t, "trace-"+tc.name+".txt", trace+"\n")
 			if tc.owner != nil {
-				dog, ok := WatchdogSpec(c, *tc.owner, "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, "unix:///var/run/docker.sock")
+				dog, ok := WatchdogSpec(c, *tc.owner, GuardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, "unix:///var/run/docker.sock")
 				if !ok {
 					t.Fatal("no watchdog for a container with the socket mounted")
 				}

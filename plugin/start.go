@@ -42,7 +42,7 @@ type tunnel struct {
 // foreground keeps SC's log streaming and watches for its exit (run mode).
 func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	began := p.opt.Now()
-	self, err := whereAmI(ctx, p.eng)
+	self, err := whereAmI(ctx, p.eng, p.log)
 	if err != nil {
 		return nil, err
 	}
@@ -143,16 +143,13 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	// watchdog guards SC. Only a kill in the instant between the two
 	// requests leaves a running SC unguarded, until it expires (the sweep,
 	// drone-gc).
-	var watchdog <-chan error = closedNil
+	dog := noWatchdog
 	if p.cfg.Cleanup == "auto" && self != nil {
-		if watchdog, err = p.launchWatchdog(ctx, self, id, pl.Deadline); err != nil {
-			return nil, err
-		}
+		dog = p.launchWatchdog(ctx, self, GuardOf(p.cfg, self, owner, pl), id, pl.Deadline)
 	}
 	startErr := p.eng.StartContainer(ctx, id)
-	if err := <-watchdog; err != nil {
-		return nil, err
-	}
+	w := <-dog
+	defer w.check(ctx, p)
 	if startErr != nil {
 		if pl.Publish != nil && pl.Publish.Port != 0 {
 			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", startErr, pl.Publish.Port)
@@ -192,9 +189,9 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	return t, nil
 }
 
-// closedNil is a channel that always yields nil: "nothing to wait for".
-var closedNil = func() <-chan error {
-	c := make(chan error)
+// noWatchdog is a channel that always yields nil: no watchdog to wait for.
+var noWatchdog = func() <-chan *watchdog {
+	c := make(chan *watchdog)
 	close(c)
 	return c
 }()
@@ -451,8 +448,10 @@ func (p *run) report(t *tunnel) {
 	if t.ep.Host != "" {
 		fmt.Fprintf(p.opt.Out, "  API for host steps:      %s\n", t.ep.Host)
 	}
-	if err := writeOutputs(p.cfg, t, p.opt.Out); err != nil {
-		p.log.WithError(err).Warn("could not write the step outputs")
+	// A runner may hand the step a path its container cannot see (act's
+	// self-hosted mode does, for every container action): a warning each.
+	for _, err := range writeOutputs(p.cfg, t, p.opt.Out) {
+		p.log.Warnf("could not write the step output %v", err)
 	}
 }
 

@@ -27,7 +27,7 @@ func (p *run) status(ctx context.Context) error {
 	if !sc.State.Running {
 		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", p.cfg.TunnelName, sc.State.Status, sc.State.ExitCode)
 	}
-	self, err := whereAmI(ctx, p.eng)
+	self, err := whereAmI(ctx, p.eng, p.log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/kelseyhightower/envconfig"
@@ -50,6 +51,7 @@ func run() int {
 	if err := envconfig.Process("", &pipeline); err != nil {
 		return report(fmt.Errorf("read pipeline variables: %w", err))
 	}
+	pipeline.PostStep = filepath.Base(os.Args[0]) == plugin.PostName
 	hostname, _ := os.Hostname()
 	cfg, err := plugin.Settings.Config(settings, pipeline, hostname, randomHex())
 	if err != nil {

@@ -104,6 +104,44 @@ func BuildImage(e *engine.Engine, pkg, binName, dockerfile, tag string) (func(),
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(text), 0o644); err != nil {
 		return nil, err
 	}
+	return build(e, dir, tag)
+}
+
+// StandinImage builds the stand-in Sauce Connect image as tag.
+func StandinImage(e *engine.Engine, tag string) (func(), error) {
+	return BuildImage(e, "testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
+}
+
+// PluginImage builds the plugin image as tag from docker/Dockerfile.linux.amd64
+// as it is, with the build context laid out as `make build` lays it out.
+func PluginImage(e *engine.Engine, tag string) (func(), error) {
+	dir, err := os.MkdirTemp("", "dsc-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "release", "linux", "amd64", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := GoBuild("cmd/drone-sauce-connect", bin, "drone-sauce-connect"); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink("drone-sauce-connect", filepath.Join(bin, "drone-sauce-connect-post")); err != nil {
+		return nil, err
+	}
+	df, err := os.ReadFile(filepath.Join(Root(), "docker", "Dockerfile.linux.amd64"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		return nil, err
+	}
+	return build(e, dir, tag)
+}
+
+// build builds the image in dir and returns a func that removes it.
+func build(e *engine.Engine, dir, tag string) (func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := e.BuildImage(ctx, dir, "Dockerfile", tag, Labels, io.Discard); err != nil {
@@ -114,16 +152,6 @@ func BuildImage(e *engine.Engine, pkg, binName, dockerfile, tag string) (func(),
 		defer cancel()
 		_ = e.RemoveImage(ctx, tag)
 	}, nil
-}
-
-// StandinImage builds the stand-in Sauce Connect image as tag.
-func StandinImage(e *engine.Engine, tag string) (func(), error) {
-	return BuildImage(e, "testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
-}
-
-// PluginImage builds the plugin image as tag, from docker/Dockerfile.linux.amd64.
-func PluginImage(e *engine.Engine, tag string) (func(), error) {
-	return BuildImage(e, "cmd/drone-sauce-connect", "drone-sauce-connect", "docker/Dockerfile.linux.amd64", tag)
 }
 
 // RemoveTunnel force-removes every container of a tunnel, as test cleanup.

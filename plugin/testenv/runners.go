@@ -1,0 +1,59 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// Runner returns the path of a real CI runner built by
+// testdata/runner-tools/build.sh (`make runner-tools`): "drone" (drone-cli,
+// whose `drone exec` runs drone-runner-docker's engine) or "act". Without
+// it the test is skipped, or fails under CI=true.
+func Runner(tb testing.TB, name string) string {
+	tb.Helper()
+	path := filepath.Join(Root(), "testdata", "runner-tools", "bin", name)
+	if _, err := os.Stat(path); err != nil {
+		missing(tb, fmt.Sprintf("%s is not built (make runner-tools): %v", name, err))
+	}
+	return path
+}
+
+// missing skips the test, or fails it under CI=true, where nothing the
+// suite needs may be missing.
+func missing(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatal(why)
+	}
+	tb.Skip(why)
+}
+
+// BusyboxPath is where Debian's busybox-static installs its binary.
+const BusyboxPath = "/bin/busybox"
+
+// BusyboxImage builds a small job image with a shell as tag: Debian's
+// static busybox, FROM scratch, its applets linked into /bin. Real runners
+// run their script steps in it (drone exec's commands, act's job container).
+func BusyboxImage(e *engine.Engine, tag string) (func(), error) {
+	dir, err := os.MkdirTemp("", "dsc-busybox-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := os.ReadFile(BusyboxPath)
+	if err != nil {
+		return nil, fmt.Errorf("no static busybox (apt-get install busybox-static): %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), bin, 0o755); err != nil {
+		return nil, err
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return nil, err
+	}
+	return build(e, dir, tag)
+}

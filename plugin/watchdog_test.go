@@ -1,0 +1,37 @@
+package plugin
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+func TestGuardOf(t *testing.T) {
+	drone := Config{Pipeline: Pipeline{Drone: "true"}}
+	github := Config{Pipeline: Pipeline{GitHubActions: "true"}}
+	step := &engine.Container{ID: "step", Networks: map[string]engine.Endpoint{"drone-x": {}}}
+	rmStep := &engine.Container{ID: "rm", AutoRemove: true, Networks: map[string]engine.Endpoint{"bridge": {}}}
+	job := &engine.Container{ID: "job", NetworkMode: "host"}
+	inJob := &engine.Container{ID: "action", NetworkMode: "container:job"}
+	onBridge := &engine.Container{ID: "action", NetworkMode: "default", Networks: map[string]engine.Endpoint{"bridge": {}}}
+	joined := Placement{Networks: []engine.NetworkAttachment{{Network: "drone-x"}, {Network: "user-net"}}}
+	for _, tc := range []struct {
+		name        string
+		c           Config
+		self, owner *engine.Container
+		pl          Placement
+		want        Guard
+	}{
+		{"drone step: its own container, and the build network", drone, step, step, joined, Guard{Anchor: "step", Networks: []string{"drone-x"}}},
+		{"act: the job container whose namespace it borrows", github, inJob, job, Placement{}, Guard{Anchor: "job"}},
+		{"act self-hosted: removed after its step", github, onBridge, onBridge, Placement{}, Guard{}},
+		{"--rm container", drone, rmStep, rmStep, Placement{}, Guard{}},
+		{"on the host or unproven", drone, nil, nil, Placement{}, Guard{}},
+	} {
+		if got := GuardOf(tc.c, tc.self, tc.owner, tc.pl); !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
