@@ -9,7 +9,7 @@ TEST_TIMEOUT  ?= 20m
 # Its deprecation notice goes to a file, shown only when the build fails.
 DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build --quiet --label io.drone-sauce-connect.test=true
 
-.PHONY: help build test kube-tools test-unit image standin demo lint tidy bench faults fuzz clean
+.PHONY: help build test kube-tools runner-tools test-unit image standin demo lint tidy bench faults fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,11 +18,14 @@ build: ## build the static plugin binary (and its post-step name) into release/l
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/drone-sauce-connect
 	ln -sf drone-sauce-connect $(dir $(BIN))drone-sauce-connect-post
 
-test: kube-tools ## run every test: unit, integration and end-to-end (real Docker engine, real Kubernetes API server)
+test: kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server)
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 kube-tools: ## build the test control plane (etcd, kube-apiserver, kube-controller-manager) once, from the Go module proxy
 	@bash testdata/kube-tools/build.sh
+
+runner-tools: ## build the real CI runners the end-to-end tests drive (drone exec, act) once, from the Go module proxy
+	@bash testdata/runner-tools/build.sh
 
 test-unit: ## run the unit tests only (no Docker needed)
 	go test -count=1 -short ./...

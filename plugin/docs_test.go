@@ -74,6 +74,41 @@ func TestPipelineExamples(t *testing.T) {
 	for _, file := range []string{"harness.yml", "harness-kubernetes.yml"} {
 		t.Run(file, func(t *testing.T) { checkHarness(t, file) })
 	}
+	t.Run("drone-service.yml", func(t *testing.T) {
+		doc := readYAML(t, "testdata/pipelines/drone-service.yml")
+		services, _ := doc["services"].([]any)
+		if len(services) != 1 {
+			t.Fatalf("want one service, found %d", len(services))
+		}
+		svc := services[0].(map[string]any)
+		checkSettings(t, "drone-service.yml", svc["settings"])
+		if svc["settings"].(map[string]any)["action"] != "run" || svc["name"] == "sauce-connect" {
+			t.Errorf("the service must run in action run under a name other than the tunnel's alias: %v", svc)
+		}
+	})
+	t.Run("harness-background.yml", func(t *testing.T) {
+		doc := readYAML(t, "testdata/pipelines/harness-background.yml")
+		var found bool
+		walk(doc, func(m map[string]any) {
+			spec, _ := m["spec"].(map[string]any)
+			if m["type"] != "Background" || spec == nil {
+				return
+			}
+			found = true
+			env, _ := spec["envVariables"].(map[string]any)
+			settings := map[string]any{}
+			for k, v := range env {
+				settings[strings.ToLower(strings.TrimPrefix(k, "PLUGIN_"))] = v
+			}
+			checkSettings(t, "harness-background.yml", settings)
+			if settings["action"] != "run" {
+				t.Errorf("the Background step must run in action run: %v", env)
+			}
+		})
+		if !found {
+			t.Error("no Background step")
+		}
+	})
 	t.Run("github.yml", func(t *testing.T) {
 		doc := readYAML(t, "testdata/pipelines/github.yml")
 		var steps int
@@ -216,7 +251,8 @@ func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	for _, name := range []string{"pipelines/drone.yml", "pipelines/harness.yml", "pipelines/github.yml",
+	for _, name := range []string{"pipelines/drone.yml", "pipelines/drone-service.yml", "pipelines/harness.yml",
+		"pipelines/harness-background.yml", "pipelines/github.yml",
 		"pipelines/harness-kubernetes.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml"} {
 		begin, end := "<!-- example:"+name+" -->\n", "<!-- /example -->"
 		i := strings.Index(readme, begin)
