@@ -47,7 +47,7 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 	  echo "== real Sauce Connect 5 with your credentials"; export PLUGIN_IMAGE=saucelabs/sauce-connect:5; \
 	else \
 	  echo "== no Sauce credentials: using the offline stand-in"; $(MAKE) --no-print-directory standin; \
-	  export PLUGIN_IMAGE=$(STANDIN) PLUGIN_PULL=never SAUCE_USERNAME=demo SAUCE_ACCESS_KEY=demo-access-key-000; \
+	  export PLUGIN_IMAGE=$(STANDIN) PLUGIN_PULL=never SAUCE_USERNAME=demo SAUCE_ACCESS_KEY=demo-access-key-000 PLUGIN_REGION=$${PLUGIN_REGION:-us-west}; \
 	  trap 'docker image rm -f $(STANDIN) >/dev/null 2>&1 || true' EXIT; \
 	fi; \
 	export PLUGIN_TUNNEL_NAME=demo-$$(date +%s) PLUGIN_API_HOST_PORT=0; \

@@ -58,6 +58,10 @@ func Run(ctx context.Context, c Config, b Backends, o Options) error {
 // ExecKubernetes performs the action with the Kubernetes backend. ns is the
 // service account's namespace, used unless kubernetes_namespace is set.
 func ExecKubernetes(ctx context.Context, c Config, kc *kube.Client, ns string, o Options) error {
+	if c.ConfigFile != "" && (c.Action == ActionStart || c.Action == ActionRun) {
+		// The file is in the build pod's workspace, which the tunnel pod cannot see.
+		return &SettingsError{Problems: []string{"invalid setting config_file (PLUGIN_CONFIG_FILE): not available with the Kubernetes backend, whose tunnel pod cannot see the workspace; pass the options as settings or sc_args"}}
+	}
 	if c.Kubernetes.Namespace != "" {
 		ns = c.Kubernetes.Namespace
 	}

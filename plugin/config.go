@@ -1,17 +1,22 @@
 package plugin
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -37,8 +42,9 @@ type Config struct {
 	Backend string
 	Action  Action
 
-	Username  string
-	AccessKey string
+	Username string
+	// AccessKey keeps the Secret type, so that a stray %v prints ***.
+	AccessKey Secret
 	Region    string
 
 	TunnelName string
@@ -47,13 +53,17 @@ type Config struct {
 	TunnelPool        bool
 	Shared            string
 
-	Proxy, ProxySauce, ProxyLocalhost                         string
+	Proxy, ProxySauce, ProxyLocalhost string
+	// ProxySauceFrom names the runner's variable proxy_sauce was taken from.
+	ProxySauceFrom                                            string
 	TunnelDomains, DirectDomains, DenyDomains, TLSPassthrough []string
 	LogLevel                                                  string
 	ConfigFile                                                string
 	SCArgs                                                    []string
 	Env                                                       map[string]string
 	Labels                                                    map[string]string
+	// MetadataInFile is true when config_file sets SC's metadata itself.
+	MetadataInFile bool
 
 	Image        string
 	Pull         string
@@ -157,7 +167,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 
 	c.Username = strings.TrimSpace(s.Username)
-	c.AccessKey = strings.TrimSpace(s.AccessKey.Value())
+	c.AccessKey = Secret(strings.TrimSpace(s.AccessKey.Value()))
 	if c.Action == ActionStart || c.Action == ActionRun {
 		if c.Username == "" {
 			bad("username", "missing; set it (or SAUCE_USERNAME) to your Sauce Labs username")
@@ -167,11 +177,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 		}
 	}
 
-	region, ok := regionAliases[strings.ToLower(strings.TrimSpace(s.Region))]
-	if !ok {
-		bad("region", "%q is not a Sauce Labs region; use us-west, us-east or eu-central", s.Region)
-	}
-	c.Region = region
+	c.Region = parseRegion(s.Region, bad)
 
 	c.TunnelName = strings.TrimSpace(s.TunnelName)
 	if c.TunnelName == "" {
@@ -198,6 +204,9 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	c.Proxy = strings.TrimSpace(s.Proxy)
 	c.ProxySauce = strings.TrimSpace(s.ProxySauce)
+	if c.ProxySauce == "" {
+		c.ProxySauce, c.ProxySauceFrom = p.runnerProxy()
+	}
 	c.ProxyLocalhost = oneOf(s.ProxyLocalhost, "proxy_localhost", bad, "", "allow", "deny", "direct")
 	c.TunnelDomains = splitList(s.TunnelDomains)
 	c.DirectDomains = splitList(s.DirectDomains)
@@ -206,7 +215,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	if len(c.TunnelDomains) > 0 && len(c.DirectDomains) > 0 {
 		bad("direct_domains", "cannot be combined with tunnel_domains; SC5 takes one or the other")
 	}
-	c.LogLevel = oneOf(s.LogLevel, "log_level", bad, "error", "info", "debug")
+	c.LogLevel = oneOf(s.LogLevel, "log_level", bad, "", "error", "info", "debug")
 
 	if f := strings.TrimSpace(s.ConfigFile); f != "" {
 		abs, _ := filepath.Abs(f)
@@ -220,6 +229,12 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 			bad("config_file", "%q is not a regular file; give the path of an SC5 YAML file in the workspace", f)
 		}
 		c.ConfigFile = abs
+		if err == nil {
+			c.checkConfigFile(bad)
+		}
+	}
+	if c.Region == "" && strings.TrimSpace(s.Region) == "" && (c.Action == ActionStart || c.Action == ActionRun) {
+		bad("region", "missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central")
 	}
 
 	args, err := parseArgs(s.SCArgs)
@@ -228,13 +243,22 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	c.SCArgs = args
 
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if long, ok := shortFlags[name]; ok && !strings.HasPrefix(a, "--") {
+			name = long
+		}
+		if setting, owned := ownedOptions[name]; owned && strings.HasPrefix(a, "-") {
+			bad("sc_args", "%s is set by the plugin; %s", a, useInstead(setting))
+		}
+	}
+
 	c.Env = parseObject(s.Env, "env", bad)
 	for _, k := range sortedKeys(c.Env) {
-		switch {
-		case !strings.HasPrefix(k, "SAUCE_"):
+		if !strings.HasPrefix(k, "SAUCE_") {
 			bad("env", "variable %q does not start with SAUCE_; only Sauce Connect's own variables may be set", k)
-		case k == "SAUCE_ACCESS_KEY" || k == "SAUCE_USERNAME":
-			bad("env", "%s must come from the username / access_key settings, not env", k)
+		} else if setting, owned := ownedOptions[optionOfEnv(k)]; owned {
+			bad("env", "%s is set by the plugin; %s", k, useInstead(setting))
 		}
 	}
 	c.Labels = parseObject(s.Labels, "labels", bad)
@@ -461,4 +485,87 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ownedOptions are the sc run options the plugin sets itself, each with
+// the setting that sets it ("" for the plugin's own). In env or sc_args
+// they would duplicate or silently override the plugin's value (SC5 ranks
+// flags over variables), so both refuse them.
+var ownedOptions = map[string]string{
+	"username": "username", "access-key": "access_key", "region": "region", "tunnel-name": "tunnel_name",
+	"api-address": "api_port", "config-file": "config_file", "log-level": "log_level", "metadata": "",
+	"tunnel-pool": "tunnel_pool", "shared": "shared", "proxy": "proxy", "proxy-sauce": "proxy_sauce",
+	"proxy-localhost": "proxy_localhost", "tunnel-domains": "tunnel_domains", "direct-domains": "direct_domains",
+	"deny-domains": "deny_domains", "tls-passthrough-domains": "tls_passthrough_domains",
+}
+
+// shortFlags are sc run's one-letter flags for owned options.
+var shortFlags = map[string]string{"u": "username", "k": "access-key", "r": "region", "i": "tunnel-name", "c": "config-file", "M": "metadata", "t": "tunnel-pool", "s": "shared", "x": "proxy", "T": "tunnel-domains", "D": "direct-domains", "F": "deny-domains", "B": "tls-passthrough-domains"}
+
+func useInstead(setting string) string {
+	if setting == "" {
+		return "remove it (the plugin's runner metadata names the CI platform)"
+	}
+	return "use the " + setting + " setting instead"
+}
+
+// parseRegion maps a region to SC5's name. SC5 requires one, as does
+// Sauce's own GitHub action: a silent default would open the tunnel in
+// another data centre, where tests fail much later with "tunnel not found".
+func parseRegion(v string, bad reporter) string {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return ""
+	}
+	region, ok := regionAliases[v]
+	if !ok {
+		bad("region", "%q is not a Sauce Labs region; use us-west, us-east or eu-central", v)
+	}
+	return region
+}
+
+// checkConfigFile reads config_file's options. SC5 ranks flags over
+// variables over the file, so every option the plugin passes would
+// silently override the file: a file that sets what the plugin owns is
+// refused, and so is one that sets what a setting sets too. The file's
+// region stands in for the region setting.
+func (c *Config) checkConfigFile(bad reporter) {
+	raw, err := os.ReadFile(c.ConfigFile)
+	var opts map[string]any
+	if err == nil {
+		err = yaml.Unmarshal(raw, &opts)
+	}
+	if err != nil {
+		bad("config_file", "%q is not an SC5 YAML config file (%v); fix the file", c.ConfigFile, err)
+		return
+	}
+	set := map[string]bool{
+		"log-level": c.LogLevel != "", "tunnel-pool": c.TunnelPool, "shared": c.Shared != "", "proxy": c.Proxy != "",
+		"proxy-sauce": c.ProxySauce != "" && c.ProxySauceFrom == "", "proxy-localhost": c.ProxyLocalhost != "", "tunnel-domains": len(c.TunnelDomains) > 0,
+		"direct-domains": len(c.DirectDomains) > 0, "deny-domains": len(c.DenyDomains) > 0, "tls-passthrough-domains": len(c.TLSPassthrough) > 0,
+	}
+	for _, opt := range slices.Sorted(maps.Keys(opts)) {
+		setting, owned := ownedOptions[opt]
+		switch {
+		case opt == "region":
+			fromFile := parseRegion(fmt.Sprint(opts[opt]), func(_, format string, args ...any) {
+				bad("config_file", "region: "+format, args...)
+			})
+			if c.Region != "" && fromFile != "" && fromFile != c.Region {
+				bad("config_file", "sets region %s, but the region setting is %s; set it in one place", fromFile, c.Region)
+			}
+			c.Region = cmp.Or(c.Region, fromFile)
+		case opt == "metadata":
+			c.MetadataInFile = true
+		case opt == "proxy-sauce" && c.ProxySauceFrom != "":
+			// The file's proxy wins over the runner's.
+			c.ProxySauce, c.ProxySauceFrom = "", ""
+		case opt == "username" || opt == "access-key":
+			bad("config_file", "sets %s; keep the credentials in secrets, in the username and access_key settings", opt)
+		case opt == "tunnel-name" || opt == "api-address" || opt == "config-file":
+			bad("config_file", "sets %s, which the plugin sets from the %s setting; remove it from the file", opt, setting)
+		case owned && set[opt]:
+			bad("config_file", "sets %s, and so does the %s setting; set it in one place", opt, setting)
+		}
+	}
 }

@@ -1,6 +1,10 @@
 package plugin
 
 import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +27,7 @@ func clearSettings(t *testing.T) {
 func load(t *testing.T, env map[string]string) (Config, error) {
 	t.Helper()
 	clearSettings(t)
+	t.Setenv("PLUGIN_REGION", "us-west")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -43,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		"pull": c.Pull == "if-not-exists", "api_port": c.APIPort == 8032, "api_host_port": c.APIHostPort == 8032,
 		"api_bind": c.APIBind == "127.0.0.1", "ready_timeout": c.ReadyTimeout == 3*time.Minute,
 		"stop_timeout": c.StopTimeout == 30*time.Second, "retries": c.Retries == 3, "publish": c.Publish == "auto",
-		"network_alias": c.NetworkAlias == "sauce-connect", "log_level": c.LogLevel == "info",
+		"network_alias": c.NetworkAlias == "sauce-connect", "log_level": c.LogLevel == "",
 		"tunnel_name": c.TunnelName == "octo-app-7-e2e", "container_name": c.ContainerName == "sauce-connect-octo-app-7-e2e",
 	}
 	for k, ok := range want {
@@ -54,12 +59,17 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestSetButEmptyIsUnset(t *testing.T) {
-	c, err := load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k", "PLUGIN_READY_TIMEOUT": "", "PLUGIN_RETRIES": " ", "PLUGIN_REGION": ""})
+	c, err := load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k", "PLUGIN_READY_TIMEOUT": "", "PLUGIN_RETRIES": " "})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReadyTimeout != 3*time.Minute || c.Retries != 3 || c.Region != "us-west" {
-		t.Errorf("empty settings did not take defaults: %v %d %s", c.ReadyTimeout, c.Retries, c.Region)
+	if c.ReadyTimeout != 3*time.Minute || c.Retries != 3 {
+		t.Errorf("empty settings did not take defaults: %v %d", c.ReadyTimeout, c.Retries)
+	}
+	// Region has no default: SC5 requires one, and a wrong one fails late.
+	_, err = load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k", "PLUGIN_REGION": " "})
+	if want := "invalid setting region (PLUGIN_REGION): missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }
 
@@ -131,12 +141,16 @@ func TestSingleProblems(t *testing.T) {
 		{"unknown action", "PLUGIN_ACTION", "open", `invalid setting action (PLUGIN_ACTION): "open" is not an action; use start, stop, run or status`},
 		{"bare seconds are fine but zero is not", "PLUGIN_STOP_TIMEOUT", "0", `invalid setting stop_timeout (PLUGIN_STOP_TIMEOUT): "0" is not a positive duration; use e.g. 90s, 3m or 1h`},
 		{"env not json", "PLUGIN_ENV", "SAUCE_X=1", `invalid setting env (PLUGIN_ENV): not a JSON object (invalid character 'S' looking for beginning of value); use e.g. {"KEY": "value"}`},
-		{"credentials through env", "PLUGIN_ENV", `{"SAUCE_ACCESS_KEY":"x"}`, `invalid setting env (PLUGIN_ENV): SAUCE_ACCESS_KEY must come from the username / access_key settings, not env`},
+		{"credentials through env", "PLUGIN_ENV", `{"SAUCE_ACCESS_KEY":"x"}`, `invalid setting env (PLUGIN_ENV): SAUCE_ACCESS_KEY is set by the plugin; use the access_key setting instead`},
 		{"shared", "PLUGIN_SHARED", "team", `invalid setting shared (PLUGIN_SHARED): "team" is not supported; SC5 takes only all`},
 		{"proxy_localhost", "PLUGIN_PROXY_LOCALHOST", "yes", `invalid setting proxy_localhost (PLUGIN_PROXY_LOCALHOST): "yes" is not one of allow, deny, direct`},
 		{"tunnel name", "PLUGIN_TUNNEL_NAME", "my tunnel", `invalid setting tunnel_name (PLUGIN_TUNNEL_NAME): "my tunnel" has characters or a length SC and Docker cannot take; use at most 80 letters, digits, '.', '_' or '-'`},
 		{"config file", "PLUGIN_CONFIG_FILE", "missing.yaml", `invalid setting config_file (PLUGIN_CONFIG_FILE): "missing.yaml" does not exist; give the path of an SC5 YAML file in the workspace`},
 		{"api_bind", "PLUGIN_API_BIND", "localhost", `invalid setting api_bind (PLUGIN_API_BIND): "localhost" is not an IP address; use 127.0.0.1 (the default) or 0.0.0.0`},
+		{"API address through env", "PLUGIN_ENV", `{"SAUCE_API_ADDRESS":":9999"}`, `invalid setting env (PLUGIN_ENV): SAUCE_API_ADDRESS is set by the plugin; use the api_port setting instead`},
+		{"tunnel name through sc_args", "PLUGIN_SC_ARGS", `-i other-name`, `invalid setting sc_args (PLUGIN_SC_ARGS): -i is set by the plugin; use the tunnel_name setting instead`},
+		{"region through sc_args", "PLUGIN_SC_ARGS", `--region=eu-central`, `invalid setting sc_args (PLUGIN_SC_ARGS): --region=eu-central is set by the plugin; use the region setting instead`},
+		{"metadata through env", "PLUGIN_ENV", `{"SAUCE_METADATA":"team=web"}`, `invalid setting env (PLUGIN_ENV): SAUCE_METADATA is set by the plugin; remove it (the plugin's runner metadata names the CI platform)`},
 		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,10 +220,91 @@ func TestPostStep(t *testing.T) {
 	}
 	// The main step of a later use of the action sees no post phase.
 	s := DefaultSettings()
-	s.Username, s.AccessKey = "u", "k"
+	s.Username, s.AccessKey, s.Region = "u", "k", "us-west"
 	main := gh
 	main.PostStep, main.StateTunnelName = false, "saved-name"
 	if c, err := s.Config(main, "h", "r"); err != nil || c.Action != ActionStart {
 		t.Errorf("a main step with saved state: action %s, %v; want start", c.Action, err)
+	}
+}
+
+// TestConfigFile: SC5 ranks variables over the file, so the plugin passes
+// nothing the file sets and refuses a file that sets what it owns.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		path := filepath.Join(dir, testName(t)+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	base := map[string]string{"PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k", "PLUGIN_REGION": ""}
+
+	env := maps.Clone(base)
+	env["PLUGIN_CONFIG_FILE"] = write("region: eu-central\nlog-level: debug\nmetadata: team=web\ntunnel-domains: [\".*\\\\.example\"]\n")
+	c, err := load(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := ContainerSpec(c, Placement{}, time.Now())
+	names := map[string]string{}
+	for _, e := range spec.Env {
+		names[e.Name] = e.Value
+	}
+	if c.Region != "eu-central" || names["SAUCE_REGION"] != "eu-central" {
+		t.Errorf("the file's region is not the tunnel's: %q, SAUCE_REGION=%q", c.Region, names["SAUCE_REGION"])
+	}
+	for _, v := range []string{"SAUCE_LOG_LEVEL", "SAUCE_METADATA", "SAUCE_TUNNEL_DOMAINS"} {
+		if _, ok := names[v]; ok {
+			t.Errorf("%s would override the file's value", v)
+		}
+	}
+
+	for text, want := range map[string]string{
+		"region: us-east\n":   "invalid setting config_file (PLUGIN_CONFIG_FILE): sets region us-east, but the region setting is us-west; set it in one place",
+		"tunnel-name: mine\n": "invalid setting config_file (PLUGIN_CONFIG_FILE): sets tunnel-name, which the plugin sets from the tunnel_name setting; remove it from the file",
+		"access-key: abc\n":   "invalid setting config_file (PLUGIN_CONFIG_FILE): sets access-key; keep the credentials in secrets, in the username and access_key settings",
+		"proxy: corp:3128\n":  "invalid setting config_file (PLUGIN_CONFIG_FILE): sets proxy, and so does the proxy setting; set it in one place",
+		"- not\n- a map\n":    "invalid setting config_file (PLUGIN_CONFIG_FILE): ",
+	} {
+		env := maps.Clone(base)
+		env["PLUGIN_REGION"], env["PLUGIN_PROXY"] = "us-west", "other:3128"
+		env["PLUGIN_CONFIG_FILE"] = write(text)
+		if _, err := load(t, env); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("file %q: got %v\nwant %s", text, err, want)
+		}
+	}
+}
+
+var testNames int
+
+func testName(t *testing.T) string {
+	testNames++
+	return fmt.Sprintf("f%d", testNames)
+}
+
+// TestRunnerProxy: a runner's HTTPS_PROXY / HTTP_PROXY is SC's way to Sauce
+// Labs unless proxy_sauce is set or NO_PROXY exempts saucelabs.com.
+func TestRunnerProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		p          Pipeline
+		setting    string
+		want, from string
+	}{
+		{"https first", Pipeline{HTTPSProxy: "http://corp:3128", HTTPProxy: "http://other:3128"}, "", "http://corp:3128", "HTTPS_PROXY"},
+		{"http alone", Pipeline{HTTPProxy: "http://other:3128"}, "", "http://other:3128", "HTTP_PROXY"},
+		{"the setting wins", Pipeline{HTTPSProxy: "http://corp:3128"}, "mine:8080", "mine:8080", ""},
+		{"NO_PROXY exempts sauce", Pipeline{HTTPSProxy: "http://corp:3128", NoProxy: "localhost, .saucelabs.com"}, "", "", ""},
+		{"NO_PROXY *", Pipeline{HTTPSProxy: "http://corp:3128", NoProxy: "*"}, "", "", ""},
+		{"NO_PROXY elsewhere", Pipeline{HTTPSProxy: "http://corp:3128", NoProxy: "example.com,notsaucelabs.com"}, "", "http://corp:3128", "HTTPS_PROXY"},
+	} {
+		s := DefaultSettings()
+		s.Username, s.AccessKey, s.Region, s.ProxySauce = "u", "k", "us-west", tc.setting
+		c, err := s.Config(tc.p, "h", "r")
+		if err != nil || c.ProxySauce != tc.want || c.ProxySauceFrom != tc.from {
+			t.Errorf("%s: proxy_sauce %q from %q (%v); want %q from %q", tc.name, c.ProxySauce, c.ProxySauceFrom, err, tc.want, tc.from)
+		}
 	}
 }

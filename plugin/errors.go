@@ -67,7 +67,7 @@ func ExitCode(err error) int {
 		return ExitTimeout
 	case errors.As(err, &creds):
 		return ExitCredentials
-	case errors.Is(err, engine.ErrUnreachable), errors.Is(err, engine.ErrTooOld):
+	case errors.Is(err, engine.ErrUnreachable), errors.Is(err, engine.ErrTooOld), errors.Is(err, engine.ErrDenied):
 		return ExitEngine
 	default:
 		return ExitFailure

@@ -119,7 +119,7 @@ func (notFound) NotFound()     {}
 func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*run, *bytes.Buffer) {
 	t.Helper()
 	s := DefaultSettings()
-	s.Username, s.AccessKey, s.TunnelName, s.APIHostPort = "u", "k", "fake", "0"
+	s.Username, s.AccessKey, s.TunnelName, s.APIHostPort, s.Region = "u", "k", "fake", "0", "us-west"
 	c, err := s.Config(Pipeline{}, "h", "r")
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,14 @@
 package plugin
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"os"
 	"strings"
+
+	"github.com/kelseyhightower/envconfig"
 )
 
 // Platform names the CI system the plugin runs under.
@@ -54,8 +59,46 @@ type Pipeline struct {
 
 	KubernetesServiceHost string `envconfig:"KUBERNETES_SERVICE_HOST"`
 
+	// The runner's proxy for the step (upper case, else lower case): the
+	// default for proxy_sauce, as Sauce's own Node library takes it.
+	HTTPSProxy string `envconfig:"HTTPS_PROXY"`
+	HTTPProxy  string `envconfig:"HTTP_PROXY"`
+	NoProxy    string `envconfig:"NO_PROXY"`
+
 	// Watchdog is set by the plugin itself on its watchdog container.
 	Watchdog WatchdogArgs
+}
+
+// LoadPipeline reads the pipeline's variables.
+func LoadPipeline() (Pipeline, error) {
+	var p Pipeline
+	if err := envconfig.Process("", &p); err != nil {
+		return p, fmt.Errorf("read pipeline variables: %w", err)
+	}
+	p.HTTPSProxy = cmp.Or(p.HTTPSProxy, os.Getenv("https_proxy"))
+	p.HTTPProxy = cmp.Or(p.HTTPProxy, os.Getenv("http_proxy"))
+	p.NoProxy = cmp.Or(p.NoProxy, os.Getenv("no_proxy"))
+	return p, nil
+}
+
+// runnerProxy is the proxy the runner gives its steps for reaching Sauce
+// Labs, and the variable it came from; none when NO_PROXY exempts
+// saucelabs.com.
+func (p Pipeline) runnerProxy() (proxy, from string) {
+	for _, np := range strings.Split(p.NoProxy, ",") {
+		np = strings.TrimSpace(np)
+		domain := strings.TrimPrefix(strings.TrimPrefix(np, "*"), ".")
+		if np == "*" || domain == "saucelabs.com" || domain != "" && strings.HasSuffix("saucelabs.com", "."+domain) {
+			return "", ""
+		}
+	}
+	switch {
+	case p.HTTPSProxy != "":
+		return p.HTTPSProxy, "HTTPS_PROXY"
+	case p.HTTPProxy != "":
+		return p.HTTPProxy, "HTTP_PROXY"
+	}
+	return "", ""
 }
 
 // PostName is the plugin binary's second name in the image, action.yml's

@@ -67,7 +67,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	t.Parallel()
 	e := testenv.Engine(t)
 	s := plugin.DefaultSettings()
-	s.Username, s.AccessKey = "alice", plugin.Secret(accessKey)
+	s.Username, s.AccessKey, s.Region = "alice", plugin.Secret(accessKey), "us-west"
 	s.Image, s.Pull = standin, "never"
 	s.APIHostPort = "0"
 	s.ReadyTimeout = "20s"

@@ -91,18 +91,34 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 		return kube.ObjectMeta{Name: n, Namespace: owner.Metadata.Namespace, Labels: labels, OwnerReferences: owners}
 	}
 
-	// The same variables as the Docker backend, the credentials by reference.
-	dockerEnv := ContainerSpec(c, Placement{}, now).Env
+	// The same variables and arguments as the Docker backend; the
+	// credentials and every other secret value by reference to the Secret
+	// (a secret argument as $(VAR), which the kubelet expands).
+	spec := ContainerSpec(c, Placement{}, now)
+	secretData := map[string]string{secretUsername: c.Username, secretAccessKey: c.AccessKey.Value()}
+	fromSecret := func(name, key string) kube.EnvVar {
+		return kube.EnvVar{Name: name, ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: secretName, Key: key}}}
+	}
 	var env []kube.EnvVar
-	for _, e := range dockerEnv {
-		switch e.Name {
-		case "SAUCE_USERNAME":
-			env = append(env, kube.EnvVar{Name: e.Name, ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: secretName, Key: secretUsername}}})
-		case "SAUCE_ACCESS_KEY":
-			env = append(env, kube.EnvVar{Name: e.Name, ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: secretName, Key: secretAccessKey}}})
+	for _, e := range spec.Env {
+		switch {
+		case e.Name == "SAUCE_USERNAME":
+			env = append(env, fromSecret(e.Name, secretUsername))
+		case e.Name == "SAUCE_ACCESS_KEY":
+			env = append(env, fromSecret(e.Name, secretAccessKey))
+		case e.Secret || len(secretsOfEnv([]string{e.Name + "=" + e.Value})) > 0:
+			secretData[e.Name] = e.Value
+			env = append(env, fromSecret(e.Name, e.Name))
 		default:
 			env = append(env, kube.EnvVar{Name: e.Name, Value: e.Value})
 		}
+	}
+	args := append([]string(nil), spec.Cmd...)
+	for _, a := range secretArgs(args) {
+		v := fmt.Sprintf("DSC_SECRET_ARG_%d", a.index)
+		secretData[v] = args[a.index]
+		env = append(env, fromSecret(v, v))
+		args[a.index] = "$(" + v + ")"
 	}
 	grace := int64(c.StopTimeout.Seconds())
 	no := false
@@ -114,7 +130,7 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 			AutomountServiceAccountToken:  &no,
 			EnableServiceLinks:            &no,
 			Containers: []kube.Container{{
-				Name: scContainer, Image: c.Image, Args: append([]string{"run"}, c.SCArgs...), Env: env,
+				Name: scContainer, Image: c.Image, Args: args, Env: env,
 				Ports:           []kube.ContainerPort{{Name: "api", ContainerPort: c.APIPort, Protocol: "TCP"}},
 				ReadinessProbe:  &kube.Probe{HTTPGet: &kube.HTTPGetAction{Path: "/readyz", Port: c.APIPort}, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1},
 				Resources:       kube.ResourceRequirements{Requests: c.Kubernetes.Requests, Limits: c.Kubernetes.Limits},
@@ -129,7 +145,7 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 	}
 	objs := KubeObjects{
 		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
-			StringData: map[string]string{secretUsername: c.Username, secretAccessKey: c.AccessKey}},
+			StringData: secretData},
 		Pod: pod,
 	}
 	if c.Kubernetes.Service {
@@ -318,14 +334,38 @@ func (k *kubeRun) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 	if tail != "" {
 		fmt.Fprintf(k.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", strings.TrimRight(tail, "\n"))
 	}
-	var ex *ExitedError
-	if errors.As(err, &ex) && errorLineMatches(tail, credentialsRejected) {
-		return p, &CredentialsError{Err: err}
+	if classified := classifyExit(err, tail); classified != err {
+		return p, classified
 	}
 	return p, fmt.Errorf("wait for tunnel %s: %w", k.cfg.TunnelName, err)
 }
 
 var errReadyTimeout = errors.New("ready_timeout reached")
+
+// learnSecrets adds the values in the tunnel's Secret to the masker before
+// anything of SC's is printed: a stop or status step may know none of them.
+func (k *kubeRun) learnSecrets(ctx context.Context, p kube.Pod) error {
+	s, err := k.kc.GetSecret(ctx, k.ns, p.Metadata.Name+"-credentials")
+	if kube.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the tunnel's secret to mask its values: %w", forbidden(err))
+	}
+	for key, v := range s.Data {
+		if key == secretUsername {
+			continue
+		}
+		// The whole value, and its parts that are secret alone: an
+		// --option=value argument, a user:pass, a proxy URL's password.
+		val := string(v)
+		k.opt.Masker.Add(val)
+		k.opt.Masker.Add(secretsOfArgs([]string{val})...)
+		k.opt.Masker.Add(secretsOfOption("auth", val)...)
+		k.opt.Masker.Add(proxyPassword(val)...)
+	}
+	return nil
+}
 
 // lastLines returns SC's last log lines: from the log API, or, where no
 // kubelet serves it, from the termination message the kubelet wrote.
@@ -387,6 +427,9 @@ func (k *kubeRun) stop(ctx context.Context) error {
 		return nil
 	}
 	for _, p := range pods {
+		if err := k.learnSecrets(ctx, p); err != nil {
+			return err
+		}
 		if tail := k.lastLines(ctx, p); tail != "" {
 			fmt.Fprintf(k.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", strings.TrimRight(tail, "\n"))
 		}

@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -13,8 +14,11 @@ const Mask = "***"
 // maxPending bounds how much of an unfinished line a MaskWriter holds back.
 const maxPending = 64 << 10
 
-// Masker knows the secrets that must never be printed.
+// Masker knows the secrets that must never be printed. Secrets can be
+// added while writers are in use: a stop step learns the tunnel's secrets
+// from its container before it prints anything of SC's.
 type Masker struct {
+	mu      sync.RWMutex
 	secrets [][]byte // longest first, so a secret containing another wins
 	longest int
 }
@@ -22,20 +26,29 @@ type Masker struct {
 // NewMasker returns a Masker for the non-empty secrets.
 func NewMasker(secrets ...string) *Masker {
 	m := &Masker{}
+	m.Add(secrets...)
+	return m
+}
+
+// Add makes the non-empty secrets masked from now on.
+func (m *Masker) Add(secrets ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, s := range secrets {
-		if s != "" {
+		if s != "" && !slices.ContainsFunc(m.secrets, func(b []byte) bool { return string(b) == s }) {
 			m.secrets = append(m.secrets, []byte(s))
 			m.longest = max(m.longest, len(s))
 		}
 	}
 	sort.Slice(m.secrets, func(i, j int) bool { return len(m.secrets[i]) > len(m.secrets[j]) })
-	return m
 }
 
 // String masks the secrets in s.
 func (m *Masker) String(s string) string { return string(m.bytes([]byte(s))) }
 
 func (m *Masker) bytes(p []byte) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	for _, s := range m.secrets {
 		p = bytes.ReplaceAll(p, s, []byte(Mask))
 	}
@@ -69,7 +82,9 @@ func (mw *MaskWriter) Write(p []byte) (int, error) {
 		cut = start + i + 1
 	}
 	if cut == 0 && len(mw.buf) > maxPending {
+		mw.m.mu.RLock()
 		cut = mw.safeCut(len(mw.buf) - mw.m.longest + 1)
+		mw.m.mu.RUnlock()
 	}
 	if cut > 0 {
 		if _, err := mw.w.Write(mw.m.bytes(mw.buf[:cut])); err != nil {
@@ -81,6 +96,7 @@ func (mw *MaskWriter) Write(p []byte) (int, error) {
 }
 
 // safeCut moves cut back to the start of any secret that straddles it.
+// The caller holds the masker's read lock.
 func (mw *MaskWriter) safeCut(cut int) int {
 	for _, s := range mw.m.secrets {
 		from := max(0, cut-len(s)+1)

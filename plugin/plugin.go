@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -60,7 +63,7 @@ func newRun(c Config, eng Engine, o Options) *run {
 		o.Now = time.Now
 	}
 	if o.Masker == nil {
-		o.Masker = NewMasker(c.AccessKey, c.RegistryPassword())
+		o.Masker = NewMasker(c.Secrets()...)
 	}
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
@@ -96,9 +99,35 @@ type run struct {
 	log *logrus.Entry
 }
 
+// socketPath is the unix socket DOCKER_HOST names, or the default.
+func socketPath() string {
+	if p, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok {
+		return p
+	}
+	return "/var/run/docker.sock"
+}
+
+// socketDenied says who owns the socket, who the step runs as, and how to
+// run the step so that it may use the socket, per platform.
+func socketDenied(path string) string {
+	owner := "its owner"
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = fmt.Sprintf("uid %d and group %d", st.Uid, st.Gid)
+		}
+	}
+	groups, _ := os.Getgroups()
+	return fmt.Sprintf("the socket %s is mounted, but it allows %s, and this step runs as uid %d with groups %v: run the step as root or in that group "+
+		"(Drone: remove user: from the step, or set it to root; Harness: runAsUser 0, or add the group; GitHub Actions: a container action runs as root unless its job sets options: --user)",
+		path, owner, os.Getuid(), groups)
+}
+
 // EngineHint explains how to give the plugin a Docker engine, for errors
 // from connecting to one.
 func EngineHint(err error, p Pipeline) error {
+	if errors.Is(err, engine.ErrDenied) {
+		return fmt.Errorf("%w; %s", err, socketDenied(socketPath()))
+	}
 	if !errors.Is(err, engine.ErrUnreachable) {
 		return err
 	}

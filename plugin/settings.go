@@ -37,7 +37,7 @@ type Settings struct {
 
 	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`
-	Region    string `envconfig:"PLUGIN_REGION" default:"us-west" desc:"us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu)"`
+	Region    string `envconfig:"PLUGIN_REGION" desc:"the Sauce Labs data centre of your account: us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu); required for start and run, as by SC5"`
 
 	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name; default derived from the pipeline (repo, build, stage or job) so start and stop agree"`
 	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)"`
@@ -49,7 +49,7 @@ type Settings struct {
 	DirectDomains         string `envconfig:"PLUGIN_DIRECT_DOMAINS" desc:"comma list of domain regexps that bypass the tunnel (SAUCE_DIRECT_DOMAINS)"`
 	DenyDomains           string `envconfig:"PLUGIN_DENY_DOMAINS" desc:"comma list of domain regexps SC refuses (SAUCE_DENY_DOMAINS)"`
 	TLSPassthroughDomains string `envconfig:"PLUGIN_TLS_PASSTHROUGH_DOMAINS" desc:"comma list of domain regexps whose TLS SC does not re-sign (SAUCE_TLS_PASSTHROUGH_DOMAINS)"`
-	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" default:"info" desc:"Sauce Connect's log level: error, info or debug"`
+	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" desc:"Sauce Connect's log level: error, info or debug (SC's default: info)"`
 	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 config file in the workspace, mounted read-only at /etc/sauce-connect/sauce-connect.yaml"`
 	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments: a JSON array, a YAML list or a space-separated string"`
 	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object"`

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,9 @@ const (
 	LabelRunner   = LabelPrefix + "runner"
 	LabelCreated  = LabelPrefix + "created"
 	LabelExpires  = LabelPrefix + "expires"
+	// LabelReadyBy is when the start that created SC gives up waiting for
+	// it: until then, a concurrent start of the tunnel waits for it too.
+	LabelReadyBy = LabelPrefix + "ready-by"
 )
 
 // configPath is where SC5 reads its config file in the image.
@@ -48,19 +52,22 @@ type Placement struct {
 func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 	labels := Labels(c, now, pl.Deadline, pl.Labels)
 	labels[LabelRole] = RoleTunnel
+	labels[LabelReadyBy] = strconv.FormatInt(now.Add(c.ReadyTimeout).Unix(), 10)
 	env := []engine.EnvVar{
 		{Name: "SAUCE_USERNAME", Value: c.Username},
-		{Name: "SAUCE_ACCESS_KEY", Value: c.AccessKey, Secret: true},
+		{Name: "SAUCE_ACCESS_KEY", Value: c.AccessKey.Value(), Secret: true},
 		{Name: "SAUCE_REGION", Value: c.Region},
 		{Name: "SAUCE_TUNNEL_NAME", Value: c.TunnelName},
-		{Name: "SAUCE_API_ADDRESS", Value: ":" + strconv.Itoa(c.APIPort)},
-		{Name: "SAUCE_METADATA", Value: "runner=" + string(c.Pipeline.Platform())},
-		{Name: "SAUCE_LOG_LEVEL", Value: c.LogLevel},
+		{Name: "SAUCE_API_ADDRESS", Value: apiAddress(c, pl)},
 	}
 	optional := []struct {
 		name, value string
 		secret      bool
 	}{
+		// With config_file only what is set explicitly, so that the file's
+		// own values are not silently overridden (SC5: env over file).
+		{"SAUCE_METADATA", map[bool]string{false: "runner=" + string(c.Pipeline.Platform())}[c.MetadataInFile], false},
+		{"SAUCE_LOG_LEVEL", c.LogLevel, false},
 		{"SAUCE_TUNNEL_POOL", boolEnv(c.TunnelPool), false},
 		{"SAUCE_SHARED", c.Shared, false},
 		// A proxy URL may carry a password (user:pass@host).
@@ -83,7 +90,7 @@ func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 		mounts = append(mounts, engine.Mount{Source: pl.ConfigSource, Target: configPath, ReadOnly: true})
 	}
 	for _, k := range sortedKeys(c.Env) {
-		env = append(env, engine.EnvVar{Name: k, Value: c.Env[k]})
+		env = append(env, engine.EnvVar{Name: k, Value: c.Env[k], Secret: len(secretsOfEnv([]string{k + "=" + c.Env[k]})) > 0})
 	}
 	return engine.ContainerSpec{
 		Name:        c.ContainerName,
@@ -97,6 +104,17 @@ func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 		Networks:    pl.Networks,
 		Mounts:      mounts,
 	}
+}
+
+// apiAddress is where SC's API listens: every address of its own network
+// stack, or, in the host's (network_mode host), only api_bind, so that
+// /configz and /metrics are not served to the host's network.
+func apiAddress(c Config, pl Placement) string {
+	port := strconv.Itoa(c.APIPort)
+	if pl.NetworkMode == "host" {
+		return net.JoinHostPort(c.APIBind, port)
+	}
+	return ":" + port
 }
 
 // Labels are the labels of what the plugin creates: the runner's teardown

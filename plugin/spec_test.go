@@ -44,7 +44,7 @@ const testKey = "0a1b2c3d-placeholder-access-key"
 func specConfig(t *testing.T, s Settings, p Pipeline) Config {
 	t.Helper()
 	base := DefaultSettings()
-	base.Username, base.AccessKey = "alice", testKey
+	base.Username, base.AccessKey, base.Region = "alice", testKey, "us-west"
 	// Overlay the non-empty fields of s.
 	merged, _ := json.Marshal(base)
 	over, _ := json.Marshal(s)

@@ -50,8 +50,12 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.cfg.ProxySauceFrom != "" {
+		p.log.Debugf("proxy_sauce is not set: SC reaches Sauce Labs through the runner's %s", p.cfg.ProxySauceFrom)
+	}
 	p.sweep(ctx)
-	if t, err := p.reuse(ctx, owner, foreground); err != nil || t != nil {
+	deadline := began.Add(p.cfg.ReadyTimeout)
+	if t, err := p.reuse(ctx, owner, foreground, deadline); err != nil || t != nil {
 		if t != nil {
 			p.report(t)
 		}
@@ -73,7 +77,6 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	}
 
 	var cl cleanup
-	deadline := began.Add(p.cfg.ReadyTimeout)
 	for attempt := 1; ; attempt++ {
 		t, err := p.attempt(ctx, &cl, pl, self, owner, deadline.Sub(p.opt.Now()), foreground)
 		if err == nil {
@@ -84,6 +87,18 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		}
 		if cerr := cl.run(ctx); cerr != nil {
 			p.log.WithError(cerr).Warn("could not remove the failed sauce connect container")
+		}
+		if errors.Is(err, errLostRace) && !foreground && p.opt.Now().Before(deadline) {
+			// A concurrent start of this tunnel created its container first.
+			t, rerr := p.reuse(ctx, owner, foreground, deadline)
+			if t != nil || rerr != nil {
+				if t != nil {
+					p.report(t)
+				}
+				return t, rerr
+			}
+			attempt--
+			continue
 		}
 		if !retryable(err) || attempt > p.cfg.Retries {
 			return nil, err
@@ -217,10 +232,24 @@ func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone
 	if tail != "" {
 		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
 	}
+	return classifyExit(err, tail)
+}
+
+// classifyExit turns SC's exit before readiness into the error the user
+// sees, from SC's error lines: rejected credentials, the account's tunnel
+// limit and a refused configuration are permanent.
+func classifyExit(err error, tail string) error {
+	var ex *ExitedError
 	switch {
-	case ex != nil && errorLineMatches(tail, credentialsRejected):
+	case !errors.As(err, &ex):
+		return err
+	case errorLineMatches(tail, credentialsRejected):
 		return &CredentialsError{Err: err}
-	case ex != nil && errorLineMatches(tail, configRefused):
+	case errorLineMatches(tail, tunnelLimit):
+		return fmt.Errorf("sauce labs refused another tunnel: the account's limit of active tunnels is reached (see SC's log above). "+
+			"Tunnels leaked by cancelled builds count against it: list and stop them at https://app.saucelabs.com/tunnels "+
+			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w", err, errPermanent)
+	case errorLineMatches(tail, configRefused):
 		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, errPermanent)
 	}
 	return err
@@ -229,8 +258,11 @@ func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone
 // What SC's error lines say when a retry cannot help.
 var (
 	credentialsRejected = regexp.MustCompile(`(?i)\b401\b|unauthori[sz]ed|invalid (username|access key|credentials)`)
-	configRefused       = regexp.MustCompile(`(?i)required flag|invalid (value|argument|region|flag)|unknown flag`)
-	errorLine           = regexp.MustCompile(`(?i)\[error\]|fatal|\berror\b`)
+	// SC5 documents "create tunnel: <msg>" for the tunnel limit without the
+	// text of msg; Sauce's REST API words it "Too many active tunnels".
+	tunnelLimit   = regexp.MustCompile(`(?i)too many active tunnels|tunnel limit`)
+	configRefused = regexp.MustCompile(`(?i)required flag|invalid (value|argument|region|flag)|unknown flag`)
+	errorLine     = regexp.MustCompile(`(?i)\[error\]|fatal|\berror\b`)
 )
 
 // errorLineMatches reports whether one of SC's error lines matches re.
@@ -323,48 +355,92 @@ func watchExit(ctx context.Context, events <-chan engine.Event, errs <-chan erro
 	return out
 }
 
-// reuse finds a container of this tunnel from an earlier start. A running,
-// ready one is reused (never two SC with one tunnel name); anything else of
+// staleCheck bounds how long a start gives a running tunnel of its name
+// whose own ready_timeout has passed to answer ready: one that never
+// became ready must not eat the new start's ready_timeout.
+const staleCheck = 5 * time.Second
+
+// reuse finds a container of this tunnel from an earlier or a concurrent
+// start. A running, ready one is reused (never two SC with one tunnel
+// name). One still within the ready_timeout of the start that created it
+// (its ready-by label) is waited for, until deadline: parallel stages that
+// share a tunnel name get the tunnel that won the race. Anything else of
 // that name is removed so that a fresh one can start.
-func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground bool) (*tunnel, error) {
+func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground bool, deadline time.Time) (*tunnel, error) {
 	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.cfg.TunnelName))
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range found {
-		if s.State == "running" && !foreground {
-			sc, err := p.eng.InspectContainer(ctx, s.ID)
-			if err != nil {
-				return nil, err
+		log := p.log.WithField("container", short(s.ID))
+		readyBy, _ := strconv.ParseInt(s.Labels[LabelReadyBy], 10, 64)
+		young := p.opt.Now().Before(time.Unix(readyBy, 0))
+		if !foreground && (s.State == "running" || young && s.State == "created") {
+			budget := staleCheck
+			if young {
+				budget = time.Unix(readyBy, 0).Sub(p.opt.Now())
+				log.Infof("another start is bringing tunnel %s up; waiting for it", p.cfg.TunnelName)
 			}
-			ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
-			closed := make(chan engine.Event)
-			close(closed)
-			err = WaitReady(ctx, Target{
-				Events: closed,
-				Inspect: func(ctx context.Context) (engine.State, error) {
-					c, err := p.eng.InspectContainer(ctx, s.ID)
-					return c.State, err
-				},
-				Probe:   httpProbe(p.opt.HTTP, ep.Probe),
-				Awaited: "GET " + ep.Probe + "/readyz of the running tunnel",
-			}, p.cfg.ReadyTimeout)
-			if err == nil {
-				p.log.WithField("container", short(s.ID)).Infof("tunnel %s is already running and ready; reusing it", p.cfg.TunnelName)
-				return &tunnel{id: s.ID, name: p.cfg.TunnelName, ep: ep, reused: true}, nil
-			}
-			if ctx.Err() != nil {
+			t, err := p.awaitRunning(ctx, owner, s.ID, min(budget, deadline.Sub(p.opt.Now())))
+			switch {
+			case t != nil:
+				log.Infof("tunnel %s is already running and ready; reusing it", p.cfg.TunnelName)
+				return t, nil
+			case ctx.Err() != nil:
 				return nil, context.Cause(ctx)
+			case young && isGone(err):
+				// Its own start failed and removed it: start afresh.
+				continue
 			}
-			p.log.WithField("container", short(s.ID)).Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
+			log.Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
 		} else {
-			p.log.WithField("container", short(s.ID)).Infof("replacing the %s container of tunnel %s", s.State, p.cfg.TunnelName)
+			log.Infof("replacing the %s container of tunnel %s", s.State, p.cfg.TunnelName)
 		}
 		if err := p.remove(ctx, s.ID, failureGrace); err != nil {
 			return nil, err
 		}
 	}
 	return nil, nil
+}
+
+// awaitRunning waits up to budget for an existing SC container to be ready;
+// a container still being created by another start is given time to start.
+func (p *run) awaitRunning(ctx context.Context, owner *engine.Container, id string, budget time.Duration) (*tunnel, error) {
+	until := p.opt.Now().Add(budget)
+	sc, err := p.eng.InspectContainer(ctx, id)
+	for err == nil && sc.State.Status == "created" && p.opt.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(inspectEvery):
+		}
+		sc, err = p.eng.InspectContainer(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
+	closed := make(chan engine.Event)
+	close(closed)
+	err = WaitReady(ctx, Target{
+		Events: closed,
+		Inspect: func(ctx context.Context) (engine.State, error) {
+			c, err := p.eng.InspectContainer(ctx, id)
+			return c.State, err
+		},
+		Probe:   httpProbe(p.opt.HTTP, ep.Probe),
+		Awaited: "GET " + ep.Probe + "/readyz of the running tunnel",
+	}, max(until.Sub(p.opt.Now()), time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	return &tunnel{id: id, name: p.cfg.TunnelName, ep: ep, reused: true}, nil
+}
+
+// isGone reports whether a wait ended because the container went away.
+func isGone(err error) bool {
+	var ex *ExitedError
+	return engine.IsNotFound(err) || errors.As(err, &ex) && ex.ExitCode == -1
 }
 
 // remove stops a container gracefully within grace, then removes it.
@@ -381,8 +457,12 @@ func (p *run) nameTaken(ctx context.Context, name string, err error) error {
 	if ierr == nil && c.Labels[LabelManaged] != "true" {
 		return fmt.Errorf("container name %s is taken by a container this plugin did not start; set container_name to another name, or remove that container: %w", name, err)
 	}
-	return fmt.Errorf("another start of tunnel %s is creating its container right now; run one start per tunnel name: %w", p.cfg.TunnelName, err)
+	return fmt.Errorf("another start of tunnel %s created its container first: %w: %w", p.cfg.TunnelName, err, errLostRace)
 }
+
+// errLostRace marks a start that a concurrent start of its tunnel beat to
+// creating the container; it waits for that tunnel instead.
+var errLostRace = errors.New("waiting for it")
 
 // checkHostPort fails early, naming the setting, when the fixed host port
 // the API is to be published on is already taken. The engine itself does

@@ -23,6 +23,8 @@ func (p *run) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.opt.Masker.Add(secretsOfEnv(sc.Env)...)
+	p.opt.Masker.Add(secretsOfArgs(sc.Cmd)...)
 	fmt.Fprintf(p.opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", p.cfg.TunnelName, short(sc.ID), sc.State.Status)
 	if !sc.State.Running {
 		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", p.cfg.TunnelName, sc.State.Status, sc.State.ExitCode)

@@ -46,6 +46,9 @@ func (p *run) shutdown(ctx context.Context, id string) error {
 	defer cancel()
 	began := p.opt.Now()
 	log := p.log.WithField("container", short(id))
+	if err := p.learnSecrets(ctx, id); err != nil {
+		return err
+	}
 	fmt.Fprintf(p.opt.Out, "+ docker stop --time %d %s\n", int(p.cfg.StopTimeout.Seconds()), short(id))
 	killed, err := p.eng.StopContainer(ctx, id, p.cfg.StopTimeout)
 	if err != nil {
@@ -67,6 +70,22 @@ func (p *run) shutdown(ctx context.Context, id string) error {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.cfg.StopTimeout)
 	}
 	log.Infof("tunnel %s stopped and removed in %s", p.cfg.TunnelName, p.opt.Now().Sub(began).Round(time.Millisecond))
+	return nil
+}
+
+// learnSecrets adds the secrets SC holds (its environment and arguments)
+// to the masker before anything of SC's is printed: a stop or status step
+// may have been given none of them.
+func (p *run) learnSecrets(ctx context.Context, id string) error {
+	c, err := p.eng.InspectContainer(ctx, id)
+	if engine.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.opt.Masker.Add(secretsOfEnv(c.Env)...)
+	p.opt.Masker.Add(secretsOfArgs(c.Cmd)...)
 	return nil
 }
 

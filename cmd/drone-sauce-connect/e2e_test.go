@@ -101,6 +101,7 @@ func skipShort(t *testing.T) {
 func pluginEnv(extra ...string) []engine.EnvVar {
 	env := []engine.EnvVar{
 		{Name: "PLUGIN_USERNAME", Value: "alice"},
+		{Name: "PLUGIN_REGION", Value: "us-west"},
 		{Name: "PLUGIN_ACCESS_KEY", Value: accessKey},
 		{Name: "PLUGIN_IMAGE", Value: standin},
 		{Name: "PLUGIN_PULL", Value: "never"},
@@ -304,7 +305,7 @@ func TestGitHubAction(t *testing.T) {
 		{Name: "GITHUB_OUTPUT", Value: "/github/file_commands/output"},
 		{Name: "GITHUB_STATE", Value: "/github/file_commands/state"},
 		{Name: "GITHUB_STEP_SUMMARY", Value: "/github/file_commands/summary"},
-		{Name: "INPUT_USERNAME", Value: "alice"}, {Name: "INPUT_ACCESS_KEY", Value: accessKey},
+		{Name: "INPUT_USERNAME", Value: "alice"}, {Name: "INPUT_ACCESS_KEY", Value: accessKey}, {Name: "INPUT_REGION", Value: "us-west"},
 		{Name: "INPUT_IMAGE", Value: standin}, {Name: "INPUT_PULL", Value: "never"},
 		{Name: "INPUT_API_HOST_PORT", Value: "0"},
 		{Name: "INPUT_ENV", Value: `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`},
@@ -364,7 +365,7 @@ func (p *proc) output() string { return p.out.String() }
 func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary)}
-	p.cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=alice", "PLUGIN_ACCESS_KEY="+accessKey, "PLUGIN_IMAGE="+standin,
+	p.cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=alice", "PLUGIN_ACCESS_KEY="+accessKey, "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+standin,
 		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", `PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":"300ms"}`)
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
@@ -47,13 +46,16 @@ func run() int {
 	if err != nil {
 		return report(err)
 	}
-	var pipeline plugin.Pipeline
-	if err := envconfig.Process("", &pipeline); err != nil {
-		return report(fmt.Errorf("read pipeline variables: %w", err))
+	pipeline, err := plugin.LoadPipeline()
+	if err != nil {
+		return report(err)
 	}
 	pipeline.PostStep = filepath.Base(os.Args[0]) == plugin.PostName
 	hostname, _ := os.Hostname()
 	cfg, err := plugin.Settings.Config(settings, pipeline, hostname, randomHex())
+	// Mask exactly what is handed on (trimmed), and the secrets in env,
+	// sc_args and the proxies' URLs, before anything can be printed.
+	masker.Add(cfg.Secrets()...)
 	if err != nil {
 		return report(err)
 	}

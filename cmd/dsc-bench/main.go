@@ -184,7 +184,7 @@ var readyAt = regexp.MustCompile(`ready_at_unix_nano=(\d+)`)
 func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult, error) {
 	r := startResult{tunnel: fmt.Sprintf("bench-%d-%s", i, testenv.Random(6))}
 	cmd := exec.Command(b.binary)
-	cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_IMAGE="+b.standin,
+	cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+b.standin,
 		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", "PLUGIN_TUNNEL_NAME="+r.tunnel,
 		fmt.Sprintf(`PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":%q,"SAUCE_STANDIN_QUIET_READY":"%t"}`, readyDelay.String(), quiet))
 	out, err := cmd.StdoutPipe()
@@ -287,7 +287,7 @@ func (b *bencher) containerRun(ctx context.Context, i int, image string) (time.D
 	tunnel := fmt.Sprintf("bench-c-%d-%s", i, testenv.Random(6))
 	ran, err := testenv.RunContainer(ctx, b.eng, engine.ContainerSpec{
 		Name: net + "-step", Image: image, Mounts: []engine.Mount{testenv.Socket},
-		Env: []engine.EnvVar{{Name: "DRONE", Value: "true"}, {Name: "PLUGIN_USERNAME", Value: "bench"}, {Name: "PLUGIN_ACCESS_KEY", Value: "bench-key-0000"},
+		Env: []engine.EnvVar{{Name: "DRONE", Value: "true"}, {Name: "PLUGIN_USERNAME", Value: "bench"}, {Name: "PLUGIN_ACCESS_KEY", Value: "bench-key-0000"}, {Name: "PLUGIN_REGION", Value: "us-west"},
 			{Name: "PLUGIN_IMAGE", Value: b.standin}, {Name: "PLUGIN_PULL", Value: "never"}, {Name: "PLUGIN_TUNNEL_NAME", Value: tunnel},
 			{Name: "PLUGIN_ENV", Value: fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}},
 		Networks: []engine.NetworkAttachment{{Network: net, Aliases: []string{"sauce"}}},

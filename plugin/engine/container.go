@@ -26,7 +26,10 @@ type Container struct {
 	Image   string
 	ImageID string
 	Labels  map[string]string
-	State   State
+	// Env (NAME=value) and Cmd are the container's environment and command.
+	Env   []string
+	Cmd   []string
+	State State
 	// NetworkMode is the container's HostConfig.NetworkMode ("host",
 	// "container:<id>", "bridge", "default" or a network name).
 	NetworkMode string
@@ -145,6 +148,8 @@ func fromInspect(r container.InspectResponse) Container {
 	if r.Config != nil {
 		c.Labels = r.Config.Labels
 		c.Image = r.Config.Image
+		c.Env = r.Config.Env
+		c.Cmd = r.Config.Cmd
 	}
 	if s := r.State; s != nil {
 		c.State = State{Status: string(s.Status), Running: s.Running, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled, Error: s.Error}

@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -22,6 +25,10 @@ const pingTimeout = 10 * time.Second
 
 // ErrUnreachable means no Docker engine answered at the configured address.
 var ErrUnreachable = errors.New("docker engine unreachable")
+
+// ErrDenied means the engine's socket refused this process: it exists, but
+// the user the step runs as may not use it.
+var ErrDenied = errors.New("docker socket permission denied")
 
 // ErrTooOld means the engine answered but speaks an API older than the client supports.
 var ErrTooOld = errors.New("docker engine too old")
@@ -53,12 +60,30 @@ func NewEnv(ctx context.Context) (*Engine, error) {
 		_ = api.Close()
 		return nil, fmt.Errorf("%w: engine at %s speaks API %s, at least %s is needed: %w",
 			ErrTooOld, e.Host, ping.APIVersion, client.MinAPIVersion, err)
+	case socketDenied(e.Host):
+		// The SDK words this error but keeps no cause to test: dial ourselves.
+		_ = api.Close()
+		return nil, fmt.Errorf("%w: the engine at %s refused this step: %w", ErrDenied, e.Host, err)
 	default:
 		_ = api.Close()
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, e.Host, err)
 	}
 	e.APIVersion = api.ClientVersion()
 	return e, nil
+}
+
+// socketDenied reports whether host is a unix socket this process may not
+// connect to.
+func socketDenied(host string) bool {
+	path, ok := strings.CutPrefix(host, "unix://")
+	if !ok {
+		return false
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+	}
+	return errors.Is(err, os.ErrPermission)
 }
 
 // Close releases the client's connections.

@@ -192,7 +192,7 @@ var mu sync.Mutex
 func (c *cluster) exec(u testenv.KubeUser, tunnel, action string, set func(*plugin.Settings)) result {
 	c.t.Helper()
 	s := plugin.DefaultSettings()
-	s.Username, s.AccessKey, s.TunnelName, s.Action = "alice", plugin.Secret(accessKey), tunnel, action
+	s.Username, s.AccessKey, s.TunnelName, s.Action, s.Region = "alice", plugin.Secret(accessKey), tunnel, action, "us-west"
 	s.KubernetesPod, s.Image, s.StopTimeout = "build-pod", "saucelabs/sauce-connect:5", "5s"
 	if set != nil {
 		set(&s)

@@ -223,6 +223,13 @@ func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) error {
 	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, nil)
 }
 
+// GetSecret reads a secret.
+func (c *Client) GetSecret(ctx context.Context, ns, name string) (Secret, error) {
+	var s Secret
+	err := c.Do(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), nil, &s)
+	return s, err
+}
+
 // DeleteSecret deletes a secret; a missing one is success.
 func (c *Client) DeleteSecret(ctx context.Context, ns, name string) error {
 	return ignoreNotFound(c.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), nil, nil))

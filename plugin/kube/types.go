@@ -29,6 +29,8 @@ type Secret struct {
 	Metadata   ObjectMeta        `json:"metadata"`
 	Type       string            `json:"type,omitempty"`
 	StringData map[string]string `json:"stringData,omitempty"`
+	// Data is what the API server returns (base64 in JSON).
+	Data map[string][]byte `json:"data,omitempty"`
 }
 
 // Service is a core/v1 Service.

@@ -1,0 +1,142 @@
+package plugin
+
+import (
+	"net/url"
+	"strings"
+)
+
+// SC5's options whose values are secrets (docs: the `sc run` CLI
+// reference): the access key, upstream-proxy credentials (--auth
+// user:pass@host:port), the API server's basic auth and request headers
+// (which may carry tokens). The proxies' URLs may carry a user:pass@.
+var (
+	secretOptions = map[string]bool{"access-key": true, "auth": true, "api-basic-auth": true, "header": true}
+	proxyOptions  = map[string]bool{"proxy": true, "proxy-sauce": true}
+	// shortOptions maps the one-letter flags of those options.
+	shortOptions = map[string]string{"k": "access-key", "a": "auth", "H": "header", "x": "proxy"}
+)
+
+// optionOfEnv is the sc run option a SAUCE_* variable sets, or "".
+func optionOfEnv(name string) string {
+	opt, ok := strings.CutPrefix(name, "SAUCE_")
+	if !ok {
+		return ""
+	}
+	return strings.ReplaceAll(strings.ToLower(opt), "_", "-")
+}
+
+// secretsOfOption returns what must be masked in the value of an sc run
+// option (or of a variable whose name says it holds a secret).
+func secretsOfOption(opt, value string) []string {
+	if value == "" {
+		return nil
+	}
+	upper := strings.ToUpper(opt)
+	switch {
+	case secretOptions[opt], strings.Contains(upper, "PASSWORD"), strings.Contains(upper, "TOKEN"), strings.Contains(upper, "SECRET"):
+		out := []string{value}
+		// user:pass lists (auth, api-basic-auth) and Name: value headers:
+		// the part after the first ':' alone is secret too.
+		for _, item := range strings.Split(value, ",") {
+			userinfo, _, _ := strings.Cut(item, "@")
+			if _, pass, ok := strings.Cut(userinfo, ":"); ok && strings.TrimSpace(pass) != "" {
+				out = append(out, userinfo, strings.TrimSpace(pass))
+			}
+		}
+		return out
+	case proxyOptions[opt]:
+		return proxyPassword(value)
+	}
+	return nil
+}
+
+// proxyPassword returns the user:pass and the password of a proxy address
+// given as a URL or as user:pass@host:port.
+func proxyPassword(v string) []string {
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		if i := strings.LastIndex(v, "@"); i > 0 {
+			// Unparseable but holding credentials: mask all of them.
+			userinfo := v[strings.Index(v, "://")+3 : i]
+			return []string{userinfo}
+		}
+		return nil
+	}
+	pass, ok := u.User.Password()
+	if !ok || pass == "" {
+		return nil
+	}
+	return []string{u.User.Username() + ":" + pass, pass}
+}
+
+// secretsOfEnv returns what must be masked in a container's environment
+// (NAME=value entries).
+func secretsOfEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if opt := optionOfEnv(name); opt != "" {
+			out = append(out, secretsOfOption(opt, value)...)
+		}
+	}
+	return out
+}
+
+// secretArg is an sc run argument that holds a secret.
+type secretArg struct {
+	index   int // of the argument holding the value
+	secrets []string
+}
+
+// secretArgs finds the arguments that hold secrets, in the --name=value,
+// --name value and -k value forms.
+func secretArgs(args []string) []secretArg {
+	var out []secretArg
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if long, ok := shortOptions[name]; ok && !strings.HasPrefix(a, "--") {
+			name = long
+		}
+		if !secretOptions[name] && !proxyOptions[name] {
+			continue
+		}
+		at := i
+		if !hasValue && i+1 < len(args) {
+			i++
+			at, value = i, args[i]
+		}
+		if s := secretsOfOption(name, value); len(s) > 0 {
+			out = append(out, secretArg{index: at, secrets: s})
+		}
+	}
+	return out
+}
+
+// secretsOfArgs returns what must be masked in sc run's arguments.
+func secretsOfArgs(args []string) []string {
+	var out []string
+	for _, a := range secretArgs(args) {
+		out = append(out, a.secrets...)
+	}
+	return out
+}
+
+// Secrets returns every secret the configuration hands on: the access key,
+// the registry password, and the secret values among the proxies, env and
+// sc_args. The masker masks exactly these values.
+func (c Config) Secrets() []string {
+	out := []string{c.AccessKey.Value(), c.RegistryPassword()}
+	out = append(out, proxyPassword(c.Proxy)...)
+	out = append(out, proxyPassword(c.ProxySauce)...)
+	for k, v := range c.Env {
+		out = append(out, secretsOfEnv([]string{k + "=" + v})...)
+	}
+	return append(out, secretsOfArgs(c.SCArgs)...)
+}
