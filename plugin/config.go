@@ -291,7 +291,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	if c.NetworkAlias != sanitizeName(c.NetworkAlias, 63) || c.NetworkAlias == "" {
 		bad("network_alias", "%q is not a DNS name; use letters, digits and '-'", s.NetworkAlias)
 	}
-	c.NetworkMode = oneOf(s.NetworkMode, "network_mode", bad, "", "host")
+	c.NetworkMode = oneOf(s.NetworkMode, "network_mode", bad, "", "host", "bridge")
 	c.Network = strings.TrimSpace(s.Network)
 	if c.NetworkMode == "host" && c.Network != "" {
 		bad("network", "cannot be combined with network_mode: host; choose one")

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -61,9 +62,13 @@ func Place(c Config, owner *engine.Container) Placement {
 		pl.Networks = append(pl.Networks, engine.NetworkAttachment{Network: network, Aliases: []string{c.NetworkAlias}})
 	}
 	var userNets []string
+	pl.APIPort = c.APIPort
 	switch {
-	case c.NetworkMode == "host":
+	case c.NetworkMode == "host" || runnerHostJob(c, owner):
 		pl.NetworkMode = "host"
+		// In the host's network the API listens on a host port itself.
+		pl.APIPort = cmp.Or(c.APIHostPort, c.APIPort)
+	case c.NetworkMode == "bridge":
 	case !onHostNetwork(owner):
 		userNets = userNetworks(owner)
 		for _, n := range userNets {
@@ -88,6 +93,16 @@ func Place(c Config, owner *engine.Container) Placement {
 		pl.Publish = &engine.HostPort{IP: c.APIBind, Port: c.APIHostPort}
 	}
 	return pl
+}
+
+// runnerHostJob reports whether SC should share the runner's network by
+// default: on GitHub Actions when the job runs on the runner itself (no job
+// container, so no job network), as Sauce's own action runs SC there, so
+// that an app the job serves on localhost is reached. Its API then listens
+// on api_bind only.
+func runnerHostJob(c Config, owner *engine.Container) bool {
+	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == PlatformGitHub &&
+		(owner == nil || len(userNetworks(owner)) == 0)
 }
 
 func contains(list []string, s string) bool {
@@ -145,7 +160,10 @@ func ResolveEndpoints(c Config, owner *engine.Container, sc engine.Container, do
 		ep.Host = "http://" + net.JoinHostPort(ip, strconv.Itoa(binds[0].Port))
 	}
 	if sc.NetworkMode == "host" {
-		ep.Host = "http://127.0.0.1:" + port
+		ep.Host = "http://" + net.JoinHostPort(c.APIBind, listenPort(sc, port))
+		if c.APIBind == "0.0.0.0" || c.APIBind == "::" {
+			ep.Host = "http://127.0.0.1:" + listenPort(sc, port)
+		}
 	}
 	for _, n := range sortedNetworks(sc) {
 		e := sc.Networks[n]
@@ -180,16 +198,30 @@ func ResolveEndpoints(c Config, owner *engine.Container, sc engine.Container, do
 		}
 	}
 	if sc.NetworkMode == "host" {
-		// SC listens on every host address, the plugin's gateway among them.
+		// The plugin's gateway is a host address; SC answers there when it
+		// listens on every host address (api_bind 0.0.0.0), else the
+		// engine's health check tells readiness.
 		for _, n := range sortedNetworks(*owner) {
 			if gw := owner.Networks[n].Gateway; gw != "" {
-				ep.Probe = "http://" + net.JoinHostPort(gw, port)
+				ep.Probe = "http://" + net.JoinHostPort(gw, listenPort(sc, port))
 				return ep
 			}
 		}
 	}
 	ep.Probe = "http://" + net.JoinHostPort(firstIP(sc), port)
 	return ep
+}
+
+// listenPort is the port SC's API listens on, from its SAUCE_API_ADDRESS.
+func listenPort(sc engine.Container, def string) string {
+	for _, kv := range sc.Env {
+		if addr, ok := strings.CutPrefix(kv, "SAUCE_API_ADDRESS="); ok {
+			if _, port, err := net.SplitHostPort(addr); err == nil {
+				return port
+			}
+		}
+	}
+	return def
 }
 
 func sortedNetworks(c engine.Container) []string {

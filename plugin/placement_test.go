@@ -10,6 +10,7 @@ import (
 
 func TestPlace(t *testing.T) {
 	drone := Pipeline{Drone: "true", DroneBuildNumber: "1"}
+	github := Pipeline{GitHubActions: "true"}
 	droneStep := &engine.Container{NetworkMode: "drone-x", Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2"}}}
 	bridgeStep := &engine.Container{NetworkMode: "default", Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.5"}}}
 	hostStep := &engine.Container{NetworkMode: "host"}
@@ -28,9 +29,12 @@ func TestPlace(t *testing.T) {
 		{"drone step, publish always", Config{Publish: "always", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
 		{"default bridge takes no alias: publish", Config{Publish: "auto", Pipeline: drone}, bridgeStep, Placement{Publish: pub}},
 		{"step in host network mode", Config{Publish: "auto", Pipeline: drone}, hostStep, Placement{Publish: pub}},
-		{"network_mode host", Config{Publish: "auto", NetworkMode: "host"}, nil, Placement{NetworkMode: "host"}},
+		{"network_mode host: the API on a host port", Config{Publish: "auto", NetworkMode: "host"}, nil, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner: the runner's network, as Sauce's action", Config{Publish: "auto", Pipeline: github}, bridgeStep, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"act: the job container's host network", Config{Publish: "auto", Pipeline: github}, hostStep, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner, network_mode bridge", Config{Publish: "auto", NetworkMode: "bridge", Pipeline: github}, bridgeStep, Placement{Publish: pub}},
 		{"extra network", Config{Publish: "never", Network: "qa", Pipeline: drone}, droneStep, Placement{Networks: append(alias("drone-x"), alias("qa")...)}},
-		{"github job network publishes too", Config{Publish: "auto", Pipeline: Pipeline{GitHubActions: "true"}}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+		{"github job network publishes too", Config{Publish: "auto", Pipeline: github}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.NetworkAlias, tc.c.APIBind, tc.c.APIHostPort = "sauce-connect", "127.0.0.1", 8032
@@ -42,7 +46,7 @@ func TestPlace(t *testing.T) {
 }
 
 func TestResolveEndpoints(t *testing.T) {
-	c := Config{APIPort: 8032, NetworkAlias: "sauce-connect"}
+	c := Config{APIPort: 8032, NetworkAlias: "sauce-connect", APIBind: "127.0.0.1"}
 	onNet := engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.9", Aliases: []string{"sauce-connect"}}}}
 	published := engine.Container{Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.9"}}, HostPorts: map[int][]engine.HostPort{8032: {{IP: "127.0.0.1", Port: 49153}}}}
 	step := &engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2", Gateway: "172.20.0.1"}}}
@@ -57,6 +61,7 @@ func TestResolveEndpoints(t *testing.T) {
 		{"host plugin probes the published port", nil, published, "unix:///var/run/docker.sock", Endpoints{Probe: "http://127.0.0.1:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
 		{"remote engine is probed at its address", nil, published, "tcp://10.1.2.3:2375", Endpoints{Probe: "http://10.1.2.3:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
 		{"SC in host mode, step on a bridge: via the gateway", step, engine.Container{NetworkMode: "host"}, "unix:///var/run/docker.sock", Endpoints{Probe: "http://172.20.0.1:8032", Host: "http://127.0.0.1:8032"}},
+		{"SC in host mode on a host port", nil, engine.Container{NetworkMode: "host", Env: []string{"SAUCE_API_ADDRESS=127.0.0.1:41000"}}, "unix:///var/run/docker.sock", Endpoints{Probe: "http://127.0.0.1:41000", Host: "http://127.0.0.1:41000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, ResolveEndpoints(c, tc.owner, tc.sc, tc.dockerHost)); diff != "" {

@@ -68,6 +68,9 @@ func newRun(c Config, eng Engine, o Options) *run {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
 	}
+	if user, pass, ok := apiBasicAuth(envList(c.Env), c.SCArgs); ok {
+		o.HTTP = withBasicAuth(o.HTTP, user, pass)
+	}
 	return &run{cfg: c, eng: eng, opt: o, log: o.Log.WithField("tunnel", c.TunnelName)}
 }
 

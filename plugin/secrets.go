@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -128,6 +129,15 @@ func secretsOfArgs(args []string) []string {
 	return out
 }
 
+// envList turns a map of variables into NAME=value entries.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // Secrets returns every secret the configuration hands on: the access key,
 // the registry password, and the secret values among the proxies, env and
 // sc_args. The masker masks exactly these values.
@@ -140,3 +150,41 @@ func (c Config) Secrets() []string {
 	}
 	return append(out, secretsOfArgs(c.SCArgs)...)
 }
+
+// apiBasicAuth returns the credentials SC's API wants (--api-basic-auth,
+// SAUCE_API_BASIC_AUTH), from a container's environment and arguments.
+func apiBasicAuth(env, args []string) (user, pass string, ok bool) {
+	var v string
+	for _, kv := range env {
+		if val, found := strings.CutPrefix(kv, "SAUCE_API_BASIC_AUTH="); found {
+			v = val
+		}
+	}
+	for i, a := range args {
+		if val, found := strings.CutPrefix(a, "--api-basic-auth="); found {
+			v = val
+		} else if a == "--api-basic-auth" && i+1 < len(args) {
+			v = args[i+1]
+		}
+	}
+	return strings.Cut(v, ":")
+}
+
+// withBasicAuth returns a client that sends user:pass with every request.
+func withBasicAuth(c *http.Client, user, pass string) *http.Client {
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	out := *c
+	out.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.SetBasicAuth(user, pass)
+		return base.RoundTrip(r)
+	})
+	return &out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -43,7 +43,7 @@ type Settings struct {
 	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)"`
 	Shared                string `envconfig:"PLUGIN_SHARED" desc:"all to share the tunnel with your organisation (SAUCE_SHARED)"`
 	Proxy                 string `envconfig:"PLUGIN_PROXY" desc:"upstream proxy for traffic to the app under test, host:port or a URL (SAUCE_PROXY)"`
-	ProxySauce            string `envconfig:"PLUGIN_PROXY_SAUCE" desc:"proxy for traffic to Sauce Labs (SAUCE_PROXY_SAUCE)"`
+	ProxySauce            string `envconfig:"PLUGIN_PROXY_SAUCE" desc:"proxy for traffic to Sauce Labs (SAUCE_PROXY_SAUCE); default: the runner's HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY exempts saucelabs.com"`
 	ProxyLocalhost        string `envconfig:"PLUGIN_PROXY_LOCALHOST" desc:"allow, deny or direct: how SC treats requests to localhost (SC's default is deny)"`
 	TunnelDomains         string `envconfig:"PLUGIN_TUNNEL_DOMAINS" desc:"comma list of domain regexps sent through the tunnel (SAUCE_TUNNEL_DOMAINS)"`
 	DirectDomains         string `envconfig:"PLUGIN_DIRECT_DOMAINS" desc:"comma list of domain regexps that bypass the tunnel (SAUCE_DIRECT_DOMAINS)"`
@@ -65,7 +65,7 @@ type Settings struct {
 	APIHostPort  string `envconfig:"PLUGIN_API_HOST_PORT" default:"8032" desc:"host port the API is published on; 0 picks a free port (printed and written to the outputs)"`
 	Publish      string `envconfig:"PLUGIN_PUBLISH" default:"auto" desc:"auto, always or never: publish the API on the host (auto: when later steps may run on the host)"`
 	NetworkAlias string `envconfig:"PLUGIN_NETWORK_ALIAS" default:"sauce-connect" desc:"DNS name of the tunnel on user-defined networks, for later container steps"`
-	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow)"`
+	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow; the API then listens on api_bind:api_host_port), bridge to keep it off the host's; default: host on GitHub Actions when the job runs on the runner, as Sauce's own action, else SC's own network"`
 	Network      string `envconfig:"PLUGIN_NETWORK" desc:"an extra network to attach SC to, by name"`
 
 	Cleanup     string `envconfig:"PLUGIN_CLEANUP" default:"auto" desc:"auto (a watchdog removes the tunnel when the pipeline ends, even without a stop step) or stop-step-only"`

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"sort"
@@ -41,6 +42,9 @@ type Placement struct {
 	Publish *engine.HostPort
 	// ConfigSource is the host path of config_file, when one is given.
 	ConfigSource string
+	// APIPort is the port SC's API listens on: api_port in SC's own network
+	// stack, a host port in the host's.
+	APIPort int
 	// Deadline is when the tunnel expires (the expires label).
 	Deadline time.Time
 	// Labels are the runner's teardown labels to copy (see PlatformLabels).
@@ -110,11 +114,10 @@ func ContainerSpec(c Config, pl Placement, now time.Time) engine.ContainerSpec {
 // stack, or, in the host's (network_mode host), only api_bind, so that
 // /configz and /metrics are not served to the host's network.
 func apiAddress(c Config, pl Placement) string {
-	port := strconv.Itoa(c.APIPort)
 	if pl.NetworkMode == "host" {
-		return net.JoinHostPort(c.APIBind, port)
+		return net.JoinHostPort(c.APIBind, strconv.Itoa(cmp.Or(pl.APIPort, c.APIPort)))
 	}
-	return ":" + port
+	return ":" + strconv.Itoa(c.APIPort)
 }
 
 // Labels are the labels of what the plugin creates: the runner's teardown

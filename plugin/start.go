@@ -62,6 +62,12 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		return t, err
 	}
 	pl := Place(p.cfg, owner)
+	if pl.NetworkMode == "host" && p.cfg.APIHostPort == 0 && onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
+		// api_host_port 0 in the host's network: pick a free port here.
+		if pl.APIPort, err = freeHostPort(p.cfg.APIBind); err != nil {
+			return nil, err
+		}
+	}
 	pl.Deadline = Deadline(p.cfg, self, began)
 	pl.Labels = PlatformLabels(self)
 	if p.cfg.ConfigFile != "" {
@@ -468,6 +474,14 @@ var errLostRace = errors.New("waiting for it")
 // the API is to be published on is already taken. The engine itself does
 // not always refuse: two containers may bind the same address.
 func (p *run) checkHostPort(ctx context.Context, pl Placement, owner *engine.Container) error {
+	if pl.NetworkMode == "host" && onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
+		l, err := net.Listen("tcp", net.JoinHostPort(p.cfg.APIBind, strconv.Itoa(pl.APIPort)))
+		if err != nil {
+			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, p.cfg.APIBind)
+		}
+		l.Close()
+		return nil
+	}
 	if pl.Publish == nil || pl.Publish.Port == 0 {
 		return nil
 	}
@@ -492,6 +506,16 @@ func (p *run) checkHostPort(ctx context.Context, pl Placement, owner *engine.Con
 		l.Close()
 	}
 	return nil
+}
+
+// freeHostPort returns a port free on addr now.
+func freeHostPort(addr string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port for SC's API: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ensureImage makes sure the SC image is on the engine, per the pull setting.

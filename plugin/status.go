@@ -25,6 +25,9 @@ func (p *run) status(ctx context.Context) error {
 	}
 	p.opt.Masker.Add(secretsOfEnv(sc.Env)...)
 	p.opt.Masker.Add(secretsOfArgs(sc.Cmd)...)
+	if user, pass, ok := apiBasicAuth(sc.Env, sc.Cmd); ok {
+		p.opt.HTTP = withBasicAuth(p.opt.HTTP, user, pass)
+	}
 	fmt.Fprintf(p.opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", p.cfg.TunnelName, short(sc.ID), sc.State.Status)
 	if !sc.State.Running {
 		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", p.cfg.TunnelName, sc.State.Status, sc.State.ExitCode)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,9 @@ type actRun struct {
 	doc       map[string]any
 	out       testenv.SafeBuffer
 	code      int
+	// app is the app under test's URL: it listens on the host's 127.0.0.1,
+	// as an app a job starts on the runner does; appBody is its answer.
+	app, appBody string
 }
 
 // newActRun lays out a git workspace with the README's workflow, action.yml
@@ -49,7 +54,8 @@ func newActRun(t *testing.T) *actRun {
 	t.Helper()
 	testenv.Runner(t, "act")
 	needBusybox(t)
-	r := &actRun{t: t, dir: t.TempDir(), home: t.TempDir(), repo: "acme/web-" + testenv.Random(6)}
+	r := &actRun{t: t, dir: t.TempDir(), home: t.TempDir(), repo: "acme/web-" + testenv.Random(6), appBody: "the app under test " + testenv.Random(6)}
+	r.app = serveApp(t, r.appBody)
 	action, err := os.ReadFile(filepath.Join(testenv.Root(), "action.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +85,9 @@ func newActRun(t *testing.T) *actRun {
 			with["env"] = `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`
 		}
 		if _, ok := step["run"]; ok {
-			// The README's step env names the tunnel and its address.
-			step["run"] = "echo \"tunnel=$SAUCE_TUNNEL_NAME\"\nbusybox wget -q -O- \"$SAUCE_CONNECT_API/readyz\""
+			// The README's step env names the tunnel and its address; a
+			// browser in Sauce's cloud asks the tunnel for the app on localhost.
+			step["run"] = r.script("$SAUCE_CONNECT_API")
 		}
 	}
 	// An empty ~/.actrc keeps act from asking which image size to use.
@@ -200,6 +207,35 @@ func (r *actRun) removeLeftovers() {
 	}
 }
 
+// script is the job's test step: it reaches the tunnel at api and has the
+// stand-in fetch the app on the runner's localhost through it.
+func (r *actRun) script(api string) string {
+	return "echo \"tunnel=$SAUCE_TUNNEL_NAME\"\nbusybox wget -q -O- \"" + api + "/readyz\"\n" +
+		"busybox wget -q -O- \"" + api + "/standin/get?url=" + url.QueryEscape(r.app) + "\""
+}
+
+// reachedApp requires the test step to have got the app's answer through
+// the tunnel.
+func (r *actRun) reachedApp() {
+	r.t.Helper()
+	if !strings.Contains(r.out.String(), "| "+r.appBody) {
+		r.t.Errorf("the tunnel did not reach the app on the runner's localhost (%s):\n%s", r.app, r.out.String())
+	}
+}
+
+// serveApp serves body on the host's loopback until the test ends.
+func serveApp(t *testing.T, body string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, body) }), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return fmt.Sprintf("http://localhost:%d/", l.Addr().(*net.TCPAddr).Port)
+}
+
 // freePort returns a loopback port that is free now.
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -229,6 +265,7 @@ func TestAct(t *testing.T) {
 		if !strings.Contains(r.out.String(), "tunnel="+tunnel) || !strings.Contains(r.out.String(), "| OK") {
 			t.Errorf("the run step did not get the tunnel_name and host_api_url outputs, or did not reach the tunnel:\n%s", r.out.String())
 		}
+		r.reachedApp()
 		if !strings.Contains(r.out.String(), "tunnel "+tunnel+" stopped and removed") {
 			t.Errorf("the post step did not stop the tunnel:\n%s", r.out.String())
 		}
@@ -245,7 +282,7 @@ func TestAct(t *testing.T) {
 		r.sauceWith()["api_host_port"] = fmt.Sprint(port)
 		for _, s := range r.doc["jobs"].(map[string]any)["browser-tests"].(map[string]any)["steps"].([]any) {
 			if step := s.(map[string]any); step["run"] != nil {
-				step["run"] = fmt.Sprintf("busybox wget -q -O- http://127.0.0.1:%d/readyz", port)
+				step["run"] = r.script(fmt.Sprintf("http://127.0.0.1:%d", port))
 			}
 		}
 		r.run("-self-hosted")
@@ -259,6 +296,7 @@ func TestAct(t *testing.T) {
 		if strings.Contains(r.out.String(), "(reused") || !strings.Contains(r.out.String(), "tunnel "+tunnel+" stopped and removed") {
 			t.Errorf("the post step did not stop the tunnel (without saved state):\n%s", r.out.String())
 		}
+		r.reachedApp()
 		r.assertClean(tunnel)
 	})
 	t.Run("main-step-fails", func(t *testing.T) {

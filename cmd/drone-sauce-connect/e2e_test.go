@@ -307,7 +307,7 @@ func TestGitHubAction(t *testing.T) {
 		{Name: "GITHUB_STEP_SUMMARY", Value: "/github/file_commands/summary"},
 		{Name: "INPUT_USERNAME", Value: "alice"}, {Name: "INPUT_ACCESS_KEY", Value: accessKey}, {Name: "INPUT_REGION", Value: "us-west"},
 		{Name: "INPUT_IMAGE", Value: standin}, {Name: "INPUT_PULL", Value: "never"},
-		{Name: "INPUT_API_HOST_PORT", Value: "0"},
+		{Name: "INPUT_API_HOST_PORT", Value: fmt.Sprint(freePort(t))},
 		{Name: "INPUT_ENV", Value: `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`},
 	}
 	mounts := []engine.Mount{testenv.Socket, {Source: files, Target: "/github/file_commands"}}
@@ -579,4 +579,28 @@ func TestRunModeAsAService(t *testing.T) {
 		sc, w := d.left()
 		t.Errorf("after the service stopped: %d SC, %d watchdogs", sc, w)
 	}
+}
+
+// TestHostNetworkModeServesTheAPIOnAPIBindOnly: in the host's network SC's
+// API (with /configz and /metrics) listens on api_bind, not on every host
+// address, and on a free port when api_host_port is 0.
+func TestHostNetworkModeServesTheAPIOnAPIBindOnly(t *testing.T) {
+	skipShort(t)
+	tunnel := "hostmode-" + testenv.Random(8)
+	p := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel, "PLUGIN_NETWORK_MODE=host", "PLUGIN_DEBUG=true")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("start exited %d:\n%s", code, p.output())
+	}
+	m := hostAPI.FindStringSubmatch(p.output())
+	if m == nil || !regexp.MustCompile(`api server listening on unix:/tmp/sc.sock, tcp:127\.0\.0\.1:\d+\n`).MatchString(p.output()) {
+		t.Errorf("SC's API does not listen on 127.0.0.1 alone:\n%s", p.output())
+	}
+	if m != nil && testenv.Get(t, m[1]+"/readyz") != 200 {
+		t.Errorf("a host step cannot reach %s", m[1])
+	}
+	stop := startBinary(t, "PLUGIN_TUNNEL_NAME="+tunnel, "PLUGIN_ACTION=stop")
+	if code := stop.wait(t); code != 0 {
+		t.Errorf("stop exited %d:\n%s", code, stop.output())
+	}
+	testenv.AssertNoTunnel(t, eng, tunnel)
 }

@@ -228,6 +228,143 @@ func faults() []fault {
 				t.Errorf("stop exited %d", code)
 			}
 		}},
+		{"stop step that knows no secret", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			logs := filepath.Join(t.TempDir(), "sc.log")
+			if code := f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_LEAK_KEY":"true"}`); code != 0 {
+				t.Fatalf("start exited %d", code)
+			}
+			// As the README's Drone stop step: action stop, no credentials.
+			f.code = f.binary(t, "PLUGIN_ACTION=stop", "PLUGIN_USERNAME=", "PLUGIN_ACCESS_KEY=", "SAUCE_ACCESS_KEY=", "PLUGIN_LOGS_FILE="+logs)
+			saved, _ := os.ReadFile(logs)
+			f.out.Write(saved)
+			if !strings.Contains(string(saved), "access-key=***") || !strings.Contains(f.out.String(), "access-key=***") {
+				t.Error("SC's log line with the key is not in the output and logs_file, masked")
+			}
+		}},
+		{"access key with a trailing newline", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_ACCESS_KEY="+accessKey+"\n", "PLUGIN_DEBUG=true", `PLUGIN_ENV={"SAUCE_STANDIN_LEAK_KEY":"true"}`)
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"secrets in env and sc_args", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			// The API wants basic auth: the plugin's probes must send it.
+			f.code = f.binary(t, "PLUGIN_DEBUG=true", `PLUGIN_ENV={"SAUCE_API_BASIC_AUTH":"user:hunter2pass","SAUCE_STANDIN_LEAK_KEY":"true"}`,
+				`PLUGIN_SC_ARGS=["--auth", "carol:authpass3@upstream.example:3128"]`)
+			if code := f.binary(t, "PLUGIN_ACTION=stop", "PLUGIN_ENV=", "PLUGIN_SC_ARGS="); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+			for _, secret := range []string{"hunter2pass", "authpass3"} {
+				if n := strings.Count(f.out.String(), secret); n != 0 {
+					t.Errorf("%s shown %d times", secret, n)
+				}
+			}
+			if !strings.Contains(f.out.String(), "api-basic-auth=***") {
+				t.Error("SC's log line with the API credentials is not shown masked")
+			}
+		}},
+		{"env overriding the API address", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, `PLUGIN_ENV={"SAUCE_API_ADDRESS":":9999"}`)
+		}},
+		{"region missing", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_REGION=")
+		}},
+		{"config_file conflicting with a setting", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			file := filepath.Join(t.TempDir(), "sc.yaml")
+			if err := os.WriteFile(file, []byte("region: eu-central\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f.code = f.binary(t, "PLUGIN_CONFIG_FILE="+file)
+		}},
+		{"config_file setting the region", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			file := filepath.Join(t.TempDir(), "sc.yaml")
+			if err := os.WriteFile(file, []byte("region: eu-central\nlog-level: debug\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f.code = f.binary(t, "PLUGIN_REGION=", "PLUGIN_CONFIG_FILE="+file, "PLUGIN_DEBUG=true")
+			if !strings.Contains(f.out.String(), "region=eu-central") || !strings.Contains(f.out.String(), "is up in region eu-central") {
+				t.Error("SC did not run in the file's region")
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"sc_args flag SC does not know", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_SC_ARGS=--no-such-flag=1")
+			if strings.Count(f.out.String(), "+ docker run") != 1 || !strings.Contains(f.out.String(), "unknown flag: --no-such-flag") {
+				t.Error("a refused configuration was retried, or SC's refusal not shown")
+			}
+		}},
+		{"tunnel limit reached", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_MODE":"tunnel-limit"}`)
+			if strings.Count(f.out.String(), "+ docker run") != 1 || !strings.Contains(f.out.String(), "https://app.saucelabs.com/tunnels") {
+				t.Error("the tunnel limit was retried, or the message does not say how to find leaked tunnels")
+			}
+		}},
+		{"stale never-ready tunnel of the same name", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			// Left by a run that died long ago: no ready-by label, never ready.
+			id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
+				Name: "stale-" + f.tunnel, Image: standin, Cmd: []string{"run"},
+				Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel},
+				Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
+					{Name: "SAUCE_TUNNEL_NAME", Value: f.tunnel}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.StartContainer(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			// The stale one may not eat the new start's ready_timeout.
+			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=12s")
+			if !strings.Contains(f.out.String(), "replacing it") {
+				t.Error("the stale tunnel was not replaced")
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"four starts of one tunnel at once", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			codes := []int{}
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p := startBinary(t, "PLUGIN_TUNNEL_NAME="+f.tunnel)
+					code := p.wait(t)
+					mu.Lock()
+					defer mu.Unlock()
+					codes = append(codes, code)
+					f.out.WriteString(p.output())
+				}()
+			}
+			wg.Wait()
+			for _, c := range codes {
+				f.code = max(f.code, c)
+			}
+			if found, _ := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel}); len(found) != 1 {
+				t.Errorf("%d SC containers for one tunnel name", len(found))
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"socket the step may not use", plugin.ExitEngine, func(t *testing.T, f *faultRun) {
+			ran, err := testenv.RunContainer(context.Background(), eng, engine.ContainerSpec{
+				Name: f.tunnel, Image: pluginImage, AutoRemove: true, User: "65534:65534",
+				Env: pluginEnv("PLUGIN_TUNNEL_NAME", f.tunnel, "DRONE", "true"), Mounts: []engine.Mount{testenv.Socket},
+			}, time.Minute, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.code = ran.ExitCode
+			f.out.WriteString(ran.Logs)
+			if !strings.Contains(ran.Logs, "this step runs as uid 65534") || strings.Contains(ran.Logs, "mount the Docker socket") {
+				t.Error("a socket the step may not use was reported as a missing one")
+			}
+		}},
 		{"slow drain longer than stop_timeout", plugin.ExitOK, func(t *testing.T, f *faultRun) {
 			if code := f.binary(t, `PLUGIN_ENV={"SAUCE_STANDIN_DRAIN":"30s"}`); code != 0 {
 				t.Fatalf("start exited %d", code)

@@ -17,6 +17,8 @@ import (
 type ContainerSpec struct {
 	Name  string `json:"name"`
 	Image string `json:"image"`
+	// User runs the container as uid[:gid] when set.
+	User string `json:"user,omitempty"`
 	// Entrypoint replaces the image's entrypoint when set.
 	Entrypoint []string          `json:"entrypoint,omitempty"`
 	Cmd        []string          `json:"cmd"`
@@ -88,6 +90,7 @@ func (s ContainerSpec) apiPort() (network.Port, bool) {
 func toCreateOptions(s ContainerSpec) (client.ContainerCreateOptions, error) {
 	cfg := &container.Config{
 		Image:      s.Image,
+		User:       s.User,
 		Entrypoint: s.Entrypoint,
 		Cmd:        s.Cmd,
 		Labels:     s.Labels,

@@ -1,18 +1,41 @@
 // Command sc is a stand-in for the Sauce Connect 5 binary in the
 // saucelabs/sauce-connect image. It stands in for Sauce's cloud, not for
-// Docker: it honours the documented SC5 contract (the `run` subcommand, the
-// SAUCE_* variables, the API server on SAUCE_API_ADDRESS or else only on a
-// unix socket, /readyz, /healthz, /info, /version, graceful SIGTERM) so the
-// plugin's tests and demo run offline against a real engine.
+// Docker, and follows SC5's documentation, not the plugin's expectations:
+//
+//   - `sc run` takes the options of the `sc run` CLI reference
+//     (docs.saucelabs.com/dev/cli/sauce-connect-5/run), each also as a
+//     SAUCE_<OPTION> variable, and a YAML config file (SAUCE_CONFIG_FILE /
+//     --config-file), ranked flags over variables over the file
+//     (…/sauce-connect-5/guides/configuration). It refuses unknown flags,
+//     missing required options and invalid values, and exits non-zero.
+//   - The API server listens on a unix socket, and on TCP only when
+//     --api-address / SAUCE_API_ADDRESS is set; /readyz answers 200 once the
+//     tunnel is up, 503 before; /healthz, /info and /version; with
+//     --api-basic-auth every endpoint wants those credentials
+//     (…/sauce-connect-5/guides/api-server, …/guides/readiness-checks).
+//   - Log lines are "<date> <time> [component] [LEVEL] message"; the ready
+//     line is "Sauce Connect is up, you may start your tests"; a fatal error
+//     is "fatal error exiting: <cause>", "create tunnel: <msg>" for a tunnel
+//     that Sauce Labs refused (…/sauce-connect-5/operation/troubleshooting).
+//   - SIGINT and SIGTERM shut it down gracefully.
+//
+// Not documented, and chosen here (the plugin's decisions must not rest on
+// them): the exact text of a refused login or of the tunnel limit, the
+// wording of flag errors (cobra's, which SC5's CLI uses), exit codes (1 on
+// any error, 0 after a signal), how long a drain takes, and the 401 body.
 //
 // Knobs, for tests only (all optional):
 //
 //	SAUCE_STANDIN_READY_DELAY  time from start to ready (default 1s)
-//	SAUCE_STANDIN_MODE         ok | bad-credentials | network-error | never-ready | crash-after-ready
+//	SAUCE_STANDIN_MODE         ok | bad-credentials | tunnel-limit | network-error | never-ready | crash-after-ready
 //	SAUCE_STANDIN_CRASH_AFTER  time from ready to the crash in crash-after-ready mode (default 1s)
 //	SAUCE_STANDIN_DRAIN        time spent draining after SIGTERM/SIGINT (default 0)
-//	SAUCE_STANDIN_LEAK_KEY     "true": log the access key, to prove the plugin masks it
+//	SAUCE_STANDIN_LEAK_KEY     "true": log every secret it was given, to prove the plugin masks them
 //	SAUCE_STANDIN_QUIET_READY  "true": do not log the ready line (readiness shows only on /readyz)
+//
+// and one endpoint, /standin/get?url=…, that plays a browser in Sauce's
+// cloud requesting url through the tunnel: it fetches url from SC's own
+// network and applies --proxy-localhost to localhost targets.
 package main
 
 import (
@@ -20,14 +43,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 const (
@@ -37,19 +67,24 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatal(errors.New("usage: sc run|ready|version"))
+		fail(errors.New(`Error: requires a command: run, ready or version`))
 	}
 	switch os.Args[1] {
 	case "run":
 		if err := run(os.Args[2:]); err != nil {
-			fatal(err)
+			var flagErr *flagError
+			if errors.As(err, &flagErr) {
+				fail(err)
+			}
+			logf("control", "ERROR", "fatal error exiting: %v", err)
+			os.Exit(1)
 		}
 	case "ready":
 		os.Exit(ready())
 	case "version":
 		fmt.Println("Sauce Connect Proxy version", version)
 	default:
-		fatal(fmt.Errorf("unknown command %q", os.Args[1]))
+		fail(fmt.Errorf("Error: unknown command %q for \"sc\"", os.Args[1]))
 	}
 }
 
@@ -58,60 +93,199 @@ func logf(component, level, format string, args ...any) {
 	fmt.Fprintf(os.Stdout, "%s [%s] [%s] %s\n", ts, component, level, fmt.Sprintf(format, args...))
 }
 
-func fatal(err error) {
-	logf("control", "ERROR", "fatal error exiting: %v", err)
+// fail prints a command-line error the way cobra does and exits 1.
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
 }
 
-// config is the subset of SC5's `sc run` options the stand-in honours.
-type config struct {
-	username, accessKey, region, tunnelName, apiAddress string
+// flagError is a command-line error (cobra's wording: not documented).
+type flagError struct{ msg string }
+
+func (e *flagError) Error() string { return "Error: " + e.msg }
+
+// option is one documented `sc run` option.
+type option struct {
+	name, short string
+	check       func(string) error
 }
 
+var (
+	oneOf = func(vals ...string) func(string) error {
+		return func(v string) error {
+			if !slices.Contains(vals, v) {
+				return fmt.Errorf("must be one of %s", strings.Join(vals, ", "))
+			}
+			return nil
+		}
+	}
+	isBool = func(v string) error { _, err := strconv.ParseBool(v); return err }
+	isInt  = func(v string) error { _, err := strconv.Atoi(v); return err }
+	isDur  = func(v string) error { _, err := time.ParseDuration(v); return err }
+	isAddr = func(v string) error { _, _, err := net.SplitHostPort(v); return err }
+	isPair = func(v string) error {
+		if u, p, ok := strings.Cut(v, ":"); !ok || u == "" || p == "" {
+			return errors.New("want user:password")
+		}
+		return nil
+	}
+	isKVs = func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return fmt.Errorf("%q is not key=value", kv)
+			}
+		}
+		return nil
+	}
+	isRegexps = func(v string) error {
+		for _, re := range strings.Split(v, ",") {
+			if re == "all" {
+				continue
+			}
+			if _, err := regexp.Compile(strings.TrimPrefix(re, "-")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	isURL = func(v string) error {
+		if !strings.Contains(v, "://") {
+			v = "http://" + v
+		}
+		u, err := url.Parse(v)
+		if err == nil && u.Host == "" {
+			err = errors.New("no host")
+		}
+		return err
+	}
+	anything = func(string) error { return nil }
+)
+
+// regions are SC5's regions; the suffixed names are what Sauce's Node
+// library passes (inferred to work).
 var regions = map[string]string{
 	"us-west": "us-west-1", "us-west-1": "us-west-1",
 	"us-east": "us-east-4", "us-east-4": "us-east-4",
 	"eu-central": "eu-central-1", "eu-central-1": "eu-central-1",
 }
 
-func loadConfig(args []string) (config, error) {
-	c := config{
-		username:   os.Getenv("SAUCE_USERNAME"),
-		accessKey:  os.Getenv("SAUCE_ACCESS_KEY"),
-		region:     os.Getenv("SAUCE_REGION"),
-		tunnelName: os.Getenv("SAUCE_TUNNEL_NAME"),
-		apiAddress: os.Getenv("SAUCE_API_ADDRESS"),
-	}
-	flags := map[string]*string{
-		"username": &c.username, "u": &c.username,
-		"access-key": &c.accessKey, "k": &c.accessKey,
-		"region": &c.region, "r": &c.region,
-		"tunnel-name": &c.tunnelName, "i": &c.tunnelName,
-		"api-address": &c.apiAddress,
-	}
-	for i := 0; i < len(args); i++ {
-		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		p, ok := flags[name]
-		if !ok {
-			continue // the real sc knows many more options; the stand-in ignores them
+// options are those of the `sc run` CLI reference.
+var options = []option{
+	{"username", "u", anything}, {"access-key", "k", anything},
+	{"region", "r", func(v string) error {
+		if _, ok := regions[v]; !ok {
+			return errors.New("must be one of us-west, us-east, eu-central")
 		}
-		if !hasVal && i+1 < len(args) {
+		return nil
+	}},
+	{"tunnel-name", "i", anything}, {"config-file", "c", anything}, {"rest-url", "", isURL},
+	{"metadata", "M", isKVs}, {"shared", "s", oneOf("all")}, {"tunnel-pool", "t", isBool},
+	{"deny-domains", "F", isRegexps}, {"direct-domains", "D", isRegexps}, {"tunnel-domains", "T", isRegexps},
+	{"tls-passthrough-domains", "B", isRegexps}, {"tls-resign-domains", "b", isRegexps},
+	{"tunnel-connections", "", isInt}, {"tunnel-max-concurrent-streams", "", isInt},
+	{"auth", "a", anything}, {"header", "H", anything}, {"pac", "p", anything},
+	{"proxy", "x", isURL}, {"proxy-sauce", "", isURL}, {"proxy-localhost", "", oneOf("allow", "deny", "direct")},
+	{"debug-address", "", isAddr}, {"dns-server", "n", anything}, {"dns-round-robin", "", isBool}, {"dns-timeout", "", isDur},
+	{"cacert-file", "", anything}, {"http-dial-attempts", "", isInt}, {"http-dial-backoff", "", isDur}, {"http-dial-timeout", "", isDur},
+	{"http-idle-conn-timeout", "", isDur}, {"http-response-header-timeout", "", isDur}, {"http-tls-handshake-timeout", "", isDur},
+	{"http-tls-keylog-file", "", anything},
+	{"api-address", "", isAddr}, {"api-basic-auth", "", isPair}, {"api-idle-timeout", "", isDur},
+	{"log-file", "", anything}, {"log-format", "", oneOf("text", "json")}, {"log-level", "", oneOf("error", "info", "debug")},
+	{"log-http", "", anything},
+}
+
+func lookup(name string, short bool) (option, bool) {
+	for _, o := range options {
+		if !short && o.name == name || short && o.short != "" && o.short == name {
+			return o, true
+		}
+	}
+	return option{}, false
+}
+
+// config is the options in force: flags over SAUCE_* variables over the file.
+type config map[string]string
+
+func loadConfig(args []string) (config, error) {
+	flags := config{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return nil, &flagError{fmt.Sprintf("unknown command %q for \"sc run\"", a)}
+		}
+		short := !strings.HasPrefix(a, "--")
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		o, ok := lookup(name, short)
+		if !ok {
+			if short {
+				return nil, &flagError{fmt.Sprintf("unknown shorthand flag: '%s' in %s", name, a)}
+			}
+			return nil, &flagError{"unknown flag: --" + name}
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, &flagError{"flag needs an argument: --" + o.name}
+			}
 			i++
 			val = args[i]
 		}
-		*p = val
+		flags[o.name] = val
+	}
+	c := config{}
+	file := flags["config-file"]
+	if file == "" {
+		file = os.Getenv("SAUCE_CONFIG_FILE")
+	}
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		var fromFile map[string]any
+		if err := yaml.Unmarshal(raw, &fromFile); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", file, err)
+		}
+		for k, v := range fromFile {
+			if _, ok := lookup(k, false); !ok {
+				return nil, fmt.Errorf("config file %s: unknown option %q", file, k)
+			}
+			if list, ok := v.([]any); ok {
+				parts := make([]string, len(list))
+				for i, p := range list {
+					parts[i] = fmt.Sprint(p)
+				}
+				c[k] = strings.Join(parts, ",")
+			} else {
+				c[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	for _, o := range options {
+		if v, ok := os.LookupEnv("SAUCE_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))); ok && v != "" {
+			c[o.name] = v
+		}
+	}
+	for k, v := range flags {
+		c[k] = v
 	}
 	var missing []string
-	for name, v := range map[string]string{"username": c.username, "access-key": c.accessKey, "region": c.region, "tunnel-name": c.tunnelName} {
-		if v == "" {
-			missing = append(missing, "--"+name)
+	for _, req := range []string{"username", "access-key", "region", "tunnel-name"} {
+		if c[req] == "" {
+			missing = append(missing, strconv.Quote(req))
 		}
 	}
 	if len(missing) > 0 {
-		return c, fmt.Errorf("required flag(s) %s not set", strings.Join(missing, ", "))
+		return nil, &flagError{fmt.Sprintf("required flag(s) %s not set", strings.Join(missing, ", "))}
 	}
-	if _, ok := regions[c.region]; !ok {
-		return c, fmt.Errorf("invalid region %q: must be one of us-west, us-east, eu-central", c.region)
+	for _, o := range options {
+		if v, ok := c[o.name]; ok {
+			if err := o.check(v); err != nil {
+				return nil, &flagError{fmt.Sprintf("invalid argument %q for \"--%s\" flag: %v", v, o.name, err)}
+			}
+		}
+	}
+	if c["tunnel-domains"] != "" && c["direct-domains"] != "" {
+		return nil, &flagError{"if any flags in the group [direct-domains tunnel-domains] are set none of the others can be; [direct-domains tunnel-domains] were all set"}
 	}
 	return c, nil
 }
@@ -138,9 +312,13 @@ func run(args []string) error {
 	defer stop()
 
 	logf("control", "INFO", "Sauce Connect Proxy version %s (stand-in)", version)
-	logf("control", "INFO", "username=%s region=%s tunnel-name=%s", c.username, c.region, c.tunnelName)
+	logf("control", "INFO", "username=%s region=%s tunnel-name=%s", c["username"], c["region"], c["tunnel-name"])
 	if os.Getenv("SAUCE_STANDIN_LEAK_KEY") == "true" {
-		logf("control", "DEBUG", "access-key=%s", c.accessKey)
+		for _, k := range []string{"access-key", "api-basic-auth", "auth", "header", "proxy", "proxy-sauce"} {
+			if c[k] != "" {
+				logf("control", "DEBUG", "%s=%s (leaked on purpose)", k, c[k])
+			}
+		}
 	}
 
 	var isReady atomic.Bool
@@ -152,9 +330,12 @@ func run(args []string) error {
 	case "bad-credentials":
 		time.Sleep(readyDelay / 4)
 		return errors.New("create tunnel: Unauthorized: 401 Unauthorized: invalid username or access key")
+	case "tunnel-limit":
+		time.Sleep(readyDelay / 4)
+		return errors.New("create tunnel: Too many active tunnels: 10; allowed: 10")
 	case "network-error":
 		time.Sleep(readyDelay / 4)
-		return fmt.Errorf("create tunnel: dial tcp: lookup api.%s.saucelabs.com: no such host", regions[c.region])
+		return fmt.Errorf("create tunnel: dial tcp: lookup api.%s.saucelabs.com: no such host", regions[c["region"]])
 	}
 
 	timer := time.NewTimer(readyDelay)
@@ -204,12 +385,25 @@ func serveAPI(ctx context.Context, c config, isReady *atomic.Bool) error {
 	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"tunnel_id":     "standin-" + fmt.Sprint(os.Getpid()),
-			"tunnel_name":   c.tunnelName,
-			"tunnel_server": "tunnel-" + regions[c.region] + ".standin.invalid",
+			"tunnel_name":   c["tunnel-name"],
+			"tunnel_server": "tunnel-" + regions[c["region"]] + ".standin.invalid",
 			"tunnel_host":   "standin",
 		})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.HandleFunc("/standin/get", func(w http.ResponseWriter, r *http.Request) { browse(w, r, c, isReady) })
+	var handler http.Handler = mux
+	if auth := c["api-basic-auth"]; auth != "" {
+		user, pass, _ := strings.Cut(auth, ":")
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="Sauce Connect"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	if err := os.MkdirAll("/tmp", 0o1777); err != nil {
 		return err
 	}
@@ -220,8 +414,8 @@ func serveAPI(ctx context.Context, c config, isReady *atomic.Bool) error {
 		return fmt.Errorf("api server: %w", err)
 	}
 	go func() { _ = srv.Serve(ul) }()
-	if c.apiAddress != "" {
-		tl, err := net.Listen("tcp", c.apiAddress)
+	if addr := c["api-address"]; addr != "" {
+		tl, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("api server: %w", err)
 		}
@@ -236,22 +430,68 @@ func serveAPI(ctx context.Context, c config, isReady *atomic.Bool) error {
 	return nil
 }
 
+// browse plays a browser in Sauce's cloud that requests url through the
+// tunnel: SC fetches it from its own network. --proxy-localhost deny (the
+// default) refuses localhost targets.
+func browse(w http.ResponseWriter, r *http.Request, c config, isReady *atomic.Bool) {
+	if !isReady.Load() {
+		http.Error(w, "tunnel not ready", http.StatusServiceUnavailable)
+		return
+	}
+	target, err := url.Parse(r.URL.Query().Get("url"))
+	if err != nil || target.Host == "" {
+		http.Error(w, "want ?url=http://host:port/path", http.StatusBadRequest)
+		return
+	}
+	host := target.Hostname()
+	local := host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+	if local && c["proxy-localhost"] != "allow" && c["proxy-localhost"] != "direct" {
+		logf("proxy", "ERROR", "GET %s: localhost is denied (--proxy-localhost %s)", target, cmpOr(c["proxy-localhost"], "deny"))
+		http.Error(w, "localhost is denied by --proxy-localhost", http.StatusForbidden)
+		return
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(target.String())
+	if err != nil {
+		logf("proxy", "ERROR", "GET %s: %v", target, err)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // ready is the image's health check: 0 when /readyz answers 200.
 func ready() int {
 	hc := &http.Client{Timeout: 2 * time.Second}
-	url := "http://sc/readyz"
+	u := "http://sc/readyz"
 	if a := os.Getenv("SAUCE_API_ADDRESS"); a != "" {
 		host, port, _ := net.SplitHostPort(a)
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
-		url = "http://" + net.JoinHostPort(host, port) + "/readyz"
+		u = "http://" + net.JoinHostPort(host, port) + "/readyz"
 	} else {
 		hc.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socketPath)
 		}}
 	}
-	resp, err := hc.Get(url)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return 1
+	}
+	if user, pass, ok := strings.Cut(os.Getenv("SAUCE_API_BASIC_AUTH"), ":"); ok {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 1
 	}
