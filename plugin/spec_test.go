@@ -165,3 +165,27 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestKubernetesSecretsByReference: secret values in env and sc_args reach
+// the tunnel pod through its Secret, never in the pod spec.
+func TestKubernetesSecretsByReference(t *testing.T) {
+	c := specConfig(t, Settings{Env: `{"SAUCE_HEADER":"Authorization: Bearer tok3n"}`, SCArgs: `["--auth", "carol:authpass3@upstream:3128", "--log-http=api:url"]`}, Pipeline{})
+	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "build", Namespace: "ci", UID: "uid"}}
+	objs := KubernetesObjects(c, owner, time.Now())
+	pod, err := json.Marshal(objs.Pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{testKey, "tok3n", "authpass3"} {
+		if strings.Contains(string(pod), secret) {
+			t.Errorf("%s is in the pod spec:\n%s", secret, pod)
+		}
+	}
+	args := objs.Pod.Spec.Containers[0].Args
+	if want := []string{"run", "--auth", "$(DSC_SECRET_ARG_2)", "--log-http=api:url"}; !cmp.Equal(args, want) {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	if objs.Secret.StringData["DSC_SECRET_ARG_2"] != "carol:authpass3@upstream:3128" || objs.Secret.StringData["SAUCE_HEADER"] != "Authorization: Bearer tok3n" {
+		t.Errorf("the Secret lacks the values: %v", objs.Secret.StringData)
+	}
+}

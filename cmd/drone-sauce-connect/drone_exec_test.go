@@ -371,3 +371,60 @@ func TestDroneExecRepeated(t *testing.T) {
 		}
 	}
 }
+
+// killMidStart runs the README's pipeline with a tunnel that never becomes
+// ready and, once SC runs, kills the plugin's step container: docker rm -f
+// (kill -9), or docker stop -t 0 (SIGTERM, then SIGKILL while the plugin is
+// in its own cleanup). drone exec fails the step and tears the build down.
+// It returns the build once drone exec has exited, and the killed step's
+// exit code (-1 when removed).
+func killMidStart(t *testing.T, remove bool) (*droneBuild, int) {
+	t.Helper()
+	b := newDroneBuild(t, "drone.yml")
+	b.without("stop-sauce-connect")
+	settings := b.step("sauce-connect")["settings"].(map[string]any)
+	settings["env"] = map[string]any{"SAUCE_STANDIN_MODE": "never-ready"}
+	b.start()
+	ctx := context.Background()
+	stage := map[string]string{"io.drone.stage.name": b.name}
+	var plugin string
+	for deadline := time.Now().Add(time.Minute); plugin == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SC never ran:\n%s", b.out.String())
+		}
+		cs, err := eng.ListContainers(ctx, stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scRunning bool
+		step := ""
+		for _, c := range cs {
+			switch {
+			case c.Labels["io.drone-sauce-connect.role"] == "tunnel" && c.State == "running":
+				scRunning = true
+			case c.Labels["io.drone.step.name"] == "sauce-connect" && c.Labels["io.drone-sauce-connect.role"] == "":
+				step = c.ID
+			}
+		}
+		if scRunning {
+			plugin = step
+		}
+	}
+	code := -1
+	if remove {
+		if err := eng.RemoveContainer(ctx, plugin); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if _, err := eng.StopContainer(ctx, plugin, 0); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := eng.InspectContainer(ctx, plugin); err == nil {
+			code = c.State.ExitCode
+		}
+	}
+	if exit := b.wait(); exit == 0 {
+		t.Errorf("drone exec passed a build whose tunnel step was killed:\n%s", b.out.String())
+	}
+	return b, code
+}

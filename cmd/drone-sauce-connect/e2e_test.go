@@ -139,16 +139,16 @@ func step(t *testing.T, name string, s engine.ContainerSpec) testenv.Ran {
 	return ran
 }
 
-// drone plays the Drone docker runner for one pipeline: a per-build bridge
-// network, step containers on it (the step name as alias, the socket
-// mounted, DRONE_* set) kept until teardown, and the runner's teardown.
+// drone lays out what the Drone docker runner gives a step (a per-build
+// bridge network, the step name as alias, the socket, DRONE_* set), for the
+// tests where the runner itself plays no part or cannot be driven (the
+// real runner runs in drone_exec_test.go).
 type drone struct {
 	t           *testing.T
 	net         string
 	repo, build string
 	tunnel      string
 	steps       []string
-	networkGone bool
 }
 
 func newDrone(t *testing.T) *drone {
@@ -189,29 +189,6 @@ func (d *drone) run(name string, s engine.ContainerSpec) testenv.Ran {
 	return ran
 }
 
-// laterStep is a container step that needs the tunnel: the stand-in's
-// health check GETs http://sauce-connect:8032/readyz.
-func (d *drone) laterStep() {
-	d.t.Helper()
-	d.run("tests", engine.ContainerSpec{
-		Name: d.net + "-tests", Image: standin, Cmd: []string{"ready"},
-		Env:      []engine.EnvVar{{Name: "SAUCE_API_ADDRESS", Value: "sauce-connect:8032"}},
-		Networks: []engine.NetworkAttachment{{Network: d.net, Aliases: []string{"tests"}}},
-	})
-}
-
-// teardown does what the Drone runner does when a pipeline ends, stop step
-// or not: SIGKILL and remove its own step containers, then remove the
-// network (whose error the runner ignores). It returns that first error.
-func (d *drone) teardown() error {
-	ctx := context.Background()
-	for _, id := range d.steps {
-		_ = eng.RemoveContainer(ctx, id)
-	}
-	d.steps = nil
-	return eng.RemoveNetwork(ctx, d.net)
-}
-
 // left counts the tunnel's SC containers and watchdogs still on the engine.
 func (d *drone) left() (sc, watchdogs int) {
 	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel})
@@ -228,15 +205,6 @@ func (d *drone) left() (sc, watchdogs int) {
 	return sc, watchdogs
 }
 
-// running reports whether the tunnel's SC container is running.
-func (d *drone) running() bool {
-	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel, plugin.LabelRole: plugin.RoleTunnel})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return len(found) == 1 && found[0].State == "running"
-}
-
 // waitGone waits up to limit until nothing of the tunnel is left.
 func (d *drone) waitGone(limit time.Duration) (time.Duration, bool) {
 	began := time.Now()
@@ -247,41 +215,6 @@ func (d *drone) waitGone(limit time.Duration) (time.Duration, bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(began), false
-}
-
-// TestDronePipelines runs two Drone pipelines at once on one engine: the
-// plugin step, a later container step that reaches
-// http://sauce-connect:8032/readyz, then the stop step. Both must pass, the
-// stop must end the watchdog too, and the runner's teardown must succeed.
-func TestDronePipelines(t *testing.T) {
-	skipShort(t)
-	for i := range 2 {
-		t.Run(fmt.Sprintf("pipeline-%d", i), func(t *testing.T) {
-			t.Parallel()
-			d := newDrone(t)
-			start := d.run("sauce", d.spec("sauce"))
-			if !strings.Contains(start.Logs, "API for container steps: http://sauce-connect:8032") {
-				t.Errorf("the start step does not name the alias URL:\n%s", start.Logs)
-			}
-			if strings.Contains(start.Logs, "-p 127.0.0.1") {
-				t.Errorf("a Drone step published a host port (pipelines would fight over it):\n%s", start.Logs)
-			}
-			if _, w := d.left(); w != 1 {
-				t.Errorf("%d watchdogs run for the tunnel, want 1", w)
-			}
-			d.laterStep()
-			stop := d.run("stop", d.spec("stop", "PLUGIN_ACTION", "stop"))
-			if !strings.Contains(stop.Logs, "stopped and removed") {
-				t.Errorf("stop did not stop the tunnel:\n%s", stop.Logs)
-			}
-			if sc, w := d.left(); sc != 0 || w != 0 {
-				t.Errorf("after the stop step: %d SC, %d watchdogs left", sc, w)
-			}
-			if err := d.teardown(); err != nil {
-				t.Errorf("the runner's network removal failed: %v", err)
-			}
-		})
-	}
 }
 
 // TestGitHubAction runs the plugin image as the GitHub runner runs a
@@ -476,7 +409,9 @@ func TestBinaryInvalidSettings(t *testing.T) {
 }
 
 // TestActBorrowedNamespace runs the plugin as act runs a container action:
-// in the job container's network namespace (network_mode container:<id>).
+// in the job container's network namespace (network_mode container:<id>),
+// here with the job container on a network of its own (act's --network, or
+// a job with services), which act_test.go's real act runs do not cover.
 // The plugin must follow the namespace to the job container, attach SC to
 // the job's network with the alias, and a step sharing the job container's
 // namespace must reach http://sauce-connect:8032.
@@ -531,54 +466,6 @@ func TestPluginInHostNetworkMode(t *testing.T) {
 	step(t, "stop", engine.ContainerSpec{Name: tunnel + "-stop", Image: pluginImage, Env: append(env, engine.EnvVar{Name: "PLUGIN_ACTION", Value: "stop"}),
 		Mounts: []engine.Mount{testenv.Socket}, NetworkMode: "host", AutoRemove: true})
 	testenv.AssertNoTunnel(t, eng, tunnel)
-}
-
-// TestRunModeAsAService runs the plugin image in run mode, as a Drone
-// service or a Harness Background step runs it: the step stays up with the
-// tunnel, and when the runner stops it (SIGTERM, then the grace period) the
-// plugin drains SC and removes it, and the watchdog ends too.
-func TestRunModeAsAService(t *testing.T) {
-	skipShort(t)
-	d := newDrone(t)
-	ctx := context.Background()
-	id, err := eng.CreateContainer(ctx, d.spec("sauce", "PLUGIN_ACTION", "run", "PLUGIN_ENV", `{"SAUCE_STANDIN_DRAIN":"300ms"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.steps = append(d.steps, id)
-	if err := eng.StartContainer(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	logs := func() string {
-		var b strings.Builder
-		_ = eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &b, &b)
-		return b.String()
-	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs(), " is up in region "); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("run mode never said the tunnel is up:\n%s", logs())
-		}
-	}
-	if sc, w := d.left(); sc != 1 || w != 1 {
-		t.Errorf("while running: %d SC, %d watchdogs", sc, w)
-	}
-	d.laterStep()
-	if _, err := eng.StopContainer(ctx, id, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	c, err := eng.InspectContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := logs()
-	noKey(t, "the run-mode log", out)
-	if c.State.ExitCode != 0 || !strings.Contains(out, "tunnel closed, bye") {
-		t.Errorf("run mode exited %d; SC drained: %t\n%s", c.State.ExitCode, strings.Contains(out, "tunnel closed, bye"), out)
-	}
-	if _, ok := d.waitGone(goneWithin); !ok {
-		sc, w := d.left()
-		t.Errorf("after the service stopped: %d SC, %d watchdogs", sc, w)
-	}
 }
 
 // TestHostNetworkModeServesTheAPIOnAPIBindOnly: in the host's network SC's

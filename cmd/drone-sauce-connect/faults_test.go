@@ -387,41 +387,14 @@ func (f *faultRun) signalDuringWait(t *testing.T, sig syscall.Signal) int {
 	return code
 }
 
-// killedMidStart runs the plugin image as a Drone step, kills it -9 while
-// SC is coming up, and lets the runner tear down; the watchdog cleans up.
+// killedMidStart kills the plugin's step container -9 under drone exec
+// while SC is coming up; the watchdog and the runner's teardown clean up.
 func (f *faultRun) killedMidStart(t *testing.T) {
-	d := newDrone(t)
-	f.tunnel, f.network = d.tunnel, d.net
-	ctx := context.Background()
-	id, err := eng.CreateContainer(ctx, d.spec("sauce", "PLUGIN_ENV", `{"SAUCE_STANDIN_MODE":"never-ready"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.steps = append(d.steps, id)
-	if err := eng.StartContainer(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); !d.running(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("SC did not come up")
-		}
-	}
-	var logs strings.Builder
-	_ = eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &logs, &logs)
-	f.out.WriteString(logs.String())
-	if _, err := eng.StopContainer(ctx, id, 0); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := eng.InspectContainer(ctx, id)
-	f.code = c.State.ExitCode
-	if err := d.teardown(); err != nil {
-		if _, ok := d.waitGone(goneWithin); !ok {
-			t.Errorf("the tunnel outlived the teardown by %s", goneWithin)
-		}
-		if err := eng.RemoveNetwork(ctx, d.net); err != nil {
-			t.Errorf("network removal after cleanup: %v", err)
-		}
-	}
+	b, code := killMidStart(t, false)
+	f.code = code
+	f.out.WriteString(b.out.String())
+	b.assertClean()
+	f.tunnel = "0-" + b.name
 }
 
 // oldEngine serves a fake Docker engine on a unix socket that reports the
