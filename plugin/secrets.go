@@ -145,9 +145,7 @@ func (c Config) Secrets() []string {
 	out := []string{c.AccessKey.Value(), c.RegistryPassword()}
 	out = append(out, proxyPassword(c.Proxy)...)
 	out = append(out, proxyPassword(c.ProxySauce)...)
-	for k, v := range c.Env {
-		out = append(out, secretsOfEnv([]string{k + "=" + v})...)
-	}
+	out = append(out, secretsOfEnv(envList(c.Env))...)
 	return append(out, secretsOfArgs(c.SCArgs)...)
 }
 

@@ -192,14 +192,7 @@ func fromInspect(r container.InspectResponse) Container {
 // the engine sees it (through its archive API).
 func (e *Engine) PathExists(ctx context.Context, id, path string) (bool, error) {
 	_, err := e.api.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: path})
-	switch {
-	case err == nil:
-		return true, nil
-	case IsNotFound(err):
-		return false, nil
-	default:
-		return false, fmt.Errorf("stat %s in container %s: %w", path, short(id), err)
-	}
+	return exists(err, "stat "+path+" in container "+short(id))
 }
 
 // addr turns the String of a zero netip.Addr into "".

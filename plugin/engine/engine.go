@@ -89,6 +89,19 @@ func socketDenied(host string) bool {
 // Close releases the client's connections.
 func (e *Engine) Close() error { return e.api.Close() }
 
+// exists turns the error of a look-up into whether the object exists; any
+// other error is returned, prefixed by what.
+func exists(err error, what string) (bool, error) {
+	switch {
+	case err == nil:
+		return true, nil
+	case IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+}
+
 // IsNotFound reports whether err means the object does not exist.
 func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 

@@ -24,14 +24,7 @@ type RegistryAuth struct {
 // ImageExists reports whether the engine holds the image locally.
 func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	_, err := e.api.ImageInspect(ctx, ref)
-	switch {
-	case err == nil:
-		return true, nil
-	case IsNotFound(err):
-		return false, nil
-	default:
-		return false, fmt.Errorf("inspect image %s: %w", ref, err)
-	}
+	return exists(err, "inspect image "+ref)
 }
 
 // ImageSize returns the size of a local image in bytes.
