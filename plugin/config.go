@@ -30,8 +30,6 @@ const (
 	ActionStop   Action = "stop"
 	ActionRun    Action = "run"
 	ActionStatus Action = "status"
-	// ActionReap is the watchdog's: it is set by the plugin, not by users.
-	ActionReap Action = "reap"
 	// ActionNone is a GitHub post step's after an action that started
 	// nothing (stop, status).
 	ActionNone Action = "none"
@@ -92,7 +90,6 @@ type Config struct {
 	LogFormat     string
 
 	Pipeline Pipeline
-	Watchdog Watchdog
 }
 
 // KubernetesConfig are the Kubernetes backend's settings.
@@ -103,14 +100,6 @@ type KubernetesConfig struct {
 	Requests        map[string]string
 	Limits          map[string]string
 	ImagePullSecret string
-}
-
-// Watchdog is what a watchdog watches (action reap).
-type Watchdog struct {
-	Anchor   string
-	Target   string
-	Deadline time.Time
-	Networks []string
 }
 
 // RegistryPassword returns the registry password, or "".
@@ -153,7 +142,7 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	c.Backend = oneOf(s.Backend, "backend", bad, "auto", "docker", "kubernetes")
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
-	case ActionStart, ActionStop, ActionRun, ActionStatus, ActionReap:
+	case ActionStart, ActionStop, ActionRun, ActionStatus:
 	default:
 		bad("action", "%q is not an action; use start, stop, run or status", s.Action)
 	}
@@ -345,15 +334,6 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	}
 	c.LogsFile = strings.TrimSpace(s.LogsFile)
 	c.LogFormat = oneOf(s.LogFormat, "log_format", bad, "text", "json")
-
-	if c.Action == ActionReap {
-		w := p.Watchdog
-		deadline, err := strconv.ParseInt(w.Deadline, 10, 64)
-		if w.Target == "" || err != nil {
-			probs = append(probs, "action reap is the watchdog's own and needs DSC_WATCHDOG_TARGET and DSC_WATCHDOG_DEADLINE; use start, stop, run or status")
-		}
-		c.Watchdog = Watchdog{Anchor: w.Anchor, Target: w.Target, Deadline: time.Unix(deadline, 0), Networks: splitList(w.Networks)}
-	}
 
 	if len(probs) > 0 {
 		return c, &SettingsError{Problems: probs}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,8 +169,42 @@ func checkHarness(t *testing.T, file string) {
 	}, "map[stageStatus:All]")
 }
 
-// TestActionInputsAreTheSettings keeps action.yml in step with the settings.
+// actionInputs renders action.yml's inputs from the settings.
+func actionInputs() string {
+	var b strings.Builder
+	b.WriteString("inputs:\n")
+	for _, s := range SettingsTable() {
+		desc := s.Description
+		if s.Default != "" {
+			desc += " (default: " + s.Default + ")"
+		}
+		fmt.Fprintf(&b, "  %s:\n    description: %s\n    required: false\n", s.Name, strconv.Quote(desc))
+	}
+	return b.String()
+}
+
+// TestActionInputsAreTheSettings keeps action.yml in step with the settings:
+// the inputs and their descriptions (go test ./plugin -update rewrites
+// them), and runs.env.
 func TestActionInputsAreTheSettings(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	i, j := strings.Index(text, "inputs:\n"), strings.Index(text, "outputs:\n")
+	if i < 0 || j < i {
+		t.Fatal("action.yml has no inputs: section before outputs:")
+	}
+	if *update {
+		text = text[:i] + actionInputs() + text[j:]
+		if err := os.WriteFile(filepath.Join("..", "action.yml"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(actionInputs(), text[i:j]); diff != "" {
+		t.Errorf("action.yml inputs differ from the settings (go test ./plugin -update):\n%s", diff)
+	}
 	doc := readYAML(t, "action.yml")
 	inputs, _ := doc["inputs"].(map[string]any)
 	runs, _ := doc["runs"].(map[string]any)

@@ -64,9 +64,6 @@ type Pipeline struct {
 	HTTPSProxy string `envconfig:"HTTPS_PROXY"`
 	HTTPProxy  string `envconfig:"HTTP_PROXY"`
 	NoProxy    string `envconfig:"NO_PROXY"`
-
-	// Watchdog is set by the plugin itself on its watchdog container.
-	Watchdog WatchdogArgs
 }
 
 // LoadPipeline reads the pipeline's variables.

@@ -87,8 +87,6 @@ func Exec(ctx context.Context, c Config, eng Engine, o Options) error {
 		return p.stop(ctx)
 	case ActionStatus:
 		return p.status(ctx)
-	case ActionReap:
-		return p.reap(ctx)
 	default:
 		return fmt.Errorf("unknown action %q", c.Action)
 	}

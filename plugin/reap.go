@@ -2,10 +2,14 @@ package plugin
 
 import (
 	"context"
+	"flag"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -14,52 +18,122 @@ import (
 // otherwise it sleeps on the streams and costs nothing.
 const watchdogPoll = 2 * time.Second
 
-// reap is the watchdog: it waits, without polling, until the pipeline step
+// ReapCommand is the binary's subcommand that runs a watchdog.
+const ReapCommand = "reap"
+
+// WatchdogArgs are what a watchdog watches. The plugin passes them to its
+// watchdog container as the reap command's flags; they are no settings.
+type WatchdogArgs struct {
+	Tunnel string
+	// Target is the SC container.
+	Target string
+	// Anchor is the container whose removal ends the tunnel ("" when there
+	// is no anchor: then only the deadline counts).
+	Anchor string
+	// Deadline is when the tunnel expires.
+	Deadline time.Time
+	// Networks are the runner's networks SC joined: SC leaves them first at
+	// teardown, and the watchdog removes the ones its runner left behind.
+	Networks    []string
+	StopTimeout time.Duration
+	LogFormat   string
+}
+
+// Flags renders the arguments as the reap command's flags.
+func (a WatchdogArgs) Flags() []string {
+	out := []string{ReapCommand, "--tunnel=" + a.Tunnel, "--target=" + a.Target, "--deadline=" + strconv.FormatInt(a.Deadline.Unix(), 10),
+		"--stop-timeout=" + a.StopTimeout.String(), "--log-format=" + a.LogFormat}
+	if a.Anchor != "" {
+		out = append(out, "--anchor="+a.Anchor)
+	}
+	if len(a.Networks) > 0 {
+		out = append(out, "--networks="+strings.Join(a.Networks, ","))
+	}
+	return out
+}
+
+// ParseWatchdogArgs reads the reap command's flags (those after "reap").
+func ParseWatchdogArgs(args []string) (WatchdogArgs, error) {
+	var a WatchdogArgs
+	var deadline int64
+	var networks string
+	fs := flag.NewFlagSet(ReapCommand, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.Tunnel, "tunnel", "", "the tunnel's name")
+	fs.StringVar(&a.Target, "target", "", "the SC container")
+	fs.StringVar(&a.Anchor, "anchor", "", "the container whose removal ends the tunnel")
+	fs.Int64Var(&deadline, "deadline", 0, "when the tunnel expires, in Unix seconds")
+	fs.StringVar(&networks, "networks", "", "the runner's networks SC joined, comma-separated")
+	fs.DurationVar(&a.StopTimeout, "stop-timeout", 30*time.Second, "SC's drain")
+	fs.StringVar(&a.LogFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return a, &SettingsError{Problems: []string{"reap: " + err.Error() + "; reap is the plugin's own watchdog command"}}
+	}
+	if a.Target == "" || deadline <= 0 {
+		return a, &SettingsError{Problems: []string{"reap: --target and --deadline are required; reap is the plugin's own watchdog command"}}
+	}
+	a.Deadline, a.Networks = time.Unix(deadline, 0), splitList(networks)
+	return a, nil
+}
+
+// watchdogRun is one watchdog at work.
+type watchdogRun struct {
+	args WatchdogArgs
+	eng  Engine
+	log  *logrus.Entry
+}
+
+// Reap is the watchdog: it waits, without polling, until the pipeline step
 // it is anchored on is removed (the runner's teardown) or the tunnel's
 // deadline passes, then stops SC gracefully and removes it. It ends quietly
 // when SC is removed by someone else (an explicit stop).
-func (p *run) reap(ctx context.Context) error {
-	w := p.cfg.Watchdog
-	log := p.log.WithField("container", short(w.Target))
+func Reap(ctx context.Context, a WatchdogArgs, eng Engine, log *logrus.Logger) error {
+	w := &watchdogRun{args: a, eng: eng, log: log.WithField("tunnel", a.Tunnel)}
+	return w.watch(ctx)
+}
+
+func (w *watchdogRun) watch(ctx context.Context) error {
+	a := w.args
+	log := w.log.WithField("container", short(a.Target))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var anchorEv <-chan engine.Event
 	var anchorErr <-chan error
-	if w.Anchor != "" {
-		anchorEv, anchorErr = p.eng.WatchContainer(wctx, w.Anchor)
+	if a.Anchor != "" {
+		anchorEv, anchorErr = w.eng.WatchContainer(wctx, a.Anchor)
 	}
-	targetEv, targetErr := p.eng.WatchContainer(wctx, w.Target)
-	deadline := time.NewTimer(time.Until(w.Deadline))
+	targetEv, targetErr := w.eng.WatchContainer(wctx, a.Target)
+	deadline := time.NewTimer(time.Until(a.Deadline))
 	defer deadline.Stop()
-	log.Infof("watching tunnel %s until %s (anchor %s)", p.cfg.TunnelName, w.Deadline.UTC().Format(time.RFC3339), orNone(short(w.Anchor)))
+	log.Infof("watching tunnel %s until %s (anchor %s)", a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(short(a.Anchor)))
 
 	// Subscribed: now look, so that nothing that happened before is missed.
 	var poll <-chan time.Time
 	check := func() (string, bool) {
-		if w.Anchor != "" {
-			if _, err := p.eng.InspectContainer(ctx, w.Anchor); engine.IsNotFound(err) {
+		if a.Anchor != "" {
+			if _, err := w.eng.InspectContainer(ctx, a.Anchor); engine.IsNotFound(err) {
 				return "its pipeline step is gone", true
 			}
 		}
-		if _, err := p.eng.InspectContainer(ctx, w.Target); engine.IsNotFound(err) {
+		if _, err := w.eng.InspectContainer(ctx, a.Target); engine.IsNotFound(err) {
 			return "", true
 		}
 		return "", false
 	}
 	if why, done := check(); done {
-		return p.teardown(ctx, why, true)
+		return w.teardown(ctx, why, true)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-deadline.C:
-			return p.teardown(ctx, "max_lifetime reached", false)
+			return w.teardown(ctx, "max_lifetime reached", false)
 		case ev, ok := <-anchorEv:
 			if !ok {
 				anchorEv, poll = nil, time.Tick(watchdogPoll)
 			} else if ev.Action == "destroy" {
-				return p.teardown(ctx, "its pipeline step was removed", true)
+				return w.teardown(ctx, "its pipeline step was removed", true)
 			}
 		case ev, ok := <-targetEv:
 			if !ok {
@@ -74,7 +148,7 @@ func (p *run) reap(ctx context.Context) error {
 			targetEv, targetErr, poll = nil, nil, time.Tick(watchdogPoll)
 		case <-poll:
 			if why, done := check(); done {
-				return p.teardown(ctx, why, true)
+				return w.teardown(ctx, why, true)
 			}
 		}
 	}
@@ -90,30 +164,30 @@ const networkWait = 30 * time.Second
 // When the pipeline is over (stageOver), the runner's networks it left
 // behind are removed too: Drone's and Harness's runners try once and ignore
 // the failure. why == "" means SC is already gone.
-func (p *run) teardown(ctx context.Context, why string, stageOver bool) error {
-	w := p.cfg.Watchdog
+func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) error {
+	a := w.args
 	if why == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout+cleanupTimeout+networkWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.StopTimeout+cleanupTimeout+networkWait)
 	defer cancel()
-	log := p.log.WithField("container", short(w.Target))
-	log.Infof("%s: stopping tunnel %s", why, p.cfg.TunnelName)
-	p.leaveNetworks(ctx, w.Target)
-	killed, err := p.eng.StopContainer(ctx, w.Target, p.cfg.StopTimeout)
+	log := w.log.WithField("container", short(a.Target))
+	log.Infof("%s: stopping tunnel %s", why, a.Tunnel)
+	w.leaveNetworks(ctx)
+	killed, err := w.eng.StopContainer(ctx, a.Target, a.StopTimeout)
 	if err != nil {
 		log.WithError(err).Warn("could not stop sauce connect gracefully")
 	}
 	if killed {
-		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", p.cfg.StopTimeout)
+		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", a.StopTimeout)
 	}
-	if err := p.eng.RemoveContainer(ctx, w.Target); err != nil {
+	if err := w.eng.RemoveContainer(ctx, a.Target); err != nil {
 		return err
 	}
-	log.Infof("tunnel %s removed", p.cfg.TunnelName)
+	log.Infof("tunnel %s removed", a.Tunnel)
 	if stageOver {
-		for _, n := range w.Networks {
-			p.removeLeftNetwork(ctx, n)
+		for _, n := range a.Networks {
+			w.removeLeftNetwork(ctx, n)
 		}
 	}
 	return nil
@@ -122,48 +196,49 @@ func (p *run) teardown(ctx context.Context, why string, stageOver bool) error {
 // leaveNetworks disconnects SC from the runner's networks and, when that
 // leaves it with none, connects it to the default bridge so that it can
 // still reach Sauce Labs to close the tunnel.
-func (p *run) leaveNetworks(ctx context.Context, id string) {
-	for _, n := range p.cfg.Watchdog.Networks {
-		if err := p.eng.Disconnect(ctx, n, id); err != nil {
-			p.log.WithError(err).Debugf("could not leave network %s", n)
+func (w *watchdogRun) leaveNetworks(ctx context.Context) {
+	id := w.args.Target
+	for _, n := range w.args.Networks {
+		if err := w.eng.Disconnect(ctx, n, id); err != nil {
+			w.log.WithError(err).Debugf("could not leave network %s", n)
 		}
 	}
-	c, err := p.eng.InspectContainer(ctx, id)
+	c, err := w.eng.InspectContainer(ctx, id)
 	if err != nil || len(c.Networks) > 0 || c.NetworkMode == "host" || strings.HasPrefix(c.NetworkMode, "container:") {
 		return
 	}
-	if err := p.eng.Connect(ctx, "bridge", id, nil); err != nil {
-		p.log.WithError(err).Debug("could not give sauce connect egress for its drain")
+	if err := w.eng.Connect(ctx, "bridge", id, nil); err != nil {
+		w.log.WithError(err).Debug("could not give sauce connect egress for its drain")
 	}
 }
 
 // removeLeftNetwork removes a runner's network once no container is
 // attached any more. A network the runner removed itself is done.
-func (p *run) removeLeftNetwork(ctx context.Context, name string) {
+func (w *watchdogRun) removeLeftNetwork(ctx context.Context, name string) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	limit := time.After(networkWait)
 	for {
-		n, err := p.eng.InspectNetwork(ctx, name)
+		n, err := w.eng.InspectNetwork(ctx, name)
 		switch {
 		case engine.IsNotFound(err):
 			return
 		case err != nil:
-			p.log.WithError(err).Debugf("could not look at network %s", name)
+			w.log.WithError(err).Debugf("could not look at network %s", name)
 			return
 		case len(n.Containers) == 0:
-			if err := p.eng.RemoveNetwork(ctx, name); err != nil {
-				p.log.WithError(err).Warnf("could not remove network %s, which its pipeline left behind", name)
+			if err := w.eng.RemoveNetwork(ctx, name); err != nil {
+				w.log.WithError(err).Warnf("could not remove network %s, which its pipeline left behind", name)
 				return
 			}
-			p.log.Infof("removed network %s, which its pipeline left behind", name)
+			w.log.Infof("removed network %s, which its pipeline left behind", name)
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-limit:
-			p.log.Infof("network %s still has %d containers attached; leaving it", name, len(n.Containers))
+			w.log.Infof("network %s still has %d containers attached; leaving it", name, len(n.Containers))
 			return
 		case <-tick.C:
 		}

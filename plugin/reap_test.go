@@ -1,10 +1,14 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -19,9 +23,8 @@ func TestTeardownLeavesTheBuildNetworkFirst(t *testing.T) {
 		},
 		network: func(name string) (engine.Network, error) { return engine.Network{Name: name}, nil },
 	}
-	p, out := fakeRun(t, f, time.Now())
-	p.cfg.Watchdog = Watchdog{Target: "sc", Networks: []string{"drone-x"}}
-	if err := p.teardown(context.Background(), "its pipeline step was removed", true); err != nil {
+	w, out := fakeWatchdog(f, WatchdogArgs{Tunnel: "t", Target: "sc", Networks: []string{"drone-x"}})
+	if err := w.teardown(context.Background(), "its pipeline step was removed", true); err != nil {
 		t.Fatal(err)
 	}
 	want := "disconnect sc drone-x, connect sc bridge, stop sc, remove sc, remove network drone-x"
@@ -34,7 +37,7 @@ func TestTeardownLeavesTheBuildNetworkFirst(t *testing.T) {
 
 	// At max_lifetime the pipeline may still run: its network stays.
 	f.calls = nil
-	if err := p.teardown(context.Background(), "max_lifetime reached", false); err != nil {
+	if err := w.teardown(context.Background(), "max_lifetime reached", false); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(f.calls, ", "); strings.Contains(got, "remove network") {
@@ -58,9 +61,8 @@ func TestTeardownWaitsForTheNetworkToEmpty(t *testing.T) {
 			return engine.Network{Name: name}, nil
 		},
 	}
-	p, _ := fakeRun(t, f, time.Now())
-	p.cfg.Watchdog = Watchdog{Target: "sc", Networks: []string{"drone-x"}}
-	if err := p.teardown(context.Background(), "its pipeline step was removed", true); err != nil {
+	w, _ := fakeWatchdog(f, WatchdogArgs{Tunnel: "t", Target: "sc", Networks: []string{"drone-x"}})
+	if err := w.teardown(context.Background(), "its pipeline step was removed", true); err != nil {
 		t.Fatal(err)
 	}
 	if polls != 3 || !strings.HasSuffix(strings.Join(f.calls, ", "), "remove network drone-x") {
@@ -123,3 +125,28 @@ var errDenied = deniedError{}
 type deniedError struct{}
 
 func (deniedError) Error() string { return "permission denied" }
+
+func fakeWatchdog(f *fakeEngine, a WatchdogArgs) (*watchdogRun, *bytes.Buffer) {
+	var out bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&out)
+	log.SetFormatter(LogFormatter("text"))
+	return &watchdogRun{args: a, eng: f, log: log.WithField("tunnel", a.Tunnel)}, &out
+}
+
+// TestWatchdogArgsRoundTrip: what the spec passes is what reap reads.
+func TestWatchdogArgsRoundTrip(t *testing.T) {
+	in := WatchdogArgs{Tunnel: "t", Target: "sc", Anchor: "step", Deadline: time.Unix(1_800_000_000, 0), Networks: []string{"a", "b"},
+		StopTimeout: 45 * time.Second, LogFormat: "json"}
+	flags := in.Flags()
+	if flags[0] != ReapCommand {
+		t.Fatalf("flags %q do not start with the command", flags)
+	}
+	out, err := ParseWatchdogArgs(flags[1:])
+	if err != nil || !cmp.Equal(in, out) {
+		t.Errorf("got %+v, %v; want %+v", out, err, in)
+	}
+	if _, err := ParseWatchdogArgs([]string{"--tunnel=t"}); err == nil || ExitCode(err) != ExitSettings {
+		t.Errorf("a reap without target and deadline: %v", err)
+	}
+}

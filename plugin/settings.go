@@ -33,7 +33,7 @@ func (s Secret) Value() string { return string(s) }
 // contract: the README's settings table is checked against them.
 type Settings struct {
 	Backend string `envconfig:"PLUGIN_BACKEND" default:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes"`
-	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status; reap is the watchdog's own"`
+	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status"`
 
 	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`

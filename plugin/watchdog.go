@@ -21,22 +21,6 @@ const (
 	RoleWatchdog = "watchdog"
 )
 
-// WatchdogArgs tell a watchdog (action reap) what to watch. The plugin sets
-// them on the watchdog container; they are not user settings.
-type WatchdogArgs struct {
-	// Anchor is the container whose removal ends the tunnel ("" when there
-	// is no anchor: then only the deadline counts).
-	Anchor string `envconfig:"DSC_WATCHDOG_ANCHOR"`
-	// Target is the SC container.
-	Target string `envconfig:"DSC_WATCHDOG_TARGET"`
-	// Deadline is when the tunnel expires, in Unix seconds.
-	Deadline string `envconfig:"DSC_WATCHDOG_DEADLINE"`
-	// Networks are the runner's networks SC joined (comma-separated): SC
-	// leaves them first at teardown, and the watchdog removes the ones
-	// its runner left behind.
-	Networks string `envconfig:"DSC_WATCHDOG_NETWORKS"`
-}
-
 // platformLabel matches the labels by which runners find what to tear down:
 // Drone's io.drone.* (io.drone.expires is what drone-gc honours), Harness's
 // stage label, and GitHub's per-runner instance label (six hex digits).
@@ -115,27 +99,17 @@ func GuardOf(c Config, self, owner *engine.Container, pl Placement) Guard {
 }
 
 // WatchdogSpec is the watchdog container: the plugin's own image (by
-// content ID, so it is this very plugin whatever the tag), in action reap,
-// removed by the engine when it exits, with the Docker socket the plugin
-// has and no network of its own. It is pure and golden-tested.
+// content ID, so it is this very plugin whatever the tag) running its reap
+// command, removed by the engine when it exits, with the Docker socket the
+// plugin has and no network of its own. It is pure and golden-tested.
 func WatchdogSpec(c Config, self engine.Container, g Guard, scID string, deadline, now time.Time, dockerHost string) (engine.ContainerSpec, bool) {
+	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
+		StopTimeout: c.StopTimeout, LogFormat: c.LogFormat}
 	s := engine.ContainerSpec{
 		Name:       c.ContainerName + "-watchdog",
 		Image:      cmp.Or(self.ImageID, self.Image),
+		Cmd:        args.Flags(),
 		AutoRemove: true,
-		Env: []engine.EnvVar{
-			{Name: "PLUGIN_ACTION", Value: "reap"},
-			{Name: "PLUGIN_TUNNEL_NAME", Value: c.TunnelName},
-			{Name: "PLUGIN_CONTAINER_NAME", Value: c.ContainerName},
-			{Name: "PLUGIN_STOP_TIMEOUT", Value: c.StopTimeout.String()},
-			{Name: "PLUGIN_LOG_FORMAT", Value: c.LogFormat},
-			{Name: "DSC_WATCHDOG_ANCHOR", Value: g.Anchor},
-			{Name: "DSC_WATCHDOG_TARGET", Value: scID},
-			{Name: "DSC_WATCHDOG_DEADLINE", Value: strconv.FormatInt(deadline.Unix(), 10)},
-		},
-	}
-	if len(g.Networks) > 0 {
-		s.Env = append(s.Env, engine.EnvVar{Name: "DSC_WATCHDOG_NETWORKS", Value: strings.Join(g.Networks, ",")})
 	}
 	labels := Labels(c, now, deadline.Add(c.StopTimeout+cleanupTimeout), PlatformLabels(&self))
 	labels[LabelRole] = RoleWatchdog

@@ -21,18 +21,54 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == plugin.ReapCommand {
+		os.Exit(reap(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 
-func run() int {
+// signalled returns a context cancelled by SIGTERM or SIGINT, which it
+// records as the cause.
+func signalled() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		s := <-sigs
 		cancel(&plugin.SignalError{Signal: s})
 	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// reap runs the watchdog the plugin starts beside its tunnel.
+func reap(args []string) int {
+	ctx, cancel := signalled()
+	defer cancel()
+	report := func(err error) int {
+		fmt.Fprintf(os.Stderr, "drone-sauce-connect reap: %v\n", err)
+		return plugin.ExitCode(err)
+	}
+	a, err := plugin.ParseWatchdogArgs(args)
+	if err != nil {
+		return report(err)
+	}
+	log := logrus.New()
+	log.SetOutput(os.Stdout)
+	log.SetFormatter(plugin.LogFormatter(a.LogFormat))
+	eng, err := engine.NewEnv(ctx)
+	if err != nil {
+		return report(err)
+	}
+	defer eng.Close()
+	if err := plugin.Reap(ctx, a, eng, log); err != nil {
+		return report(err)
+	}
+	return plugin.ExitOK
+}
+
+func run() int {
+	ctx, cancel := signalled()
+	defer cancel()
 
 	settings, err := plugin.LoadSettings()
 	masker := plugin.NewMasker(settings.AccessKey.Value(), settings.RegistryPassword.Value())
