@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -125,8 +123,8 @@ func (p Pipeline) ID() string {
 	case PlatformGitHub:
 		parts = []string{p.GitHubRepository, p.GitHubRunID, p.GitHubRunAttempt, p.GitHubJob}
 	case PlatformHarness:
-		build := firstNonEmpty(p.DroneBuildNumber, p.HarnessBuildID)
-		stage := firstNonEmpty(p.DroneStageName, p.HarnessStageID, p.DroneStageNumber)
+		build := cmp.Or(p.DroneBuildNumber, p.HarnessBuildID)
+		stage := cmp.Or(p.DroneStageName, p.HarnessStageID, p.DroneStageNumber)
 		parts = []string{p.DroneRepo, p.HarnessPipelineID, build, stage}
 	case PlatformDrone:
 		parts = []string{p.DroneRepo, p.DroneBuildNumber, p.DroneStageName}
@@ -140,42 +138,4 @@ func (p Pipeline) ID() string {
 		}
 	}
 	return strings.Join(kept, "-")
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// maxTunnelName bounds derived names; longer ones end in a hash of the whole.
-const maxTunnelName = 80
-
-// sanitizeName keeps letters, digits, '.', '_' and '-', turns every other run
-// of characters into one '-', trims separators from both ends and shortens
-// names over max to a prefix plus a hash, so distinct inputs stay distinct.
-func sanitizeName(s string, max int) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_'
-		if !ok {
-			if !dash {
-				b.WriteByte('-')
-			}
-			dash = true
-			continue
-		}
-		b.WriteRune(r)
-		dash = false
-	}
-	out := strings.Trim(b.String(), "-._")
-	if len(out) > max {
-		sum := sha256.Sum256([]byte(s))
-		out = strings.TrimRight(out[:max-9], "-._") + "-" + hex.EncodeToString(sum[:])[:8]
-	}
-	return out
 }

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -32,38 +30,6 @@ type KubeObjects struct {
 	Secret  kube.Secret
 	Pod     kube.Pod
 	Service *kube.Service
-}
-
-// kubeName turns s into a name Kubernetes takes for pods, secrets and
-// services alike (a DNS-1035 label): lowercase letters, digits and '-',
-// starting with a letter, at most 63 characters (longer ones end in a hash).
-func kubeName(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
-			b.WriteByte('-')
-		}
-	}
-	out := strings.Trim(b.String(), "-")
-	if out == "" || out[0] < 'a' || out[0] > 'z' {
-		out = "sc-" + out
-	}
-	if len(out) > 63 {
-		sum := sha256.Sum256([]byte(s))
-		out = strings.TrimRight(out[:54], "-") + "-" + hex.EncodeToString(sum[:])[:8]
-	}
-	return out
-}
-
-// labelValue fits s into a label value (at most 63 characters).
-func labelValue(s string) string {
-	if len(s) <= 63 {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return strings.TrimRight(s[:54], "-._") + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
 // kubeSelector selects the tunnel pods of one tunnel.
@@ -331,9 +297,7 @@ func (k *kubeRun) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 		return p, nil
 	}
 	tail := k.lastLines(ctx, p)
-	if tail != "" {
-		fmt.Fprintf(k.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", strings.TrimRight(tail, "\n"))
-	}
+	k.printLog(tail)
 	if classified := classifyExit(err, tail); classified != err {
 		return p, classified
 	}
@@ -430,9 +394,7 @@ func (k *kubeRun) stop(ctx context.Context) error {
 		if err := k.learnSecrets(ctx, p); err != nil {
 			return err
 		}
-		if tail := k.lastLines(ctx, p); tail != "" {
-			fmt.Fprintf(k.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", strings.TrimRight(tail, "\n"))
-		}
+		k.printLog(k.lastLines(ctx, p))
 		fmt.Fprintf(k.opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.cfg.StopTimeout.Seconds()))
 		if err := k.remove(ctx, p.Metadata.Name, k.cfg.StopTimeout); err != nil {
 			return err
@@ -460,7 +422,7 @@ func (k *kubeRun) status(ctx context.Context) error {
 	}
 	ep := k.endpoints(p)
 	fmt.Fprintf(k.opt.Out, "API:       %s\n", ep.Container)
-	if code, body, err := k.get(ctx, ep.Probe+"/info"); err == nil && code == http.StatusOK {
+	if code, body, err := apiGet(ctx, k.opt.HTTP, ep.Probe+"/info"); err == nil && code == http.StatusOK {
 		fmt.Fprintf(k.opt.Out, "info:      %s\n", strings.TrimSpace(body))
 	} else {
 		fmt.Fprintf(k.opt.Out, "info:      not reachable from here (%v)\n", err)

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,7 +77,7 @@ func Place(c Config, owner *engine.Container) Placement {
 			attach(n)
 		}
 	}
-	if c.Network != "" && !contains(userNets, c.Network) {
+	if c.Network != "" && !slices.Contains(userNets, c.Network) {
 		attach(c.Network)
 		userNets = append(userNets, c.Network)
 	}
@@ -103,15 +105,6 @@ func Place(c Config, owner *engine.Container) Placement {
 func runnerHostJob(c Config, owner *engine.Container) bool {
 	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == PlatformGitHub &&
 		(owner == nil || len(userNetworks(owner)) == 0)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // hostPath maps a path inside the plugin's container to the host path the
@@ -167,7 +160,7 @@ func ResolveEndpoints(c Config, owner *engine.Container, sc engine.Container, do
 	}
 	for _, n := range sortedNetworks(sc) {
 		e := sc.Networks[n]
-		if len(e.Aliases) > 0 && n != "bridge" && contains(e.Aliases, c.NetworkAlias) {
+		if len(e.Aliases) > 0 && n != "bridge" && slices.Contains(e.Aliases, c.NetworkAlias) {
 			ep.Container = "http://" + net.JoinHostPort(c.NetworkAlias, port)
 			break
 		}
@@ -225,12 +218,7 @@ func listenPort(sc engine.Container, def string) string {
 }
 
 func sortedNetworks(c engine.Container) []string {
-	names := make([]string, 0, len(c.Networks))
-	for n := range c.Networks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(c.Networks))
 }
 
 func firstIP(c engine.Container) string {

@@ -235,9 +235,7 @@ func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone
 		}
 	}
 	tail := p.tail(ctx, id)
-	if tail != "" {
-		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
-	}
+	p.printLog(tail)
 	return classifyExit(err, tail)
 }
 
@@ -280,6 +278,13 @@ func errorLineMatches(log string, re *regexp.Regexp) bool {
 		}
 	}
 	return false
+}
+
+// printLog shows the end of SC's log between markers, masked as all output.
+func (p *run) printLog(tail string) {
+	if tail = strings.TrimRight(tail, "\n"); tail != "" {
+		fmt.Fprintf(p.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", tail)
+	}
 }
 
 // tail returns the last lines of SC's log.

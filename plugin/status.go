@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -47,7 +46,7 @@ func (p *run) status(ctx context.Context) error {
 	if ep.Host != "" {
 		fmt.Fprintf(p.opt.Out, "API for host steps:      %s\n", ep.Host)
 	}
-	code, body, err := p.get(ctx, ep.Probe+"/readyz")
+	code, body, err := apiGet(ctx, p.opt.HTTP, ep.Probe+"/readyz")
 	if err != nil {
 		return fmt.Errorf("ask tunnel %s whether it is ready: %w", p.cfg.TunnelName, err)
 	}
@@ -55,22 +54,8 @@ func (p *run) status(ctx context.Context) error {
 		return fmt.Errorf("tunnel %s is running but not ready: /readyz answered HTTP %d", p.cfg.TunnelName, code)
 	}
 	fmt.Fprintln(p.opt.Out, "ready:     yes")
-	if code, body, err = p.get(ctx, ep.Probe+"/info"); err == nil && code == http.StatusOK {
+	if code, body, err = apiGet(ctx, p.opt.HTTP, ep.Probe+"/info"); err == nil && code == http.StatusOK {
 		fmt.Fprintf(p.opt.Out, "info:      %s\n", strings.TrimSpace(body))
 	}
 	return nil
-}
-
-func (p *run) get(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := p.opt.HTTP.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(b), err
 }

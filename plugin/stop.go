@@ -59,9 +59,7 @@ func (p *run) shutdown(ctx context.Context, id string) error {
 			log.WithError(err).Warn("could not save sauce connect's log")
 		}
 	}
-	if tail := p.tail(ctx, id); tail != "" {
-		fmt.Fprintf(p.opt.Out, "--- last %d lines of sauce connect's log ---\n%s--- end of log ---\n", tailLines, tail)
-	}
+	p.printLog(p.tail(ctx, id))
 	fmt.Fprintf(p.opt.Out, "+ docker rm -f %s\n", short(id))
 	if err := p.eng.RemoveContainer(ctx, id); err != nil {
 		return err

@@ -1,9 +1,11 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -35,6 +37,8 @@ type Target struct {
 	Hint <-chan struct{}
 	// Awaited describes what is probed, for the timeout message.
 	Awaited string
+	// ProbeFirst and ProbeCap override the probe backoff (tests).
+	ProbeFirst, ProbeCap time.Duration
 }
 
 // ExitedError means SC stopped before it became ready.
@@ -69,7 +73,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 	began := time.Now()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	interval := probeFirst
+	interval, limit := cmp.Or(t.ProbeFirst, probeFirst), cmp.Or(t.ProbeCap, probeCap)
 	tick := time.NewTimer(interval)
 	defer tick.Stop()
 	events, errs := t.Events, t.Errs
@@ -149,7 +153,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 			if probe() {
 				return nil
 			}
-			interval = min(time.Duration(float64(interval)*probeGrowth), probeCap)
+			interval = min(time.Duration(float64(interval)*probeGrowth), limit)
 			tick.Reset(interval)
 		}
 	}
@@ -158,15 +162,23 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 // httpProbe returns a Probe that GETs base+"/readyz".
 func httpProbe(client *http.Client, base string) func(ctx context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		code, _, err := apiGet(ctx, client, base+"/readyz")
+		return code, err
 	}
+}
+
+// apiGet GETs a URL of SC's API and returns the status and (up to 64 KiB
+// of) the body.
+func apiGet(ctx context.Context, client *http.Client, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(b), err
 }

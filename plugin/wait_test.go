@@ -58,16 +58,23 @@ func TestWaitReadyByProbe(t *testing.T) {
 	}
 }
 
+// TestWaitReadyByHintProbesAtOnce: SC's ready line makes the wait probe at
+// once. The regular probes are set to come only after the timeout, so only
+// the hint can find readiness.
 func TestWaitReadyByHintProbesAtOnce(t *testing.T) {
 	f := newFake()
-	f.ready.Store(false)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		f.ready.Store(true)
 		f.hint <- struct{}{}
 	}()
-	if err := WaitReady(context.Background(), f.target(), 5*time.Second); err != nil {
-		t.Fatal(err)
+	target := f.target()
+	target.ProbeFirst, target.ProbeCap = time.Hour, time.Hour
+	if err := WaitReady(context.Background(), target, 2*time.Second); err != nil {
+		t.Fatalf("the hint did not probe: %v", err)
+	}
+	if n := f.probes.Load(); n != 1 {
+		t.Errorf("%d probes, want the one the hint made", n)
 	}
 }
 
