@@ -28,9 +28,6 @@ type Pipeline struct {
 	DroneBuildNumber string `envconfig:"DRONE_BUILD_NUMBER"`
 	DroneStageName   string `envconfig:"DRONE_STAGE_NAME"`
 	DroneStageNumber string `envconfig:"DRONE_STAGE_NUMBER"`
-	DroneStageType   string `envconfig:"DRONE_STAGE_TYPE"`
-	DroneStepName    string `envconfig:"DRONE_STEP_NAME"`
-	DroneNetworkID   string `envconfig:"DRONE_DOCKER_NETWORK_ID"`
 	DroneOutput      string `envconfig:"DRONE_OUTPUT"`
 	DroneCardPath    string `envconfig:"DRONE_CARD_PATH"`
 
@@ -38,7 +35,6 @@ type Pipeline struct {
 	HarnessExecutionID string `envconfig:"HARNESS_EXECUTION_ID"`
 	HarnessPipelineID  string `envconfig:"HARNESS_PIPELINE_ID"`
 	HarnessStageID     string `envconfig:"HARNESS_STAGE_ID"`
-	HarnessInfra       string `envconfig:"HARNESS_INFRA"`
 
 	GitHubActions     string `envconfig:"GITHUB_ACTIONS"`
 	GitHubRepository  string `envconfig:"GITHUB_REPOSITORY"`

@@ -15,9 +15,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // accessKey is distinctive so that any leak is found by searching for it.

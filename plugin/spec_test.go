@@ -138,7 +138,7 @@ func hasSecret(s engine.ContainerSpec, name, value string) bool {
 
 func TestKubernetesObjectsGolden(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	harness := Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser", HarnessInfra: "KubernetesDirect"}
+	harness := Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser"}
 	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
 	for _, tc := range []struct {
 		name string

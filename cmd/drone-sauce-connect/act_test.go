@@ -16,8 +16,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // These tests run the README's GitHub workflow with act (nektos/act), the

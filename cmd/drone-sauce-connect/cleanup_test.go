@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // goneWithin is how soon after the runner's teardown nothing may be left.

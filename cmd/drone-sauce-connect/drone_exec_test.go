@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 )
 
 // These tests run the README's Drone pipelines with the real runner:

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // accessKey is distinctive so that any leak is found by searching for it.

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 // fault is one row of the fault matrix: a way things go wrong, what the

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 var (

@@ -53,8 +53,6 @@ type State struct {
 	ExitCode  int
 	OOMKilled bool
 	Error     string
-	// Health is "", "starting", "healthy" or "unhealthy".
-	Health string
 	// StartedAt is when the engine last started the container.
 	StartedAt time.Time
 }
@@ -154,9 +152,6 @@ func fromInspect(r container.InspectResponse) Container {
 	if s := r.State; s != nil {
 		c.State = State{Status: string(s.Status), Running: s.Running, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled, Error: s.Error}
 		c.State.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
-		if s.Health != nil {
-			c.State.Health = string(s.Health.Status)
-		}
 	}
 	if r.HostConfig != nil {
 		c.NetworkMode = string(r.HostConfig.NetworkMode)

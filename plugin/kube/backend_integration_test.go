@@ -19,10 +19,10 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/testenv"
 )
 
 const accessKey = "AK-kube-5e1f-LEAKCHECK-33c9"
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 }
 
 func client(u testenv.KubeUser) *kube.Client {
-	c, err := kube.New(kube.Config{Host: cp.URL, Token: u.Token, Insecure: true})
+	c, err := kube.New(kube.Config{Host: cp.URL, Token: u.Token, CA: cp.CA})
 	if err != nil {
 		panic(err)
 	}
@@ -162,7 +162,7 @@ func (c *cluster) kubelet(tunnel string, delay time.Duration, status func(p *kub
 					return
 				}
 				status(&p)
-				if _, err := admin.UpdatePodStatus(ctx, c.ns, p); err != nil {
+				if err := admin.Do(ctx, http.MethodPut, "/api/v1/namespaces/"+c.ns+"/pods/"+p.Metadata.Name+"/status", p, nil); err != nil {
 					c.t.Errorf("fake kubelet: %v", err)
 				}
 				return

@@ -71,7 +71,6 @@ type PodSpec struct {
 	ImagePullSecrets              []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 	AutomountServiceAccountToken  *bool                  `json:"automountServiceAccountToken,omitempty"`
 	EnableServiceLinks            *bool                  `json:"enableServiceLinks,omitempty"`
-	NodeName                      string                 `json:"nodeName,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.

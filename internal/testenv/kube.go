@@ -34,7 +34,9 @@ type KubeUser struct {
 // (garbage collector, service accounts). There is no scheduler or kubelet:
 // tests write pod status themselves.
 type ControlPlane struct {
-	URL   string
+	URL string
+	// CA is the PEM certificate the API server serves (self-signed).
+	CA    []byte
 	dir   string
 	procs []*exec.Cmd
 }
@@ -113,6 +115,9 @@ current-context: t
 		return fail(err)
 	}
 	if err := cp.waitReady(users[0].Token, 60*time.Second); err != nil {
+		return fail(err)
+	}
+	if cp.CA, err = os.ReadFile(filepath.Join(dir, "certs", "apiserver.crt")); err != nil {
 		return fail(err)
 	}
 	if err := start("kube-controller-manager", "--kubeconfig", filepath.Join(dir, "admin.kubeconfig"), "--leader-elect=false",
