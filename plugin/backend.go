@@ -27,7 +27,7 @@ func Run(ctx context.Context, c Config, b Backends, o Options) error {
 		o.Log.Info("post step: nothing to clean up (this step's action starts no tunnel)")
 		return nil
 	}
-	if c.Backend != "kubernetes" {
+	if c.Backend != BackendKubernetes {
 		eng, err := b.Docker(ctx)
 		switch {
 		case err == nil:
@@ -35,7 +35,7 @@ func Run(ctx context.Context, c Config, b Backends, o Options) error {
 			o.DockerHost = eng.Host
 			o.Log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
 			return Exec(ctx, c, eng, o)
-		case c.Backend == "docker" || !errors.Is(err, engine.ErrUnreachable):
+		case c.Backend == BackendDocker || !errors.Is(err, engine.ErrUnreachable):
 			return EngineHint(err, c.Pipeline)
 		}
 		kc, ns, kerr := b.Kubernetes()

@@ -34,9 +34,42 @@ const (
 	ActionNone Action = "none"
 )
 
+// The modes, each a type of its own as Action is.
+type (
+	// Backend is where the tunnel runs: auto, docker or kubernetes.
+	Backend string
+	// Pull is when SC's image is pulled: if-not-exists, always or never.
+	Pull string
+	// Publish is whether SC's API is published on the host: auto, always or never.
+	Publish string
+	// Cleanup is who ends the tunnel: auto (the watchdog too) or stop-step-only.
+	Cleanup string
+	// NetworkMode is where SC's network stack is: "" (decided), host or bridge.
+	NetworkMode string
+	// LogFormat is the plugin's own log format: text or json.
+	LogFormat string
+)
+
+// The modes' values.
+const (
+	BackendAuto       Backend     = "auto"
+	BackendDocker     Backend     = "docker"
+	BackendKubernetes Backend     = "kubernetes"
+	PullIfNotExists   Pull        = "if-not-exists"
+	PullAlways        Pull        = "always"
+	PullNever         Pull        = "never"
+	PublishAuto       Publish     = "auto"
+	PublishAlways     Publish     = "always"
+	PublishNever      Publish     = "never"
+	CleanupAuto       Cleanup     = "auto"
+	CleanupStopStep   Cleanup     = "stop-step-only"
+	NetworkHost       NetworkMode = "host"
+	NetworkBridge     NetworkMode = "bridge"
+)
+
 // Config is the validated, typed form of Settings.
 type Config struct {
-	Backend string
+	Backend Backend
 	Action  Action
 
 	Username string
@@ -63,18 +96,18 @@ type Config struct {
 	MetadataInFile bool
 
 	Image        string
-	Pull         string
+	Pull         Pull
 	RegistryAuth *engine.RegistryAuth
 
 	APIPort      int
 	APIBind      string
 	APIHostPort  int
-	Publish      string
+	Publish      Publish
 	NetworkAlias string
-	NetworkMode  string
+	NetworkMode  NetworkMode
 	Network      string
 
-	Cleanup     string
+	Cleanup     Cleanup
 	MaxLifetime time.Duration
 
 	ReadyTimeout time.Duration
@@ -86,7 +119,7 @@ type Config struct {
 	ContainerName string
 	LogsFile      string
 	Debug         bool
-	LogFormat     string
+	LogFormat     LogFormat
 
 	Pipeline Pipeline
 }
@@ -132,20 +165,48 @@ const LabelPrefix = "io.drone-sauce-connect."
 // is reported at once; each names the setting and how to fix it. hostname
 // and random feed the tunnel name when the pipeline gives no identity.
 func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
-	var probs []string
-	bad := func(setting, format string, args ...any) {
-		probs = append(probs, fmt.Sprintf("invalid setting %s (PLUGIN_%s): %s", setting, strings.ToUpper(setting), fmt.Sprintf(format, args...)))
+	v := &validation{s: s, c: Config{Pipeline: p}}
+	v.mode()
+	v.identity(hostname, random)
+	v.scOptions()
+	v.image()
+	v.network()
+	v.lifecycle()
+	v.kubernetes()
+	v.output()
+	if len(v.probs) > 0 {
+		return v.c, &SettingsError{Problems: v.probs}
 	}
-	c := Config{Pipeline: p}
+	return v.c, nil
+}
 
-	c.Backend = oneOf(s.Backend, "backend", bad, "auto", "docker", "kubernetes")
+// validation turns Settings into a Config, group by group, collecting
+// every problem.
+type validation struct {
+	s     Settings
+	c     Config
+	probs []string
+}
+
+// bad records a problem with a setting.
+func (v *validation) bad(setting, format string, args ...any) {
+	v.probs = append(v.probs, fmt.Sprintf("invalid setting %s (PLUGIN_%s): %s", setting, strings.ToUpper(setting), fmt.Sprintf(format, args...)))
+}
+
+// opens reports whether the action opens a tunnel.
+func (c Config) opens() bool { return c.Action == ActionStart || c.Action == ActionRun }
+
+// mode: the backend and the action (GitHub's post step maps its own).
+func (v *validation) mode() {
+	s, c := v.s, &v.c
+	c.Backend = Backend(oneOf(s.Backend, "backend", v.bad, "auto", "docker", "kubernetes"))
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
 	case ActionStart, ActionStop, ActionRun, ActionStatus:
 	default:
-		bad("action", "%q is not an action; use start, stop, run or status", s.Action)
+		v.bad("action", "%q is not an action; use start, stop, run or status", s.Action)
 	}
-	if p.PostStep {
+	if c.Pipeline.PostStep {
 		// GitHub's post step ends what this action's main step started, and
 		// never starts a tunnel; after stop or status it has nothing to do.
 		c.Action = map[Action]Action{ActionStart: ActionStop, ActionRun: ActionStop}[c.Action]
@@ -153,154 +214,167 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 			c.Action = ActionNone
 		}
 	}
+}
 
+// identity: the credentials, the region and the tunnel's name.
+func (v *validation) identity(hostname, random string) {
+	s, c, p := v.s, &v.c, v.c.Pipeline
 	c.Username = strings.TrimSpace(s.Username)
 	c.AccessKey = Secret(strings.TrimSpace(s.AccessKey.Value()))
-	if c.Action == ActionStart || c.Action == ActionRun {
+	if c.opens() {
 		if c.Username == "" {
-			bad("username", "missing; set it (or SAUCE_USERNAME) to your Sauce Labs username")
+			v.bad("username", "missing; set it (or SAUCE_USERNAME) to your Sauce Labs username")
 		}
 		if c.AccessKey == "" {
-			bad("access_key", "missing; set it from a secret (or SAUCE_ACCESS_KEY) to your Sauce Labs access key")
+			v.bad("access_key", "missing; set it from a secret (or SAUCE_ACCESS_KEY) to your Sauce Labs access key")
 		}
 	}
-
-	c.Region = parseRegion(s.Region, bad)
+	c.Region = parseRegion(s.Region, v.bad)
 
 	c.TunnelName = strings.TrimSpace(s.TunnelName)
 	if c.TunnelName == "" {
 		c.TunnelNameDerived = true
-		id := p.ID()
-		if p.StateTunnelName != "" {
-			// The GitHub post step stops what the main step started.
-			id = p.StateTunnelName
-		}
-		if id == "" {
-			id = hostname + "-" + random
-		}
+		// The GitHub post step stops what the main step started.
+		id := cmp.Or(p.StateTunnelName, p.ID(), hostname+"-"+random)
 		c.TunnelName = sanitizeName(id, maxTunnelName)
 	} else if sanitizeName(c.TunnelName, maxTunnelName) != c.TunnelName {
-		bad("tunnel_name", "%q has characters or a length SC and Docker cannot take; use at most %d letters, digits, '.', '_' or '-'", c.TunnelName, maxTunnelName)
+		v.bad("tunnel_name", "%q has characters or a length SC and Docker cannot take; use at most %d letters, digits, '.', '_' or '-'", c.TunnelName, maxTunnelName)
 	}
+}
 
-	c.TunnelPool = parseBool(s.TunnelPool, "tunnel_pool", bad)
-	c.Debug = parseBool(s.Debug, "debug", bad)
-
+// scOptions: what SC is told, from settings, env, sc_args and config_file.
+func (v *validation) scOptions() {
+	s, c := v.s, &v.c
+	c.TunnelPool = parseBool(s.TunnelPool, "tunnel_pool", v.bad)
 	c.Shared = strings.TrimSpace(s.Shared)
 	if c.Shared != "" && c.Shared != "all" {
-		bad("shared", "%q is not supported; SC5 takes only all", s.Shared)
+		v.bad("shared", "%q is not supported; SC5 takes only all", s.Shared)
 	}
 	c.Proxy = strings.TrimSpace(s.Proxy)
 	c.ProxySauce = strings.TrimSpace(s.ProxySauce)
 	if c.ProxySauce == "" {
-		c.ProxySauce, c.ProxySauceFrom = p.runnerProxy()
+		c.ProxySauce, c.ProxySauceFrom = c.Pipeline.runnerProxy()
 	}
-	c.ProxyLocalhost = oneOf(s.ProxyLocalhost, "proxy_localhost", bad, "", "allow", "deny", "direct")
+	c.ProxyLocalhost = oneOf(s.ProxyLocalhost, "proxy_localhost", v.bad, "", "allow", "deny", "direct")
 	c.TunnelDomains = splitList(s.TunnelDomains)
 	c.DirectDomains = splitList(s.DirectDomains)
 	c.DenyDomains = splitList(s.DenyDomains)
 	c.TLSPassthrough = splitList(s.TLSPassthroughDomains)
 	if len(c.TunnelDomains) > 0 && len(c.DirectDomains) > 0 {
-		bad("direct_domains", "cannot be combined with tunnel_domains; SC5 takes one or the other")
+		v.bad("direct_domains", "cannot be combined with tunnel_domains; SC5 takes one or the other")
 	}
-	c.LogLevel = oneOf(s.LogLevel, "log_level", bad, "", "error", "info", "debug")
+	c.LogLevel = oneOf(s.LogLevel, "log_level", v.bad, "", "error", "info", "debug")
 
 	if f := strings.TrimSpace(s.ConfigFile); f != "" {
 		abs, _ := filepath.Abs(f)
 		fi, err := os.Stat(abs)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			bad("config_file", "%q does not exist; give the path of an SC5 YAML file in the workspace", f)
+			v.bad("config_file", "%q does not exist; give the path of an SC5 YAML file in the workspace", f)
 		case err != nil:
-			bad("config_file", "%q cannot be read; give the path of an SC5 YAML file in the workspace", f)
+			v.bad("config_file", "%q cannot be read; give the path of an SC5 YAML file in the workspace", f)
 		case !fi.Mode().IsRegular():
-			bad("config_file", "%q is not a regular file; give the path of an SC5 YAML file in the workspace", f)
+			v.bad("config_file", "%q is not a regular file; give the path of an SC5 YAML file in the workspace", f)
 		}
 		c.ConfigFile = abs
 		if err == nil {
-			c.checkConfigFile(bad)
+			c.checkConfigFile(v.bad)
 		}
 	}
-	if c.Region == "" && strings.TrimSpace(s.Region) == "" && (c.Action == ActionStart || c.Action == ActionRun) {
-		bad("region", "missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central")
+	if c.Region == "" && strings.TrimSpace(s.Region) == "" && c.opens() {
+		v.bad("region", "missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central")
 	}
 
 	args, err := parseArgs(s.SCArgs)
 	if err != nil {
-		bad("sc_args", "%v; give a JSON array of strings or space-separated arguments", err)
+		v.bad("sc_args", "%v; give a JSON array of strings or space-separated arguments", err)
 	}
 	c.SCArgs = args
-
 	for _, a := range args {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if long, ok := shortFlags[name]; ok && !strings.HasPrefix(a, "--") {
 			name = long
 		}
 		if setting, owned := ownedOptions[name]; owned && strings.HasPrefix(a, "-") {
-			bad("sc_args", "%s is set by the plugin; %s", a, useInstead(setting))
+			v.bad("sc_args", "%s is set by the plugin; %s", a, useInstead(setting))
 		}
 	}
-
-	c.Env = parseObject(s.Env, "env", bad)
+	c.Env = parseObject(s.Env, "env", v.bad)
 	for _, k := range sortedKeys(c.Env) {
 		if !strings.HasPrefix(k, "SAUCE_") {
-			bad("env", "variable %q does not start with SAUCE_; only Sauce Connect's own variables may be set", k)
+			v.bad("env", "variable %q does not start with SAUCE_; only Sauce Connect's own variables may be set", k)
 		} else if setting, owned := ownedOptions[optionOfEnv(k)]; owned {
-			bad("env", "%s is set by the plugin; %s", k, useInstead(setting))
+			v.bad("env", "%s is set by the plugin; %s", k, useInstead(setting))
 		}
 	}
-	c.Labels = parseObject(s.Labels, "labels", bad)
+	c.Labels = parseObject(s.Labels, "labels", v.bad)
 	for _, k := range sortedKeys(c.Labels) {
 		if strings.HasPrefix(k, LabelPrefix) {
-			bad("labels", "label %q uses the prefix %s, which the plugin reserves; pick another key", k, LabelPrefix)
+			v.bad("labels", "label %q uses the prefix %s, which the plugin reserves; pick another key", k, LabelPrefix)
 		}
 	}
+}
 
+// image: SC's image, how it is pulled, and the registry login.
+func (v *validation) image() {
+	s, c := v.s, &v.c
 	c.Image = strings.TrimSpace(s.Image)
 	if c.Image == "" || strings.ContainsAny(c.Image, " \t\n") {
-		bad("image", "%q is not an image reference; use e.g. saucelabs/sauce-connect:5", s.Image)
+		v.bad("image", "%q is not an image reference; use e.g. saucelabs/sauce-connect:5", s.Image)
 	}
-	c.Pull = oneOf(s.Pull, "pull", bad, "if-not-exists", "always", "never")
+	c.Pull = Pull(oneOf(s.Pull, "pull", v.bad, "if-not-exists", "always", "never"))
 	if u := strings.TrimSpace(s.RegistryUsername); u != "" || s.RegistryPassword != "" {
 		if u == "" || s.RegistryPassword == "" {
-			bad("registry_username", "registry_username and registry_password go together; set both or neither")
+			v.bad("registry_username", "registry_username and registry_password go together; set both or neither")
 		}
 		c.RegistryAuth = &engine.RegistryAuth{Username: u, Password: s.RegistryPassword.Value()}
 	}
+}
 
-	c.APIPort = parsePort(s.APIPort, "api_port", 1, bad)
-	c.APIHostPort = parsePort(s.APIHostPort, "api_host_port", 0, bad)
+// network: SC's API ports and where SC attaches.
+func (v *validation) network() {
+	s, c := v.s, &v.c
+	c.APIPort = parsePort(s.APIPort, "api_port", 1, v.bad)
+	c.APIHostPort = parsePort(s.APIHostPort, "api_host_port", 0, v.bad)
 	c.APIBind = strings.TrimSpace(s.APIBind)
 	if _, err := netip.ParseAddr(c.APIBind); err != nil {
-		bad("api_bind", "%q is not an IP address; use 127.0.0.1 (the default) or 0.0.0.0", s.APIBind)
+		v.bad("api_bind", "%q is not an IP address; use 127.0.0.1 (the default) or 0.0.0.0", s.APIBind)
 	}
-	c.Publish = oneOf(s.Publish, "publish", bad, "auto", "always", "never")
+	c.Publish = Publish(oneOf(s.Publish, "publish", v.bad, "auto", "always", "never"))
 	c.NetworkAlias = strings.TrimSpace(s.NetworkAlias)
 	if c.NetworkAlias != sanitizeName(c.NetworkAlias, 63) || c.NetworkAlias == "" {
-		bad("network_alias", "%q is not a DNS name; use letters, digits and '-'", s.NetworkAlias)
+		v.bad("network_alias", "%q is not a DNS name; use letters, digits and '-'", s.NetworkAlias)
 	}
-	c.NetworkMode = oneOf(s.NetworkMode, "network_mode", bad, "", "host", "bridge")
+	c.NetworkMode = NetworkMode(oneOf(s.NetworkMode, "network_mode", v.bad, "", "host", "bridge"))
 	c.Network = strings.TrimSpace(s.Network)
-	if c.NetworkMode == "host" && c.Network != "" {
-		bad("network", "cannot be combined with network_mode: host; choose one")
+	if c.NetworkMode == NetworkHost && c.Network != "" {
+		v.bad("network", "cannot be combined with network_mode: host; choose one")
 	}
+}
 
-	c.Cleanup = oneOf(s.Cleanup, "cleanup", bad, "auto", "stop-step-only")
+// lifecycle: cleanup, lifetime, timeouts and retries.
+func (v *validation) lifecycle() {
+	s, c := v.s, &v.c
+	c.Cleanup = Cleanup(oneOf(s.Cleanup, "cleanup", v.bad, "auto", "stop-step-only"))
 	if strings.TrimSpace(s.MaxLifetime) != "" {
-		c.MaxLifetime = parseDuration(s.MaxLifetime, "max_lifetime", bad)
+		c.MaxLifetime = parseDuration(s.MaxLifetime, "max_lifetime", v.bad)
 	}
-	c.ReadyTimeout = parseDuration(s.ReadyTimeout, "ready_timeout", bad)
-	c.StopTimeout = parseDuration(s.StopTimeout, "stop_timeout", bad)
+	c.ReadyTimeout = parseDuration(s.ReadyTimeout, "ready_timeout", v.bad)
+	c.StopTimeout = parseDuration(s.StopTimeout, "stop_timeout", v.bad)
 	if n, err := strconv.Atoi(strings.TrimSpace(s.Retries)); err != nil || n < 0 {
-		bad("retries", "%q is not a count; use a whole number such as 3 (0 disables retries)", s.Retries)
+		v.bad("retries", "%q is not a count; use a whole number such as 3 (0 disables retries)", s.Retries)
 	} else {
 		c.Retries = n
 	}
+}
 
+// kubernetes: the Kubernetes backend's own settings.
+func (v *validation) kubernetes() {
+	s, c := v.s, &v.c
 	c.Kubernetes = KubernetesConfig{
 		Namespace:       strings.TrimSpace(s.KubernetesNamespace),
 		Pod:             strings.TrimSpace(s.KubernetesPod),
-		Service:         parseBool(s.KubernetesService, "kubernetes_service", bad),
+		Service:         parseBool(s.KubernetesService, "kubernetes_service", v.bad),
 		Requests:        map[string]string{},
 		Limits:          map[string]string{},
 		ImagePullSecret: strings.TrimSpace(s.ImagePullSecret),
@@ -315,29 +389,29 @@ func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 		{"memory_request", s.MemoryRequest, c.Kubernetes.Requests, "memory"},
 		{"memory_limit", s.MemoryLimit, c.Kubernetes.Limits, "memory"},
 	} {
-		v := strings.TrimSpace(q.value)
-		if v == "" {
+		val := strings.TrimSpace(q.value)
+		if val == "" {
 			continue
 		}
-		if !quantity.MatchString(v) {
-			bad(q.setting, "%q is not a Kubernetes quantity; use e.g. 250m or 1 for CPU, 256Mi or 1Gi for memory", q.value)
+		if !quantity.MatchString(val) {
+			v.bad(q.setting, "%q is not a Kubernetes quantity; use e.g. 250m or 1 for CPU, 256Mi or 1Gi for memory", q.value)
 		}
-		q.into[q.resource] = v
+		q.into[q.resource] = val
 	}
+}
 
+// output: the container's name, SC's log file and the plugin's own log.
+func (v *validation) output() {
+	s, c := v.s, &v.c
 	c.ContainerName = strings.TrimSpace(s.ContainerName)
 	if c.ContainerName == "" {
 		c.ContainerName = sanitizeName("sauce-connect-"+c.TunnelName, 128)
 	} else if sanitizeName(c.ContainerName, 128) != c.ContainerName {
-		bad("container_name", "%q is not a container name; use letters, digits, '.', '_' or '-'", c.ContainerName)
+		v.bad("container_name", "%q is not a container name; use letters, digits, '.', '_' or '-'", c.ContainerName)
 	}
 	c.LogsFile = strings.TrimSpace(s.LogsFile)
-	c.LogFormat = oneOf(s.LogFormat, "log_format", bad, "text", "json")
-
-	if len(probs) > 0 {
-		return c, &SettingsError{Problems: probs}
-	}
-	return c, nil
+	c.Debug = parseBool(s.Debug, "debug", v.bad)
+	c.LogFormat = LogFormat(oneOf(s.LogFormat, "log_format", v.bad, "text", "json"))
 }
 
 // quantity matches Kubernetes resource quantities such as 100m, 1.5, 512Mi, 2G.

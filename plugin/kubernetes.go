@@ -100,7 +100,7 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 				Ports:           []kube.ContainerPort{{Name: "api", ContainerPort: c.APIPort, Protocol: "TCP"}},
 				ReadinessProbe:  &kube.Probe{HTTPGet: &kube.HTTPGetAction{Path: "/readyz", Port: c.APIPort}, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1},
 				Resources:       kube.ResourceRequirements{Requests: c.Kubernetes.Requests, Limits: c.Kubernetes.Limits},
-				ImagePullPolicy: map[string]string{"if-not-exists": "IfNotPresent", "always": "Always", "never": "Never"}[c.Pull],
+				ImagePullPolicy: map[Pull]string{PullIfNotExists: "IfNotPresent", PullAlways: "Always", PullNever: "Never"}[c.Pull],
 				// On failure the kubelet puts SC's last log lines in the status.
 				TerminationMessagePolicy: "FallbackToLogsOnError",
 			}},

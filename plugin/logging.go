@@ -11,7 +11,7 @@ import (
 // LogFormatter returns the formatter for log_format: json, or plain lines
 // fit for CI logs (no timestamps, the level only when it is not info, and
 // the fields appended as key=value).
-func LogFormatter(format string) logrus.Formatter {
+func LogFormatter(format LogFormat) logrus.Formatter {
 	if format == "json" {
 		return &logrus.JSONFormatter{}
 	}

@@ -66,11 +66,11 @@ func Place(c Config, owner *engine.Container) Placement {
 	var userNets []string
 	pl.APIPort = c.APIPort
 	switch {
-	case c.NetworkMode == "host" || runnerHostJob(c, owner):
+	case c.NetworkMode == NetworkHost || runnerHostJob(c, owner):
 		pl.NetworkMode = "host"
 		// In the host's network the API listens on a host port itself.
 		pl.APIPort = cmp.Or(c.APIHostPort, c.APIPort)
-	case c.NetworkMode == "bridge":
+	case c.NetworkMode == NetworkBridge:
 	case !onHostNetwork(owner):
 		userNets = userNetworks(owner)
 		for _, n := range userNets {
@@ -84,9 +84,9 @@ func Place(c Config, owner *engine.Container) Placement {
 
 	publish := false
 	switch c.Publish {
-	case "always":
+	case PublishAlways:
 		publish = true
-	case "auto":
+	case PublishAuto:
 		// Later steps may run on the host, or no network lets them use the alias.
 		p := c.Pipeline.Platform()
 		publish = onHostNetwork(owner) || len(userNets) == 0 || p == PlatformGitHub || p == PlatformHarness || p == PlatformLocal

@@ -165,7 +165,7 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	// requests leaves a running SC unguarded, until it expires (the sweep,
 	// drone-gc).
 	dog := noWatchdog
-	if p.cfg.Cleanup == "auto" && self != nil {
+	if p.cfg.Cleanup == CleanupAuto && self != nil {
 		dog = p.launchWatchdog(ctx, self, GuardOf(p.cfg, self, owner, pl), id, pl.Deadline)
 	}
 	startErr := p.eng.StartContainer(ctx, id)
@@ -526,12 +526,12 @@ func freeHostPort(addr string) (int, error) {
 // ensureImage makes sure the SC image is on the engine, per the pull setting.
 func (p *run) ensureImage(ctx context.Context) error {
 	img := p.cfg.Image
-	if p.cfg.Pull != "always" {
+	if p.cfg.Pull != PullAlways {
 		ok, err := p.eng.ImageExists(ctx, img)
 		if err != nil || ok {
 			return err
 		}
-		if p.cfg.Pull == "never" {
+		if p.cfg.Pull == PullNever {
 			return fmt.Errorf("image %s is not on the docker engine and pull is never; load the image first, or set pull to if-not-exists", img)
 		}
 	}

@@ -104,7 +104,7 @@ func GuardOf(c Config, self, owner *engine.Container, pl Placement) Guard {
 // plugin has and no network of its own. It is pure and golden-tested.
 func WatchdogSpec(c Config, self engine.Container, g Guard, scID string, deadline, now time.Time, dockerHost string) (engine.ContainerSpec, bool) {
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
-		StopTimeout: c.StopTimeout, LogFormat: c.LogFormat}
+		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat)}
 	s := engine.ContainerSpec{
 		Name:       c.ContainerName + "-watchdog",
 		Image:      cmp.Or(self.ImageID, self.Image),

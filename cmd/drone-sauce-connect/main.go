@@ -54,7 +54,7 @@ func reap(args []string) int {
 	}
 	log := logrus.New()
 	log.SetOutput(os.Stdout)
-	log.SetFormatter(plugin.LogFormatter(a.LogFormat))
+	log.SetFormatter(plugin.LogFormatter(plugin.LogFormat(a.LogFormat)))
 	eng, err := engine.NewEnv(ctx)
 	if err != nil {
 		return report(err)
