@@ -358,7 +358,10 @@ func TestPullFromAPrivateMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	image := reg.Host + "/mirror/sauce-connect:" + testenv.Random(6)
+	image, err := reg.Push("mirror/sauce-connect:" + testenv.Random(6))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = h.eng.RemoveImage(context.Background(), image) })
 	h.s.Image, h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword = image, "if-not-exists", "ci", "wrong-"+password
 	wrong := h.exec(context.Background(), "start")

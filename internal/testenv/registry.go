@@ -3,41 +3,75 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// Registry is a minimal Docker registry (API v2, read-only) on loopback
-// that serves one image, the stand-in Sauce Connect, behind Basic auth. The
-// engine trusts 127.0.0.0/8 as an insecure registry, so plain HTTP works.
+// Registry is an in-memory registry with the full distribution API
+// (go-containerregistry's), behind Basic auth, on loopback. The engine
+// trusts 127.0.0.0/8 as an insecure registry, so plain HTTP works.
 type Registry struct {
-	// Host is host:port, the image reference's prefix.
+	// Host is host:port, the image references' prefix.
 	Host               string
 	Username, Password string
 	srv                *http.Server
-	manifest           []byte
-	blobs              map[string][]byte
+	standin            v1.Image
 }
 
-// Mediatypes of the Docker v2 schema 2 image format.
-const (
-	mtManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mtConfig   = "application/vnd.docker.container.image.v1+json"
-	mtLayer    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-)
-
-// StartRegistry builds the stand-in binary into a one-layer image and
-// serves it under any repository name and tag.
+// StartRegistry starts the registry and builds the stand-in Sauce Connect
+// into a one-layer image that Push serves under any name.
 func StartRegistry(username, password string) (*Registry, error) {
+	img, err := standinImage()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Host: l.Addr().String(), Username: username, Password: password, standin: img}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if u, p, ok := req.BasicAuth(); !ok || u != r.Username || p != r.Password {
+			w.Header().Set("WWW-Authenticate", `Basic realm="dsc-test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, req)
+	})}
+	go func() { _ = r.srv.Serve(l) }()
+	return r, nil
+}
+
+// Push stores the stand-in image as repo:tag and returns its reference.
+func (r *Registry) Push(repoTag string) (string, error) {
+	ref, err := name.ParseReference(r.Host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	return ref.String(), remote.Write(ref, r.standin, remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password}))
+}
+
+// Close stops the registry.
+func (r *Registry) Close() { _ = r.srv.Close() }
+
+// standinImage is the stand-in binary at /usr/bin/sc, shaped like the SC5
+// image (sc as the entrypoint, run as the command).
+func standinImage() (v1.Image, error) {
 	dir, err := os.MkdirTemp("", "dsc-registry-")
 	if err != nil {
 		return nil, err
@@ -51,73 +85,22 @@ func StartRegistry(username, password string) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(layerTar)
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Entrypoint": []string{"/usr/bin/sc"}, "Cmd": []string{"run"}, "Labels": Labels},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layerTar)}},
-	})
-	r := &Registry{Username: username, Password: password, blobs: map[string][]byte{digest(config): config, digest(gz.Bytes()): gz.Bytes()}}
-	r.manifest, _ = json.Marshal(map[string]any{
-		"schemaVersion": 2, "mediaType": mtManifest,
-		"config": map[string]any{"mediaType": mtConfig, "size": len(config), "digest": digest(config)},
-		"layers": []any{map[string]any{"mediaType": mtLayer, "size": gz.Len(), "digest": digest(gz.Bytes())}},
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil })
 	if err != nil {
 		return nil, err
 	}
-	r.Host = l.Addr().String()
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = r.srv.Serve(l) }()
-	return r, nil
-}
-
-// Close stops the registry.
-func (r *Registry) Close() { _ = r.srv.Close() }
-
-func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if u, p, ok := req.BasicAuth(); !ok || u != r.Username || p != r.Password {
-		w.Header().Set("WWW-Authenticate", `Basic realm="dsc-test"`)
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
-		return
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
 	}
-	path := req.URL.Path
-	switch {
-	case path == "/v2/" || path == "/v2":
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		_, _ = w.Write([]byte("{}"))
-	case strings.Contains(path, "/manifests/"):
-		w.Header().Set("Content-Type", mtManifest)
-		w.Header().Set("Docker-Content-Digest", digest(r.manifest))
-		w.Header().Set("Content-Length", fmt.Sprint(len(r.manifest)))
-		if req.Method != http.MethodHead {
-			_, _ = w.Write(r.manifest)
-		}
-	case strings.Contains(path, "/blobs/"):
-		b, ok := r.blobs[path[strings.LastIndex(path, "/")+1:]]
-		if !ok {
-			http.NotFound(w, req)
-			return
-		}
-		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
-		w.Header().Set("Docker-Content-Digest", digest(b))
-		if req.Method != http.MethodHead {
-			_, _ = w.Write(b)
-		}
-	default:
-		http.NotFound(w, req)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
 	}
-}
-
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Config = v1.Config{Entrypoint: []string{"/usr/bin/sc"}, Cmd: []string{"run"}, Labels: Labels}
+	return mutate.ConfigFile(img, cf)
 }
 
 // tarFile packs one executable file at name.
