@@ -248,6 +248,7 @@ func podState(p kube.Pod) (ready bool, err error) {
 // watchPod follows a pod with a watch (re-opened when the server ends it)
 // until until says done, the pod is deleted, or ctx ends.
 func (k *kubeRun) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod) (bool, error)) (kube.Pod, error) {
+	backoff := watchBackoff
 	for {
 		if done, err := until(p); done || err != nil {
 			return p, err
@@ -256,7 +257,9 @@ func (k *kubeRun) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod)
 		if err != nil {
 			return p, fmt.Errorf("watch the sauce connect pod: %w", forbidden(err))
 		}
+		got := false
 		for ev := range events {
+			got = true
 			switch ev.Type {
 			case "DELETED":
 				return p, errors.New("the sauce connect pod was deleted")
@@ -276,8 +279,26 @@ func (k *kubeRun) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod)
 		if ctx.Err() != nil {
 			return p, context.Cause(ctx)
 		}
+		// A stream that ended with nothing in it is not reopened at once: a
+		// server that closes every watch would have the plugin spin.
+		if got {
+			backoff = watchBackoff
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return p, context.Cause(ctx)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, watchBackoffMax)
 	}
 }
+
+// The pause before a watch that ended empty is reopened.
+const (
+	watchBackoff    = 100 * time.Millisecond
+	watchBackoffMax = 5 * time.Second
+)
 
 // waitReady waits until the pod is Ready, bounded by ready_timeout; on a
 // failure it prints SC's last log lines, masked.

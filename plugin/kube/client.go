@@ -18,7 +18,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +43,9 @@ type Config struct {
 	Token string
 	// CA is the PEM bundle that signs the server's certificate.
 	CA []byte
+	// TokenFile, when set, holds the token and is re-read as the kubelet
+	// rotates it (a projected service-account token), as client-go does.
+	TokenFile string
 }
 
 // InClusterConfig reads the pod's service account, as every in-cluster
@@ -59,15 +64,36 @@ func InClusterConfig() (Config, string, error) {
 		return Config{}, "", fmt.Errorf("read the cluster CA: %w", err)
 	}
 	ns, _ := os.ReadFile(saNamespace)
-	return Config{Host: "https://" + net.JoinHostPort(host, port), Token: strings.TrimSpace(string(token)), CA: ca},
+	return Config{Host: "https://" + net.JoinHostPort(host, port), Token: strings.TrimSpace(string(token)), CA: ca, TokenFile: saToken},
 		strings.TrimSpace(string(ns)), nil
 }
 
 // Client calls the API server.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base      string
+	http      *http.Client
+	tokenFile string
+
+	mu       sync.Mutex
+	token    string
+	tokenAge time.Time
+}
+
+// tokenRefresh is how often a token file is re-read; the kubelet rotates
+// projected tokens well before they expire (client-go re-reads each minute).
+const tokenRefresh = time.Minute
+
+// bearer returns the token, re-reading the token file when it is due.
+func (c *Client) bearer() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tokenFile != "" && time.Since(c.tokenAge) >= tokenRefresh {
+		if b, err := os.ReadFile(c.tokenFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			c.token = strings.TrimSpace(string(b))
+		}
+		c.tokenAge = time.Now()
+	}
+	return c.token
 }
 
 // New returns a client for cfg.
@@ -81,9 +107,11 @@ func New(cfg Config) (*Client, error) {
 		tlsCfg.RootCAs = pool
 	}
 	return &Client{
-		base:  strings.TrimSuffix(cfg.Host, "/"),
-		token: cfg.Token,
-		http:  &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
+		base:      strings.TrimSuffix(cfg.Host, "/"),
+		token:     cfg.Token,
+		tokenFile: cfg.TokenFile,
+		tokenAge:  time.Now(),
+		http:      &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
 	}, nil
 }
 
@@ -127,34 +155,95 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// Retries of a request the API server turned away: 429 (too many
+// requests), or a 5xx that says when to come back, for any method (the
+// server did not act on it); 502, 503 and 504 also for methods that may be
+// repeated. Retry-After is honoured up to retryMaxWait.
+const (
+	retries      = 5
+	retryMaxWait = 10 * time.Second
+)
+
+// retryFirst is the first pause between retries (a variable for tests).
+var retryFirst = 200 * time.Millisecond
+
 // send returns a response with a 2xx status, or the API's error.
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var r io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		r = bytes.NewReader(b)
+		payload = b
+	}
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		resp, err := c.once(ctx, method, path, payload)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode/100 == 2 {
+			return resp, nil
+		}
+		after, again := retryAfter(method, resp)
+		if !again || attempt == retries {
+			return nil, apiError(method, path, resp)
+		}
+		resp.Body.Close()
+		if after > 0 {
+			wait = min(after, retryMaxWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMaxWait)
+	}
+}
+
+// once sends the request one time.
+func (c *Client) once(ctx context.Context, method, path string, payload []byte) (*http.Response, error) {
+	var r io.Reader
+	if payload != nil {
+		r = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if t := c.bearer(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
+	return resp, nil
+}
+
+// retryAfter says whether a refused request may be sent again, and after
+// how long the server asked (0: not said).
+func retryAfter(method string, resp *http.Response) (time.Duration, bool) {
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	after := time.Duration(max(secs, 0)) * time.Second
+	said := err == nil
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests, code >= 500 && said:
+		return after, true
+	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+		return 0, method != http.MethodPost
 	}
+	return 0, false
+}
+
+// apiError reads the API's error status from a refused request.
+func apiError(method, path string, resp *http.Response) error {
 	defer resp.Body.Close()
 	var st struct {
 		Reason  string `json:"reason"`
@@ -164,7 +253,7 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if json.Unmarshal(b, &st) != nil || st.Message == "" {
 		st.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	return nil, &APIError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
+	return &APIError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
 }
 
 func podsPath(ns string) string { return "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods" }
