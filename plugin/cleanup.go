@@ -7,31 +7,31 @@ import (
 	"time"
 )
 
-// cleanupTimeout bounds all cleanup work; it runs on a fresh context, since
+// CleanupTimeout bounds all cleanup work; it runs on a fresh context, since
 // the plugin's own may already be cancelled by the signal that ended it.
-const cleanupTimeout = 60 * time.Second
+const CleanupTimeout = 60 * time.Second
 
-// cleanup holds what must be undone if the plugin fails. It is registered
+// Undo holds what must be undone if the plugin fails. It is registered
 // step by step as things are created and is safe to run more than once.
-type cleanup struct {
+type Undo struct {
 	mu  sync.Mutex
 	fns []func(context.Context) error
 }
 
-func (c *cleanup) add(f func(context.Context) error) {
+func (c *Undo) Add(f func(context.Context) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = append(c.fns, f)
 }
 
-// run undoes everything registered, newest first, and forgets it, so a
+// Run undoes everything registered, newest first, and forgets it, so a
 // second run does nothing. It returns every error joined.
-func (c *cleanup) run(ctx context.Context) error {
+func (c *Undo) Run(ctx context.Context) error {
 	c.mu.Lock()
 	fns := c.fns
 	c.fns = nil
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
 	defer cancel()
 	var errs []error
 	for i := len(fns) - 1; i >= 0; i-- {
@@ -40,8 +40,8 @@ func (c *cleanup) run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// forget drops what is registered: used once the tunnel is handed over.
-func (c *cleanup) forget() {
+// Forget drops what is registered: used once the tunnel is handed over.
+func (c *Undo) Forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = nil

@@ -36,8 +36,8 @@ const (
 
 // The modes, each a type of its own as Action is.
 type (
-	// Backend is where the tunnel runs: auto, docker or kubernetes.
-	Backend string
+	// BackendChoice is where the tunnel runs: auto, docker or kubernetes.
+	BackendChoice string
 	// Pull is when SC's image is pulled: if-not-exists, always or never.
 	Pull string
 	// Publish is whether SC's API is published on the host: auto, always or never.
@@ -52,24 +52,24 @@ type (
 
 // The modes' values.
 const (
-	BackendAuto       Backend     = "auto"
-	BackendDocker     Backend     = "docker"
-	BackendKubernetes Backend     = "kubernetes"
-	PullIfNotExists   Pull        = "if-not-exists"
-	PullAlways        Pull        = "always"
-	PullNever         Pull        = "never"
-	PublishAuto       Publish     = "auto"
-	PublishAlways     Publish     = "always"
-	PublishNever      Publish     = "never"
-	CleanupAuto       Cleanup     = "auto"
-	CleanupStopStep   Cleanup     = "stop-step-only"
-	NetworkHost       NetworkMode = "host"
-	NetworkBridge     NetworkMode = "bridge"
+	BackendAuto       BackendChoice = "auto"
+	BackendDocker     BackendChoice = "docker"
+	BackendKubernetes BackendChoice = "kubernetes"
+	PullIfNotExists   Pull          = "if-not-exists"
+	PullAlways        Pull          = "always"
+	PullNever         Pull          = "never"
+	PublishAuto       Publish       = "auto"
+	PublishAlways     Publish       = "always"
+	PublishNever      Publish       = "never"
+	CleanupAuto       Cleanup       = "auto"
+	CleanupStopStep   Cleanup       = "stop-step-only"
+	NetworkHost       NetworkMode   = "host"
+	NetworkBridge     NetworkMode   = "bridge"
 )
 
 // Config is the validated, typed form of Settings.
 type Config struct {
-	Backend Backend
+	Backend BackendChoice
 	Action  Action
 
 	Username string
@@ -199,7 +199,7 @@ func (c Config) opens() bool { return c.Action == ActionStart || c.Action == Act
 // mode: the backend and the action (GitHub's post step maps its own).
 func (v *validation) mode() {
 	s, c := v.s, &v.c
-	c.Backend = Backend(oneOf(s.Backend, "backend", v.bad, "auto", "docker", "kubernetes"))
+	c.Backend = BackendChoice(oneOf(s.Backend, "backend", v.bad, "auto", "docker", "kubernetes"))
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
 	case ActionStart, ActionStop, ActionRun, ActionStatus:
@@ -256,10 +256,10 @@ func (v *validation) scOptions() {
 		c.ProxySauce, c.ProxySauceFrom = c.Pipeline.runnerProxy()
 	}
 	c.ProxyLocalhost = oneOf(s.ProxyLocalhost, "proxy_localhost", v.bad, "", "allow", "deny", "direct")
-	c.TunnelDomains = splitList(s.TunnelDomains)
-	c.DirectDomains = splitList(s.DirectDomains)
-	c.DenyDomains = splitList(s.DenyDomains)
-	c.TLSPassthrough = splitList(s.TLSPassthroughDomains)
+	c.TunnelDomains = SplitList(s.TunnelDomains)
+	c.DirectDomains = SplitList(s.DirectDomains)
+	c.DenyDomains = SplitList(s.DenyDomains)
+	c.TLSPassthrough = SplitList(s.TLSPassthroughDomains)
 	if len(c.TunnelDomains) > 0 && len(c.DirectDomains) > 0 {
 		v.bad("direct_domains", "cannot be combined with tunnel_domains; SC5 takes one or the other")
 	}
@@ -469,7 +469,7 @@ func parsePort(v, setting string, lowest int, bad reporter) int {
 }
 
 // splitList splits a comma list as Drone and Harness encode YAML lists.
-func splitList(v string) []string {
+func SplitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -247,9 +247,8 @@ func TestConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := ContainerSpec(c, Placement{}, time.Now())
 	names := map[string]string{}
-	for _, e := range spec.Env {
+	for _, e := range SCEnv(c, ":8032") {
 		names[e.Name] = e.Value
 	}
 	if c.Region != "eu-central" || names["SAUCE_REGION"] != "eu-central" {

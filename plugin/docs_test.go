@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,10 @@ import (
 )
 
 const pluginImageName = "drone-sauce-connect/drone-sauce-connect"
+
+// update rewrites the README's settings table and examples, and
+// action.yml's inputs: go test ./plugin -update.
+var update = flag.Bool("update", false, "rewrite the generated docs")
 
 func knownSettings() map[string]bool {
 	known := map[string]bool{}

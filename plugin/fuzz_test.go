@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 )
 
 // FuzzSettings feeds arbitrary values to the settings that parse: lists,
@@ -56,10 +55,14 @@ func FuzzSettings(f *testing.F) {
 		if c.ContainerName != sanitizeName(c.ContainerName, 128) {
 			t.Fatalf("container name %q is not sanitised", c.ContainerName)
 		}
-		spec := ContainerSpec(c, Place(c, nil), time.Unix(0, 0))
-		for _, a := range spec.Cmd {
+		for _, a := range c.SCArgs {
 			if strings.Contains(a, "\x00") {
 				t.Fatalf("NUL in argv")
+			}
+		}
+		for _, e := range SCEnv(c, ":8032") {
+			if strings.Contains(e.Name+e.Value, "\x00") {
+				t.Fatalf("NUL in SC's environment")
 			}
 		}
 	})

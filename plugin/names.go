@@ -9,9 +9,9 @@ import (
 // maxTunnelName bounds derived names; longer ones end in a hash of the whole.
 const maxTunnelName = 80
 
-// collapse keeps the runes keep accepts and turns every run of others into
+// Collapse keeps the runes keep accepts and turns every run of others into
 // one '-'.
-func collapse(s string, keep func(rune) bool) string {
+func Collapse(s string, keep func(rune) bool) string {
 	var b strings.Builder
 	dash := false
 	for _, r := range s {
@@ -26,9 +26,9 @@ func collapse(s string, keep func(rune) bool) string {
 	return b.String()
 }
 
-// shorten returns s when it fits in max bytes, else a prefix of it and a
+// Shorten returns s when it fits in max bytes, else a prefix of it and a
 // hash of whole, so that distinct inputs stay distinct.
-func shorten(s, whole string, max int) string {
+func Shorten(s, whole string, max int) string {
 	if len(s) <= max {
 		return s
 	}
@@ -40,22 +40,8 @@ func shorten(s, whole string, max int) string {
 // of characters into one '-', trims separators from both ends and shortens
 // names over max to a prefix plus a hash: a container or tunnel name.
 func sanitizeName(s string, max int) string {
-	out := collapse(s, func(r rune) bool {
+	out := Collapse(s, func(r rune) bool {
 		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_'
 	})
-	return shorten(strings.Trim(out, "-._"), s, max)
+	return Shorten(strings.Trim(out, "-._"), s, max)
 }
-
-// kubeName turns s into a name Kubernetes takes for pods, secrets and
-// services alike (a DNS-1035 label): lowercase letters, digits and '-',
-// starting with a letter, at most 63 characters (longer ones end in a hash).
-func kubeName(s string) string {
-	out := strings.Trim(collapse(strings.ToLower(s), func(r rune) bool { return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' }), "-")
-	if out == "" || out[0] < 'a' || out[0] > 'z' {
-		out = "sc-" + out
-	}
-	return shorten(out, s, 63)
-}
-
-// labelValue fits s into a Kubernetes label value (at most 63 characters).
-func labelValue(s string) string { return shorten(s, s, 63) }

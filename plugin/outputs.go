@@ -15,7 +15,7 @@ import (
 // GITHUB_STATE (for the post step), GITHUB_STEP_SUMMARY and a Drone card.
 // Never the access key: only names, addresses and IDs are written. out is
 // the plugin's output, where a card for /dev/stdout goes.
-func writeOutputs(c Config, t *tunnel, out io.Writer) []error {
+func writeOutputs(c Config, t *Tunnel, out io.Writer) []error {
 	p := c.Pipeline
 	var errs []error
 	add := func(name string, err error) {
@@ -25,26 +25,26 @@ func writeOutputs(c Config, t *tunnel, out io.Writer) []error {
 	}
 	if p.DroneOutput != "" {
 		add("DRONE_OUTPUT", appendLines(p.DroneOutput, [][2]string{
-			{"SAUCE_TUNNEL_NAME", t.name},
-			{"SAUCE_CONNECT_API", t.ep.Container},
-			{"SAUCE_CONNECT_HOST_API", t.ep.Host},
-			{"SAUCE_CONNECT_CONTAINER", t.id},
+			{"SAUCE_TUNNEL_NAME", t.Name},
+			{"SAUCE_CONNECT_API", t.Endpoints.Container},
+			{"SAUCE_CONNECT_HOST_API", t.Endpoints.Host},
+			{"SAUCE_CONNECT_CONTAINER", t.ID},
 			{"SAUCE_REGION", c.Region},
 		}))
 	}
 	if p.GitHubOutput != "" {
 		add("GITHUB_OUTPUT", appendLines(p.GitHubOutput, [][2]string{
-			{"tunnel_name", t.name},
-			{"api_url", t.ep.Container},
-			{"host_api_url", t.ep.Host},
-			{"container_id", t.id},
+			{"tunnel_name", t.Name},
+			{"api_url", t.Endpoints.Container},
+			{"host_api_url", t.Endpoints.Host},
+			{"container_id", t.ID},
 			{"region", c.Region},
 		}))
 	}
 	if p.GitHubState != "" {
 		add("GITHUB_STATE", appendLines(p.GitHubState, [][2]string{
-			{"TUNNEL_NAME", t.name},
-			{"CONTAINER_ID", t.id},
+			{"TUNNEL_NAME", t.Name},
+			{"CONTAINER_ID", t.ID},
 		}))
 	}
 	if p.GitHubStepSummary != "" {
@@ -75,20 +75,20 @@ func appendText(path, text string) error {
 	return errors.Join(err, f.Close())
 }
 
-func summary(c Config, t *tunnel) string {
+func summary(c Config, t *Tunnel) string {
 	var b strings.Builder
 	b.WriteString("### Sauce Connect tunnel\n\n| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| Tunnel | `%s` |\n| Region | %s |\n", t.name, c.Region)
-	if t.ep.Container != "" {
-		fmt.Fprintf(&b, "| API (container steps) | %s |\n", t.ep.Container)
+	fmt.Fprintf(&b, "| Tunnel | `%s` |\n| Region | %s |\n", t.Name, c.Region)
+	if t.Endpoints.Container != "" {
+		fmt.Fprintf(&b, "| API (container steps) | %s |\n", t.Endpoints.Container)
 	}
-	if t.ep.Host != "" {
-		fmt.Fprintf(&b, "| API (host steps) | %s |\n", t.ep.Host)
+	if t.Endpoints.Host != "" {
+		fmt.Fprintf(&b, "| API (host steps) | %s |\n", t.Endpoints.Host)
 	}
-	if t.reused {
+	if t.Reused {
 		b.WriteString("| Time to ready | reused a running tunnel |\n")
 	} else {
-		fmt.Fprintf(&b, "| Time to ready | %.2f s |\n", t.readyIn.Seconds())
+		fmt.Fprintf(&b, "| Time to ready | %.2f s |\n", t.ReadyIn.Seconds())
 	}
 	return b.String() + "\n"
 }
@@ -98,11 +98,11 @@ const cardSchema = "https://drone-plugins.github.io/drone-sauce-connect/card.jso
 
 // writeCard writes a Drone card: on /dev/stdout as the escape sequence the
 // runner extracts from the log (written to out), elsewhere as a JSON file.
-func writeCard(path string, c Config, t *tunnel, out io.Writer) error {
+func writeCard(path string, c Config, t *Tunnel, out io.Writer) error {
 	data, err := json.Marshal(map[string]any{
 		"schema": cardSchema,
 		"data": map[string]string{
-			"tunnel": t.name, "region": c.Region, "api": t.ep.Container, "host_api": t.ep.Host, "container": short(t.id),
+			"tunnel": t.Name, "region": c.Region, "api": t.Endpoints.Container, "host_api": t.Endpoints.Host, "container": Short(t.ID),
 		},
 	})
 	if err != nil {

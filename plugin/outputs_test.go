@@ -20,8 +20,8 @@ func TestWriteOutputsToEveryPlatformFile(t *testing.T) {
 		DroneOutput: path("drone-output"), GitHubOutput: path("gh-output"), GitHubState: path("gh-state"),
 		GitHubStepSummary: path("summary"), DroneCardPath: path("card.json"),
 	}}
-	tun := &tunnel{id: "0123456789abcdef", name: "t1", readyIn: 1234 * time.Millisecond,
-		ep: Endpoints{Container: "http://sauce-connect:8032", Host: "http://127.0.0.1:8032"}}
+	tun := &Tunnel{ID: "0123456789abcdef", Name: "t1", ReadyIn: 1234 * time.Millisecond,
+		Endpoints: Endpoints{Container: "http://sauce-connect:8032", Host: "http://127.0.0.1:8032"}}
 	if err := writeOutputs(c, tun, nil); len(err) > 0 {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestWriteOutputsToEveryPlatformFile(t *testing.T) {
 func TestDroneCardOnStdoutIsTheRunnerEscape(t *testing.T) {
 	var out strings.Builder
 	c := Config{Region: "us-west", Pipeline: Pipeline{DroneCardPath: "/dev/stdout"}}
-	if err := writeOutputs(c, &tunnel{id: "abc", name: "t"}, &out); len(err) > 0 {
+	if err := writeOutputs(c, &Tunnel{ID: "abc", Name: "t"}, &out); len(err) > 0 {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "\x1b]1338;") || !strings.HasSuffix(out.String(), "\x1b]0m\n") {

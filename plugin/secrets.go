@@ -26,9 +26,9 @@ func optionOfEnv(name string) string {
 	return strings.ReplaceAll(strings.ToLower(opt), "_", "-")
 }
 
-// secretsOfOption returns what must be masked in the value of an sc run
+// SecretsOfOption returns what must be masked in the value of an sc run
 // option (or of a variable whose name says it holds a secret).
-func secretsOfOption(opt, value string) []string {
+func SecretsOfOption(opt, value string) []string {
 	if value == "" {
 		return nil
 	}
@@ -46,14 +46,14 @@ func secretsOfOption(opt, value string) []string {
 		}
 		return out
 	case proxyOptions[opt]:
-		return proxyPassword(value)
+		return ProxyPassword(value)
 	}
 	return nil
 }
 
-// proxyPassword returns the user:pass and the password of a proxy address
+// ProxyPassword returns the user:pass and the password of a proxy address
 // given as a URL or as user:pass@host:port.
-func proxyPassword(v string) []string {
+func ProxyPassword(v string) []string {
 	if !strings.Contains(v, "://") {
 		v = "http://" + v
 	}
@@ -73,29 +73,29 @@ func proxyPassword(v string) []string {
 	return []string{u.User.Username() + ":" + pass, pass}
 }
 
-// secretsOfEnv returns what must be masked in a container's environment
+// SecretsOfEnv returns what must be masked in a container's environment
 // (NAME=value entries).
-func secretsOfEnv(env []string) []string {
+func SecretsOfEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		name, value, _ := strings.Cut(kv, "=")
 		if opt := optionOfEnv(name); opt != "" {
-			out = append(out, secretsOfOption(opt, value)...)
+			out = append(out, SecretsOfOption(opt, value)...)
 		}
 	}
 	return out
 }
 
-// secretArg is an sc run argument that holds a secret.
-type secretArg struct {
-	index   int // of the argument holding the value
-	secrets []string
+// SecretArg is an sc run argument that holds a secret.
+type SecretArg struct {
+	Index   int // of the argument holding the value
+	Secrets []string
 }
 
-// secretArgs finds the arguments that hold secrets, in the --name=value,
+// SecretArgs finds the arguments that hold secrets, in the --name=value,
 // --name value and -k value forms.
-func secretArgs(args []string) []secretArg {
-	var out []secretArg
+func SecretArgs(args []string) []SecretArg {
+	var out []SecretArg
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") {
@@ -113,24 +113,24 @@ func secretArgs(args []string) []secretArg {
 			i++
 			at, value = i, args[i]
 		}
-		if s := secretsOfOption(name, value); len(s) > 0 {
-			out = append(out, secretArg{index: at, secrets: s})
+		if s := SecretsOfOption(name, value); len(s) > 0 {
+			out = append(out, SecretArg{Index: at, Secrets: s})
 		}
 	}
 	return out
 }
 
-// secretsOfArgs returns what must be masked in sc run's arguments.
-func secretsOfArgs(args []string) []string {
+// SecretsOfArgs returns what must be masked in sc run's arguments.
+func SecretsOfArgs(args []string) []string {
 	var out []string
-	for _, a := range secretArgs(args) {
-		out = append(out, a.secrets...)
+	for _, a := range SecretArgs(args) {
+		out = append(out, a.Secrets...)
 	}
 	return out
 }
 
-// envList turns a map of variables into NAME=value entries.
-func envList(env map[string]string) []string {
+// EnvList turns a map of variables into NAME=value entries.
+func EnvList(env map[string]string) []string {
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)
@@ -143,15 +143,15 @@ func envList(env map[string]string) []string {
 // sc_args. The masker masks exactly these values.
 func (c Config) Secrets() []string {
 	out := []string{c.AccessKey.Value(), c.RegistryPassword()}
-	out = append(out, proxyPassword(c.Proxy)...)
-	out = append(out, proxyPassword(c.ProxySauce)...)
-	out = append(out, secretsOfEnv(envList(c.Env))...)
-	return append(out, secretsOfArgs(c.SCArgs)...)
+	out = append(out, ProxyPassword(c.Proxy)...)
+	out = append(out, ProxyPassword(c.ProxySauce)...)
+	out = append(out, SecretsOfEnv(EnvList(c.Env))...)
+	return append(out, SecretsOfArgs(c.SCArgs)...)
 }
 
-// apiBasicAuth returns the credentials SC's API wants (--api-basic-auth,
+// APIBasicAuth returns the credentials SC's API wants (--api-basic-auth,
 // SAUCE_API_BASIC_AUTH), from a container's environment and arguments.
-func apiBasicAuth(env, args []string) (user, pass string, ok bool) {
+func APIBasicAuth(env, args []string) (user, pass string, ok bool) {
 	var v string
 	for _, kv := range env {
 		if val, found := strings.CutPrefix(kv, "SAUCE_API_BASIC_AUTH="); found {
@@ -168,8 +168,8 @@ func apiBasicAuth(env, args []string) (user, pass string, ok bool) {
 	return strings.Cut(v, ":")
 }
 
-// withBasicAuth returns a client that sends user:pass with every request.
-func withBasicAuth(c *http.Client, user, pass string) *http.Client {
+// WithBasicAuth returns a client that sends user:pass with every request.
+func WithBasicAuth(c *http.Client, user, pass string) *http.Client {
 	base := c.Transport
 	if base == nil {
 		base = http.DefaultTransport

@@ -42,8 +42,8 @@ func TestSecretsAreWhatIsHandedOn(t *testing.T) {
 func TestSecretArgsForms(t *testing.T) {
 	args := []string{"run", "--api-basic-auth=u:p4ss", "-H", "X-Token: abc123", "--proxy", "http://proxy:3128", "--tunnel-connections", "4"}
 	var at []int
-	for _, a := range secretArgs(args) {
-		at = append(at, a.index)
+	for _, a := range SecretArgs(args) {
+		at = append(at, a.Index)
 	}
 	if !slices.Equal(at, []int{1, 3}) {
 		t.Errorf("secret arguments at %v, want [1 3] (a proxy without a password holds none)", at)

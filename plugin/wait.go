@@ -20,8 +20,8 @@ const (
 	probeGrowth = 1.5
 	// probeRequestTimeout bounds one GET /readyz.
 	probeRequestTimeout = time.Second
-	// inspectEvery paces liveness checks when the event stream is broken.
-	inspectEvery = 500 * time.Millisecond
+	// InspectEvery paces liveness checks when the event stream is broken.
+	InspectEvery = 500 * time.Millisecond
 )
 
 // Target is what the readiness wait watches: one SC container.
@@ -117,7 +117,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
-				inspectTick = time.Tick(inspectEvery)
+				inspectTick = time.Tick(InspectEvery)
 				continue
 			}
 			switch ev.Action {
@@ -140,7 +140,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				last = "event stream lost, inspecting instead"
 			}
-			inspectTick = time.Tick(inspectEvery)
+			inspectTick = time.Tick(InspectEvery)
 		case <-inspectTick:
 			if err := checkAlive(); err != nil {
 				return err
@@ -160,7 +160,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 }
 
 // httpProbe returns a Probe that GETs base+"/readyz".
-func httpProbe(client *http.Client, base string) func(ctx context.Context) (int, error) {
+func HTTPProbe(client *http.Client, base string) func(ctx context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
 		code, _, err := apiGet(ctx, client, base+"/readyz")
 		return code, err

@@ -16,12 +16,14 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backend"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/docker"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == plugin.ReapCommand {
+	if len(os.Args) > 1 && os.Args[1] == docker.ReapCommand {
 		os.Exit(reap(os.Args[2:]))
 	}
 	os.Exit(run())
@@ -48,7 +50,7 @@ func reap(args []string) int {
 		fmt.Fprintf(os.Stderr, "drone-sauce-connect reap: %v\n", err)
 		return plugin.ExitCode(err)
 	}
-	a, err := plugin.ParseWatchdogArgs(args)
+	a, err := docker.ParseWatchdogArgs(args)
 	if err != nil {
 		return report(err)
 	}
@@ -60,7 +62,7 @@ func reap(args []string) int {
 		return report(err)
 	}
 	defer eng.Close()
-	if err := plugin.Reap(ctx, a, eng, log); err != nil {
+	if err := docker.Reap(ctx, a, eng, log); err != nil {
 		return report(err)
 	}
 	return plugin.ExitOK
@@ -103,8 +105,8 @@ func run() int {
 		log.SetLevel(logrus.DebugLevel)
 	}
 
-	backends := plugin.Backends{Docker: engine.NewEnv, Kubernetes: kube.InCluster}
-	if err := plugin.Run(ctx, cfg, backends, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
+	conn := backend.Connectors{Docker: engine.NewEnv, Kubernetes: kube.InCluster}
+	if err := backend.Run(ctx, cfg, conn, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
 		return report(err)
 	}
 	return plugin.ExitOK

@@ -1,4 +1,4 @@
-package plugin_test
+package docker_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/docker"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
@@ -106,7 +107,8 @@ func (h *harness) exec(ctx context.Context, action string) error {
 	log := logrus.New()
 	log.SetOutput(w)
 	log.SetFormatter(plugin.LogFormatter("text"))
-	return plugin.Exec(ctx, c, h.eng, plugin.Options{Out: w, Masker: m, Log: log, DockerHost: h.eng.Host})
+	b := docker.New(plugin.NewSession(c, plugin.Options{Out: w, Masker: m, Log: log}), h.eng, h.eng.Host)
+	return plugin.Perform(ctx, c, b)
 }
 
 func (h *harness) output() string { return h.out.String() }

@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"cmp"
@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -58,7 +60,7 @@ func onHostNetwork(owner *engine.Container) bool {
 // Place decides how SC attaches: the networks it joins (with the alias on
 // user-defined ones) and whether its API is published on the host.
 // owner is the container whose network stack the plugin uses, nil on the host.
-func Place(c Config, owner *engine.Container) Placement {
+func Place(c plugin.Config, owner *engine.Container) Placement {
 	var pl Placement
 	attach := func(network string) {
 		pl.Networks = append(pl.Networks, engine.NetworkAttachment{Network: network, Aliases: []string{c.NetworkAlias}})
@@ -66,11 +68,11 @@ func Place(c Config, owner *engine.Container) Placement {
 	var userNets []string
 	pl.APIPort = c.APIPort
 	switch {
-	case c.NetworkMode == NetworkHost || runnerHostJob(c, owner):
+	case c.NetworkMode == plugin.NetworkHost || runnerHostJob(c, owner):
 		pl.NetworkMode = "host"
 		// In the host's network the API listens on a host port itself.
 		pl.APIPort = cmp.Or(c.APIHostPort, c.APIPort)
-	case c.NetworkMode == NetworkBridge:
+	case c.NetworkMode == plugin.NetworkBridge:
 	case !onHostNetwork(owner):
 		userNets = userNetworks(owner)
 		for _, n := range userNets {
@@ -84,12 +86,12 @@ func Place(c Config, owner *engine.Container) Placement {
 
 	publish := false
 	switch c.Publish {
-	case PublishAlways:
+	case plugin.PublishAlways:
 		publish = true
-	case PublishAuto:
+	case plugin.PublishAuto:
 		// Later steps may run on the host, or no network lets them use the alias.
 		p := c.Pipeline.Platform()
-		publish = onHostNetwork(owner) || len(userNets) == 0 || p == PlatformGitHub || p == PlatformHarness || p == PlatformLocal
+		publish = onHostNetwork(owner) || len(userNets) == 0 || p == plugin.PlatformGitHub || p == plugin.PlatformHarness || p == plugin.PlatformLocal
 	}
 	if publish && pl.NetworkMode != "host" {
 		pl.Publish = &engine.HostPort{IP: c.APIBind, Port: c.APIHostPort}
@@ -102,8 +104,8 @@ func Place(c Config, owner *engine.Container) Placement {
 // container, so no job network), as Sauce's own action runs SC there, so
 // that an app the job serves on localhost is reached. Its API then listens
 // on api_bind only.
-func runnerHostJob(c Config, owner *engine.Container) bool {
-	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == PlatformGitHub &&
+func runnerHostJob(c plugin.Config, owner *engine.Container) bool {
+	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == plugin.PlatformGitHub &&
 		(owner == nil || len(userNetworks(owner)) == 0)
 }
 
@@ -127,24 +129,12 @@ func hostPath(self *engine.Container, path string) (string, error) {
 	return filepath.Join(self.Mounts[best], rel), nil
 }
 
-// Endpoints are the addresses of SC's API.
-type Endpoints struct {
-	// Probe is where the plugin itself reaches the API.
-	Probe string
-	// Container is the URL later container steps use (the alias when SC is
-	// on a user-defined network, else its IP).
-	Container string
-	// Host is the URL on the host, when the API is published or SC uses the
-	// host's network.
-	Host string
-}
-
 // ResolveEndpoints works out SC's API addresses from its inspected state.
 // owner is the container whose network stack the plugin uses (nil on the
 // host); dockerHost is the engine address (a tcp:// engine is probed there).
-func ResolveEndpoints(c Config, owner *engine.Container, sc engine.Container, dockerHost string) Endpoints {
+func ResolveEndpoints(c plugin.Config, owner *engine.Container, sc engine.Container, dockerHost string) plugin.Endpoints {
 	port := strconv.Itoa(c.APIPort)
-	var ep Endpoints
+	var ep plugin.Endpoints
 	if binds := sc.HostPorts[c.APIPort]; len(binds) > 0 {
 		ip := binds[0].IP
 		if ip == "" || ip == "0.0.0.0" || ip == "::" {

@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
@@ -83,7 +85,7 @@ func TestWatchdogThatExitsAtOnceIsOneWarning(t *testing.T) {
 	}
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
-	p.opt.DockerHost = "unix:///var/run/docker.sock"
+	p.host = "unix:///var/run/docker.sock"
 	w := <-p.launchWatchdog(context.Background(), self, Guard{Anchor: "self"}, "sc", time.Now().Add(time.Hour))
 	if w == nil {
 		t.Fatalf("no watchdog:\n%s", out.String())
@@ -108,7 +110,7 @@ func TestWatchdogThatCannotStartIsAWarning(t *testing.T) {
 	}}
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
-	p.opt.DockerHost = "unix:///var/run/docker.sock"
+	p.host = "unix:///var/run/docker.sock"
 	if w := <-p.launchWatchdog(context.Background(), self, Guard{}, "sc", time.Now().Add(time.Hour)); w != nil {
 		t.Fatal("a watchdog that did not start was handed back")
 	}
@@ -130,7 +132,7 @@ func fakeWatchdog(f *fakeEngine, a WatchdogArgs) (*watchdogRun, *bytes.Buffer) {
 	var out bytes.Buffer
 	log := logrus.New()
 	log.SetOutput(&out)
-	log.SetFormatter(LogFormatter("text"))
+	log.SetFormatter(plugin.LogFormatter("text"))
 	return &watchdogRun{args: a, eng: f, log: log.WithField("tunnel", a.Tunnel)}, &out
 }
 
@@ -146,7 +148,7 @@ func TestWatchdogArgsRoundTrip(t *testing.T) {
 	if err != nil || !cmp.Equal(in, out) {
 		t.Errorf("got %+v, %v; want %+v", out, err, in)
 	}
-	if _, err := ParseWatchdogArgs([]string{"--tunnel=t"}); err == nil || ExitCode(err) != ExitSettings {
+	if _, err := ParseWatchdogArgs([]string{"--tunnel=t"}); err == nil || plugin.ExitCode(err) != plugin.ExitSettings {
 		t.Errorf("a reap without target and deadline: %v", err)
 	}
 }

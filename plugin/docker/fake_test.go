@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/sirupsen/logrus"
 
@@ -116,29 +118,29 @@ type notFound struct{}
 func (notFound) Error() string { return "no such container" }
 func (notFound) NotFound()     {}
 
-func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*run, *bytes.Buffer) {
+func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*Backend, *bytes.Buffer) {
 	t.Helper()
-	s := DefaultSettings()
-	s.Username, s.AccessKey, s.TunnelName, s.APIHostPort, s.Region = "u", "k", "fake", "0", "us-west"
-	c, err := s.Config(Pipeline{}, "h", "r")
+	set := plugin.DefaultSettings()
+	set.Username, set.AccessKey, set.TunnelName, set.APIHostPort, set.Region = "u", "k", "fake", "0", "us-west"
+	c, err := set.Config(plugin.Pipeline{}, "h", "r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	log := logrus.New()
 	log.SetOutput(&out)
-	log.SetFormatter(LogFormatter("text"))
-	return &run{cfg: c, eng: f, log: log.WithField("tunnel", c.TunnelName),
-		opt: Options{Out: &out, Log: log, Now: func() time.Time { return now }}}, &out
+	log.SetFormatter(plugin.LogFormatter("text"))
+	s := plugin.NewSession(c, plugin.Options{Out: &out, Log: log, Now: func() time.Time { return now }})
+	return New(s, f, ""), &out
 }
 
 func TestSweepRemovesOnlyExpired(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	f := &fakeEngine{list: func(map[string]string) ([]engine.Summary, error) {
 		return []engine.Summary{
-			{ID: "expired0000001", Labels: map[string]string{LabelExpires: "1799999999", LabelTunnel: "old", LabelRole: RoleTunnel}},
-			{ID: "live000000001", Labels: map[string]string{LabelExpires: "1800000001", LabelTunnel: "other"}},
-			{ID: "nolabel000001", Labels: map[string]string{LabelTunnel: "odd"}},
+			{ID: "expired0000001", Labels: map[string]string{plugin.LabelExpires: "1799999999", plugin.LabelTunnel: "old", plugin.LabelRole: plugin.RoleTunnel}},
+			{ID: "live000000001", Labels: map[string]string{plugin.LabelExpires: "1800000001", plugin.LabelTunnel: "other"}},
+			{ID: "nolabel000001", Labels: map[string]string{plugin.LabelTunnel: "odd"}},
 		}, nil
 	}}
 	p, out := fakeRun(t, f, now)

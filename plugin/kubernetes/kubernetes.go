@@ -1,4 +1,8 @@
-package plugin
+// Package kubernetes is the Kubernetes backend: where pipelines run as pods
+// and there is no Docker socket, it runs Sauce Connect 5 as a pod owned by
+// the build pod, with a Secret for the credentials (and a Service), so that
+// the cluster removes the tunnel with the build pod whatever happens.
+package kubernetes
 
 import (
 	"context"
@@ -6,10 +10,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
@@ -25,8 +31,8 @@ const (
 // rbacHint tells what to do about a forbidden call.
 const rbacHint = "grant the build pod's service account the Role in the README (Kubernetes) or testdata/kubernetes/role.yaml"
 
-// KubeObjects are what the Kubernetes backend creates for one tunnel.
-type KubeObjects struct {
+// ObjectSet are what the Kubernetes backend creates for one tunnel.
+type ObjectSet struct {
 	Secret  kube.Secret
 	Pod     kube.Pod
 	Service *kube.Service
@@ -34,22 +40,22 @@ type KubeObjects struct {
 
 // kubeSelector selects the tunnel pods of one tunnel.
 func kubeSelector(tunnel string) string {
-	return LabelManaged + "=true," + LabelTunnel + "=" + labelValue(tunnel) + "," + LabelRole + "=" + RoleTunnel
+	return plugin.LabelManaged + "=true," + plugin.LabelTunnel + "=" + labelValue(tunnel) + "," + plugin.LabelRole + "=" + plugin.RoleTunnel
 }
 
-// KubernetesObjects turns the settings into the tunnel's Secret, Pod and
+// Objects turns the settings into the tunnel's Secret, Pod and
 // (optionally) Service, all owned by the build pod so that the garbage
 // collector removes them when it goes. The credentials are only in the
 // Secret; the Pod takes them by reference. It is pure and golden-tested.
-func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
+func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 	name := kubeName(c.ContainerName)
 	secretName := name + "-credentials"
 	// No blockOwnerDeletion: where owner references are enforced it would
 	// need update on pods/finalizers, and only foreground deletion uses it.
 	owners := []kube.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: owner.Metadata.Name, UID: owner.Metadata.UID}}
 	// No runner labels to read here: max_lifetime, else the default.
-	labels := Labels(c, now, Deadline(c, nil, now), nil)
-	labels[LabelRole] = RoleTunnel
+	labels := plugin.Labels(c, now, plugin.Lifetime(c, now), nil)
+	labels[plugin.LabelRole] = plugin.RoleTunnel
 	for k, v := range labels {
 		labels[k] = labelValue(v)
 	}
@@ -60,31 +66,30 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 	// The same variables and arguments as the Docker backend; the
 	// credentials and every other secret value by reference to the Secret
 	// (a secret argument as $(VAR), which the kubelet expands).
-	spec := ContainerSpec(c, Placement{}, now)
 	secretData := map[string]string{secretUsername: c.Username, secretAccessKey: c.AccessKey.Value()}
 	fromSecret := func(name, key string) kube.EnvVar {
 		return kube.EnvVar{Name: name, ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: secretName, Key: key}}}
 	}
 	var env []kube.EnvVar
-	for _, e := range spec.Env {
+	for _, e := range plugin.SCEnv(c, ":"+strconv.Itoa(c.APIPort)) {
 		switch {
 		case e.Name == "SAUCE_USERNAME":
 			env = append(env, fromSecret(e.Name, secretUsername))
 		case e.Name == "SAUCE_ACCESS_KEY":
 			env = append(env, fromSecret(e.Name, secretAccessKey))
-		case e.Secret || len(secretsOfEnv([]string{e.Name + "=" + e.Value})) > 0:
+		case e.Secret || len(plugin.SecretsOfEnv([]string{e.Name + "=" + e.Value})) > 0:
 			secretData[e.Name] = e.Value
 			env = append(env, fromSecret(e.Name, e.Name))
 		default:
 			env = append(env, kube.EnvVar{Name: e.Name, Value: e.Value})
 		}
 	}
-	args := append([]string(nil), spec.Cmd...)
-	for _, a := range secretArgs(args) {
-		v := fmt.Sprintf("DSC_SECRET_ARG_%d", a.index)
-		secretData[v] = args[a.index]
+	args := append([]string{"run"}, c.SCArgs...)
+	for _, a := range plugin.SecretArgs(args) {
+		v := fmt.Sprintf("DSC_SECRET_ARG_%d", a.Index)
+		secretData[v] = args[a.Index]
 		env = append(env, fromSecret(v, v))
-		args[a.index] = "$(" + v + ")"
+		args[a.Index] = "$(" + v + ")"
 	}
 	grace := int64(c.StopTimeout.Seconds())
 	no := false
@@ -100,7 +105,7 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 				Ports:           []kube.ContainerPort{{Name: "api", ContainerPort: c.APIPort, Protocol: "TCP"}},
 				ReadinessProbe:  &kube.Probe{HTTPGet: &kube.HTTPGetAction{Path: "/readyz", Port: c.APIPort}, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1},
 				Resources:       kube.ResourceRequirements{Requests: c.Kubernetes.Requests, Limits: c.Kubernetes.Limits},
-				ImagePullPolicy: map[Pull]string{PullIfNotExists: "IfNotPresent", PullAlways: "Always", PullNever: "Never"}[c.Pull],
+				ImagePullPolicy: map[plugin.Pull]string{plugin.PullIfNotExists: "IfNotPresent", plugin.PullAlways: "Always", plugin.PullNever: "Never"}[c.Pull],
 				// On failure the kubelet puts SC's last log lines in the status.
 				TerminationMessagePolicy: "FallbackToLogsOnError",
 			}},
@@ -109,26 +114,68 @@ func KubernetesObjects(c Config, owner kube.Pod, now time.Time) KubeObjects {
 	if c.Kubernetes.ImagePullSecret != "" {
 		pod.Spec.ImagePullSecrets = []kube.LocalObjectReference{{Name: c.Kubernetes.ImagePullSecret}}
 	}
-	objs := KubeObjects{
+	objs := ObjectSet{
 		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
 			StringData: secretData},
 		Pod: pod,
 	}
 	if c.Kubernetes.Service {
 		objs.Service = &kube.Service{APIVersion: "v1", Kind: "Service", Metadata: meta(name), Spec: kube.ServiceSpec{
-			Selector: map[string]string{LabelTunnel: labels[LabelTunnel], LabelRole: RoleTunnel},
+			Selector: map[string]string{plugin.LabelTunnel: labels[plugin.LabelTunnel], plugin.LabelRole: plugin.RoleTunnel},
 			Ports:    []kube.ServicePort{{Name: "api", Port: c.APIPort, TargetPort: c.APIPort}},
 		}}
 	}
 	return objs
 }
 
-// kubeRun is one execution against the Kubernetes API.
-type kubeRun struct {
-	*run
+// Backend is the Kubernetes backend.
+type Backend struct {
+	*plugin.Session
 	kc *kube.Client
 	ns string
 }
+
+var _ plugin.Backend = (*Backend)(nil)
+
+// New returns the Kubernetes backend for session s; ns is the service
+// account's namespace, used unless kubernetes_namespace is set. Settings
+// the backend cannot honour are refused (exit 2).
+func New(s *plugin.Session, kc *kube.Client, ns string) (*Backend, error) {
+	c := s.Cfg
+	if c.ConfigFile != "" && (c.Action == plugin.ActionStart || c.Action == plugin.ActionRun) {
+		// The file is in the build pod's workspace, which the tunnel pod cannot see.
+		return nil, &plugin.SettingsError{Problems: []string{"invalid setting config_file (PLUGIN_CONFIG_FILE): not available with the Kubernetes backend, whose tunnel pod cannot see the workspace; pass the options as settings or sc_args"}}
+	}
+	if _, _, ok := plugin.APIBasicAuth(plugin.EnvList(c.Env), c.SCArgs); ok {
+		// The kubelet's readiness probe cannot send credentials from a Secret.
+		return nil, &plugin.SettingsError{Problems: []string{"invalid setting env (PLUGIN_ENV): SAUCE_API_BASIC_AUTH (or --api-basic-auth) is not available with the Kubernetes backend, whose readiness probe cannot authenticate; leave the API without basic auth (the tunnel pod's API is reachable only in the cluster)"}}
+	}
+	if c.Kubernetes.Namespace != "" {
+		ns = c.Kubernetes.Namespace
+	}
+	if c.Kubernetes.Pod == "" {
+		s.Cfg.Kubernetes.Pod, _ = os.Hostname()
+	}
+	return &Backend{Session: s, kc: kc, ns: ns}, nil
+}
+
+// Start opens the tunnel, or reuses a ready one of its name.
+func (k *Backend) Start(ctx context.Context) (*plugin.Tunnel, error) { return k.start(ctx) }
+
+// Run keeps the tunnel up for as long as the plugin runs.
+func (k *Backend) Run(ctx context.Context) error {
+	t, err := k.start(ctx)
+	if err != nil {
+		return err
+	}
+	return k.foreground(ctx, t)
+}
+
+// Stop ends this pipeline's tunnel.
+func (k *Backend) Stop(ctx context.Context) error { return k.stop(ctx) }
+
+// Status says whether this pipeline's tunnel is up and ready.
+func (k *Backend) Status(ctx context.Context) error { return k.status(ctx) }
 
 // forbidden explains an RBAC refusal.
 func forbidden(err error) error {
@@ -138,80 +185,62 @@ func forbidden(err error) error {
 	return err
 }
 
-func (k *kubeRun) exec(ctx context.Context) error {
-	switch k.cfg.Action {
-	case ActionStart:
-		_, err := k.start(ctx)
-		return err
-	case ActionRun:
-		t, err := k.start(ctx)
-		if err != nil {
-			return err
-		}
-		return k.foreground(ctx, t)
-	case ActionStop:
-		return k.stop(ctx)
-	case ActionStatus:
-		return k.status(ctx)
-	default:
-		return fmt.Errorf("action %s is not available on Kubernetes", k.cfg.Action)
-	}
-}
-
 // start creates the Secret, the Pod (and the Service) owned by the build
 // pod and waits, with a watch, until the pod is Ready.
-func (k *kubeRun) start(ctx context.Context) (*tunnel, error) {
-	began := k.opt.Now()
-	owner, err := k.kc.GetPod(ctx, k.ns, k.cfg.Kubernetes.Pod)
+func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
+	began := k.Opt.Now()
+	owner, err := k.kc.GetPod(ctx, k.ns, k.Cfg.Kubernetes.Pod)
 	if err != nil {
-		return nil, fmt.Errorf("find the build pod %s in namespace %s (set kubernetes_pod): %w", k.cfg.Kubernetes.Pod, k.ns, forbidden(err))
+		return nil, fmt.Errorf("find the build pod %s in namespace %s (set kubernetes_pod): %w", k.Cfg.Kubernetes.Pod, k.ns, forbidden(err))
 	}
 	owner.Metadata.Namespace = k.ns
 	if t, err := k.reuse(ctx); err != nil || t != nil {
 		return t, err
 	}
-	objs := KubernetesObjects(k.cfg, owner, began)
-	fmt.Fprintf(k.opt.Out, "+ kubectl create secret generic %s -n %s (username, access-key=***)\n", objs.Secret.Metadata.Name, k.ns)
-	var cl cleanup
+	objs := Objects(k.Cfg, owner, began)
+	fmt.Fprintf(k.Opt.Out, "+ kubectl create secret generic %s -n %s (username, access-key=***)\n", objs.Secret.Metadata.Name, k.ns)
+	var cl plugin.Undo
 	if err := k.kc.CreateSecret(ctx, k.ns, objs.Secret); err != nil {
 		return nil, fmt.Errorf("create the credentials secret: %w", forbidden(err))
 	}
-	cl.add(func(ctx context.Context) error { return k.kc.DeleteSecret(ctx, k.ns, objs.Secret.Metadata.Name) })
-	fail := func(err error) (*tunnel, error) {
-		if cerr := cl.run(ctx); cerr != nil {
-			k.log.WithError(cerr).Warn("could not remove what was created")
+	cl.Add(func(ctx context.Context) error { return k.kc.DeleteSecret(ctx, k.ns, objs.Secret.Metadata.Name) })
+	fail := func(err error) (*plugin.Tunnel, error) {
+		if cerr := cl.Run(ctx); cerr != nil {
+			k.Log.WithError(cerr).Warn("could not remove what was created")
 		}
 		return nil, err
 	}
-	fmt.Fprintf(k.opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", objs.Pod.Metadata.Name, k.ns, k.cfg.Image, owner.Metadata.Name, strings.Join(objs.Pod.Spec.Containers[0].Args, " "))
+	fmt.Fprintf(k.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", objs.Pod.Metadata.Name, k.ns, k.Cfg.Image, owner.Metadata.Name, strings.Join(objs.Pod.Spec.Containers[0].Args, " "))
 	pod, err := k.kc.CreatePod(ctx, k.ns, objs.Pod)
 	if err != nil {
 		return fail(fmt.Errorf("create the sauce connect pod: %w", forbidden(err)))
 	}
-	cl.add(func(ctx context.Context) error { return k.kc.DeletePod(ctx, k.ns, pod.Metadata.Name, failureGrace) })
+	cl.Add(func(ctx context.Context) error {
+		return k.kc.DeletePod(ctx, k.ns, pod.Metadata.Name, plugin.FailureGrace)
+	})
 	if objs.Service != nil {
 		if err := k.kc.CreateService(ctx, k.ns, *objs.Service); err != nil {
 			return fail(fmt.Errorf("create the sauce connect service: %w", forbidden(err)))
 		}
-		cl.add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
+		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
 	}
 	ready, err := k.waitReady(ctx, pod)
 	if err != nil {
 		return fail(err)
 	}
-	t := &tunnel{id: pod.Metadata.Name, name: k.cfg.TunnelName, ep: k.endpoints(ready), readyIn: k.opt.Now().Sub(began)}
-	cl.forget()
-	k.report(t)
+	t := &plugin.Tunnel{ID: pod.Metadata.Name, Where: "pod " + pod.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(ready), ReadyIn: k.Opt.Now().Sub(began)}
+	cl.Forget()
+	k.Report(t)
 	return t, nil
 }
 
 // endpoints is where later steps reach SC's API: the Service's DNS name
 // when there is one, else the pod IP.
-func (k *kubeRun) endpoints(p kube.Pod) Endpoints {
-	port := strconv.Itoa(k.cfg.APIPort)
-	ep := Endpoints{Probe: "http://" + net.JoinHostPort(p.Status.PodIP, port)}
+func (k *Backend) endpoints(p kube.Pod) plugin.Endpoints {
+	port := strconv.Itoa(k.Cfg.APIPort)
+	ep := plugin.Endpoints{Probe: "http://" + net.JoinHostPort(p.Status.PodIP, port)}
 	ep.Container = ep.Probe
-	if k.cfg.Kubernetes.Service {
+	if k.Cfg.Kubernetes.Service {
 		ep.Container = "http://" + net.JoinHostPort(p.Metadata.Name+"."+k.ns+".svc", port)
 	}
 	return ep
@@ -228,7 +257,7 @@ func podState(p kube.Pod) (ready bool, err error) {
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		if t := cs.State.Terminated; t != nil {
-			return false, &ExitedError{ExitCode: t.ExitCode, OOMKilled: t.Reason == "OOMKilled"}
+			return false, &plugin.ExitedError{ExitCode: t.ExitCode, OOMKilled: t.Reason == "OOMKilled"}
 		}
 		if w := cs.State.Waiting; w != nil {
 			switch w.Reason {
@@ -247,7 +276,7 @@ func podState(p kube.Pod) (ready bool, err error) {
 
 // watchPod follows a pod with a watch (re-opened when the server ends it)
 // until until says done, the pod is deleted, or ctx ends.
-func (k *kubeRun) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod) (bool, error)) (kube.Pod, error) {
+func (k *Backend) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod) (bool, error)) (kube.Pod, error) {
 	backoff := watchBackoff
 	for {
 		if done, err := until(p); done || err != nil {
@@ -302,8 +331,8 @@ const (
 
 // waitReady waits until the pod is Ready, bounded by ready_timeout; on a
 // failure it prints SC's last log lines, masked.
-func (k *kubeRun) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error) {
-	wctx, cancel := context.WithTimeoutCause(ctx, k.cfg.ReadyTimeout, errReadyTimeout)
+func (k *Backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error) {
+	wctx, cancel := context.WithTimeoutCause(ctx, k.Cfg.ReadyTimeout, errReadyTimeout)
 	defer cancel()
 	began := time.Now()
 	p, err := k.watchPod(wctx, pod, podState)
@@ -312,24 +341,24 @@ func (k *kubeRun) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 		if c, ok := p.Condition("Ready"); ok {
 			last += ", Ready " + c.Status + " " + c.Reason
 		}
-		err = &TimeoutError{Awaited: "pod " + pod.Metadata.Name + " to become Ready (its readiness probe is GET /readyz)", After: time.Since(began), Last: last}
+		err = &plugin.TimeoutError{Awaited: "pod " + pod.Metadata.Name + " to become Ready (its readiness probe is GET /readyz)", After: time.Since(began), Last: last}
 	}
 	if err == nil {
 		return p, nil
 	}
 	tail := k.lastLines(ctx, p)
-	k.printLog(tail)
-	if classified := classifyExit(err, tail); classified != err {
+	k.PrintLog(tail)
+	if classified := plugin.ClassifyExit(err, tail); classified != err {
 		return p, classified
 	}
-	return p, fmt.Errorf("wait for tunnel %s: %w", k.cfg.TunnelName, err)
+	return p, fmt.Errorf("wait for tunnel %s: %w", k.Cfg.TunnelName, err)
 }
 
 var errReadyTimeout = errors.New("ready_timeout reached")
 
 // learnSecrets adds the values in the tunnel's Secret to the masker before
 // anything of SC's is printed: a stop or status step may know none of them.
-func (k *kubeRun) learnSecrets(ctx context.Context, p kube.Pod) error {
+func (k *Backend) learnSecrets(ctx context.Context, p kube.Pod) error {
 	s, err := k.kc.GetSecret(ctx, k.ns, p.Metadata.Name+"-credentials")
 	if kube.IsNotFound(err) {
 		return nil
@@ -344,20 +373,20 @@ func (k *kubeRun) learnSecrets(ctx context.Context, p kube.Pod) error {
 		// The whole value, and its parts that are secret alone: an
 		// --option=value argument, a user:pass, a proxy URL's password.
 		val := string(v)
-		k.opt.Masker.Add(val)
-		k.opt.Masker.Add(secretsOfArgs([]string{val})...)
-		k.opt.Masker.Add(secretsOfOption("auth", val)...)
-		k.opt.Masker.Add(proxyPassword(val)...)
+		k.Opt.Masker.Add(val)
+		k.Opt.Masker.Add(plugin.SecretsOfArgs([]string{val})...)
+		k.Opt.Masker.Add(plugin.SecretsOfOption("auth", val)...)
+		k.Opt.Masker.Add(plugin.ProxyPassword(val)...)
 	}
 	return nil
 }
 
 // lastLines returns SC's last log lines: from the log API, or, where no
 // kubelet serves it, from the termination message the kubelet wrote.
-func (k *kubeRun) lastLines(ctx context.Context, p kube.Pod) string {
+func (k *Backend) lastLines(ctx context.Context, p kube.Pod) string {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if logs, err := k.kc.PodLogs(lctx, k.ns, p.Metadata.Name, scContainer, tailLines); err == nil && logs != "" {
+	if logs, err := k.kc.PodLogs(lctx, k.ns, p.Metadata.Name, scContainer, plugin.TailLines); err == nil && logs != "" {
 		return logs
 	}
 	for _, cs := range p.Status.ContainerStatuses {
@@ -370,20 +399,20 @@ func (k *kubeRun) lastLines(ctx context.Context, p kube.Pod) string {
 
 // reuse finds a pod of this tunnel from an earlier start: a Ready one is
 // reused, anything else is deleted.
-func (k *kubeRun) reuse(ctx context.Context) (*tunnel, error) {
-	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.cfg.TunnelName))
+func (k *Backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
+	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.Cfg.TunnelName))
 	if err != nil {
 		return nil, fmt.Errorf("look for this tunnel's pod: %w", forbidden(err))
 	}
 	for _, p := range pods {
 		if ready, _ := podState(p); ready && p.Metadata.DeletionTimestamp == nil {
-			k.log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.cfg.TunnelName, p.Metadata.Name)
-			t := &tunnel{id: p.Metadata.Name, name: k.cfg.TunnelName, ep: k.endpoints(p), reused: true}
-			k.report(t)
+			k.Log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.Cfg.TunnelName, p.Metadata.Name)
+			t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true}
+			k.Report(t)
 			return t, nil
 		}
-		k.log.Infof("replacing pod %s of tunnel %s (phase %s)", p.Metadata.Name, k.cfg.TunnelName, p.Status.Phase)
-		if err := k.remove(ctx, p.Metadata.Name, failureGrace); err != nil {
+		k.Log.Infof("replacing pod %s of tunnel %s (phase %s)", p.Metadata.Name, k.Cfg.TunnelName, p.Status.Phase)
+		if err := k.remove(ctx, p.Metadata.Name, plugin.FailureGrace); err != nil {
 			return nil, err
 		}
 	}
@@ -391,7 +420,7 @@ func (k *kubeRun) reuse(ctx context.Context) (*tunnel, error) {
 }
 
 // remove deletes a tunnel pod and its secret and service.
-func (k *kubeRun) remove(ctx context.Context, name string, grace time.Duration) error {
+func (k *Backend) remove(ctx context.Context, name string, grace time.Duration) error {
 	return errors.Join(
 		forbidden(k.kc.DeletePod(ctx, k.ns, name, grace)),
 		forbidden(k.kc.DeleteSecret(ctx, k.ns, name+"-credentials")),
@@ -402,58 +431,58 @@ func (k *kubeRun) remove(ctx context.Context, name string, grace time.Duration) 
 // stop deletes this tunnel's pod (stop_timeout is its grace period), its
 // secret and service, after printing SC's last lines. Nothing to stop is a
 // warning.
-func (k *kubeRun) stop(ctx context.Context) error {
-	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.cfg.TunnelName))
+func (k *Backend) stop(ctx context.Context) error {
+	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.Cfg.TunnelName))
 	if err != nil {
 		return fmt.Errorf("look for this tunnel's pod: %w", forbidden(err))
 	}
 	if len(pods) == 0 {
-		k.log.Warnf("no tunnel named %s is running; nothing to stop", k.cfg.TunnelName)
+		k.Log.Warnf("no tunnel named %s is running; nothing to stop", k.Cfg.TunnelName)
 		return nil
 	}
 	for _, p := range pods {
 		if err := k.learnSecrets(ctx, p); err != nil {
 			return err
 		}
-		k.printLog(k.lastLines(ctx, p))
-		fmt.Fprintf(k.opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.cfg.StopTimeout.Seconds()))
-		if err := k.remove(ctx, p.Metadata.Name, k.cfg.StopTimeout); err != nil {
+		k.PrintLog(k.lastLines(ctx, p))
+		fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
+		if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
 			return err
 		}
-		k.log.Infof("tunnel %s stopped (pod %s deleted)", k.cfg.TunnelName, p.Metadata.Name)
+		k.Log.Infof("tunnel %s stopped (pod %s deleted)", k.Cfg.TunnelName, p.Metadata.Name)
 	}
 	return nil
 }
 
 // status prints the tunnel pod's phase and readiness, and SC's /info when
 // the pod is reachable.
-func (k *kubeRun) status(ctx context.Context) error {
-	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.cfg.TunnelName))
+func (k *Backend) status(ctx context.Context) error {
+	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.Cfg.TunnelName))
 	if err != nil {
 		return fmt.Errorf("look for this tunnel's pod: %w", forbidden(err))
 	}
 	if len(pods) == 0 {
-		return fmt.Errorf("no tunnel named %s is running; start one with action start", k.cfg.TunnelName)
+		return fmt.Errorf("no tunnel named %s is running; start one with action start", k.Cfg.TunnelName)
 	}
 	p := pods[0]
 	ready, _ := podState(p)
-	fmt.Fprintf(k.opt.Out, "tunnel:    %s\npod:       %s (phase %s)\nready:     %t\n", k.cfg.TunnelName, p.Metadata.Name, p.Status.Phase, ready)
+	fmt.Fprintf(k.Opt.Out, "tunnel:    %s\npod:       %s (phase %s)\nready:     %t\n", k.Cfg.TunnelName, p.Metadata.Name, p.Status.Phase, ready)
 	if !ready {
-		return fmt.Errorf("tunnel %s is not ready (pod phase %s)", k.cfg.TunnelName, p.Status.Phase)
+		return fmt.Errorf("tunnel %s is not ready (pod phase %s)", k.Cfg.TunnelName, p.Status.Phase)
 	}
 	ep := k.endpoints(p)
-	fmt.Fprintf(k.opt.Out, "API:       %s\n", ep.Container)
-	if code, body, err := apiGet(ctx, k.opt.HTTP, ep.Probe+"/info"); err == nil && code == http.StatusOK {
-		fmt.Fprintf(k.opt.Out, "info:      %s\n", strings.TrimSpace(body))
+	fmt.Fprintf(k.Opt.Out, "API:       %s\n", ep.Container)
+	if code, body, err := k.Get(ctx, ep.Probe+"/info"); err == nil && code == http.StatusOK {
+		fmt.Fprintf(k.Opt.Out, "info:      %s\n", strings.TrimSpace(body))
 	} else {
-		fmt.Fprintf(k.opt.Out, "info:      not reachable from here (%v)\n", err)
+		fmt.Fprintf(k.Opt.Out, "info:      not reachable from here (%v)\n", err)
 	}
 	return nil
 }
 
 // foreground keeps the tunnel for as long as the plugin runs (run mode).
-func (k *kubeRun) foreground(ctx context.Context, t *tunnel) error {
-	pod, err := k.kc.GetPod(ctx, k.ns, t.id)
+func (k *Backend) foreground(ctx context.Context, t *plugin.Tunnel) error {
+	pod, err := k.kc.GetPod(ctx, k.ns, t.ID)
 	if err != nil {
 		return err
 	}
@@ -466,9 +495,9 @@ func (k *kubeRun) foreground(ctx context.Context, t *tunnel) error {
 		return false, nil
 	})
 	if ctx.Err() != nil {
-		k.log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.name)
-		return k.remove(context.WithoutCancel(ctx), t.id, k.cfg.StopTimeout)
+		k.Log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.Name)
+		return k.remove(context.WithoutCancel(ctx), t.ID, k.Cfg.StopTimeout)
 	}
-	_ = k.remove(context.WithoutCancel(ctx), t.id, failureGrace)
+	_ = k.remove(context.WithoutCancel(ctx), t.ID, plugin.FailureGrace)
 	return err
 }

@@ -1,7 +1,9 @@
-package plugin
+package docker
 
 import (
 	"testing"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -9,8 +11,8 @@ import (
 )
 
 func TestGuardOf(t *testing.T) {
-	drone := Config{Pipeline: Pipeline{Drone: "true"}}
-	github := Config{Pipeline: Pipeline{GitHubActions: "true"}}
+	drone := plugin.Config{Pipeline: plugin.Pipeline{Drone: "true"}}
+	github := plugin.Config{Pipeline: plugin.Pipeline{GitHubActions: "true"}}
 	step := &engine.Container{ID: "step", Networks: map[string]engine.Endpoint{"drone-x": {}}}
 	rmStep := &engine.Container{ID: "rm", AutoRemove: true, Networks: map[string]engine.Endpoint{"bridge": {}}}
 	job := &engine.Container{ID: "job", NetworkMode: "host"}
@@ -19,7 +21,7 @@ func TestGuardOf(t *testing.T) {
 	joined := Placement{Networks: []engine.NetworkAttachment{{Network: "drone-x"}, {Network: "user-net"}}}
 	for _, tc := range []struct {
 		name        string
-		c           Config
+		c           plugin.Config
 		self, owner *engine.Container
 		pl          Placement
 		want        Guard

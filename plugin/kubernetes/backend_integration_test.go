@@ -1,4 +1,4 @@
-package kube_test
+package kubernetes_test
 
 import (
 	"bytes"
@@ -21,8 +21,10 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backend"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubernetes"
 )
 
 const accessKey = "AK-kube-5e1f-LEAKCHECK-33c9"
@@ -206,7 +208,7 @@ func (c *cluster) exec(u testenv.KubeUser, tunnel, action string, set func(*plug
 	log := logrus.New()
 	log.SetOutput(w)
 	log.SetFormatter(plugin.LogFormatter("text"))
-	err = plugin.ExecKubernetes(context.Background(), cfg, client(u), c.ns, plugin.Options{Out: w, Masker: m, Log: log})
+	err = perform(cfg, client(u), c.ns, plugin.Options{Out: w, Masker: m, Log: log})
 	_ = w.Flush()
 	r := result{err: err, out: buf.String(), output: map[string]string{}}
 	if b, rerr := os.ReadFile(outFile); rerr == nil {
@@ -393,14 +395,14 @@ func TestBackendAuto(t *testing.T) {
 		return nil, fmt.Errorf("%w at unix:///var/run/docker.sock: no such file", engine.ErrUnreachable)
 	}
 	inPod := func() (*kube.Client, string, error) { return client(users[1]), c.ns, nil }
-	if err := plugin.Run(context.Background(), cfg, plugin.Backends{Docker: noEngine, Kubernetes: inPod}, plugin.Options{Out: &out, Log: log}); err != nil {
+	if err := backend.Run(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: inPod}, plugin.Options{Out: &out, Log: log}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "running the tunnel as a Kubernetes pod") {
 		t.Errorf("auto did not pick Kubernetes without an engine:\n%s", out.String())
 	}
 	notInPod := func() (*kube.Client, string, error) { return nil, "", kube.ErrNotInCluster }
-	err = plugin.Run(context.Background(), cfg, plugin.Backends{Docker: noEngine, Kubernetes: notInPod}, plugin.Options{Out: io.Discard, Log: log})
+	err = backend.Run(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: notInPod}, plugin.Options{Out: io.Discard, Log: log})
 	if err == nil || !strings.Contains(err.Error(), "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock") || !strings.Contains(err.Error(), "or run the step in a Kubernetes pod with a service account (backend kubernetes)") {
 		t.Errorf("neither world: %v", err)
 	}
@@ -414,11 +416,21 @@ func TestBackendAuto(t *testing.T) {
 		t.Error("auto asked Kubernetes although an engine answered")
 		return nil, "", kube.ErrNotInCluster
 	}
-	err = plugin.Run(context.Background(), cfg, plugin.Backends{Docker: engineUp, Kubernetes: failKube}, plugin.Options{Out: &out, Log: log})
+	err = backend.Run(context.Background(), cfg, backend.Connectors{Docker: engineUp, Kubernetes: failKube}, plugin.Options{Out: &out, Log: log})
 	if errors.Is(err, engine.ErrUnreachable) {
 		t.Skip("no Docker engine here for the Docker half")
 	}
 	if err != nil || !dockerUsed || !strings.Contains(out.String(), "nothing to stop") {
 		t.Errorf("with an engine: %v, docker used %t\n%s", err, dockerUsed, out.String())
 	}
+}
+
+// perform runs the action with the Kubernetes backend, as backend.Run does
+// once it has chosen it.
+func perform(cfg plugin.Config, kc *kube.Client, ns string, o plugin.Options) error {
+	b, err := kubernetes.New(plugin.NewSession(cfg, o), kc, ns)
+	if err != nil {
+		return err
+	}
+	return plugin.Perform(context.Background(), cfg, b)
 }

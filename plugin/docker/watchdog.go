@@ -1,24 +1,16 @@
-package plugin
+package docker
 
 import (
 	"cmp"
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-)
-
-// LabelRole tells the tunnel's container from its watchdog's.
-const LabelRole = LabelPrefix + "role"
-
-// The roles.
-const (
-	RoleTunnel   = "tunnel"
-	RoleWatchdog = "watchdog"
 )
 
 // platformLabel matches the labels by which runners find what to tear down:
@@ -44,7 +36,7 @@ func PlatformLabels(self *engine.Container) map[string]string {
 // Deadline is when the tunnel expires: max_lifetime from now when set, else
 // the runner's own expiry (Drone's io.drone.expires, or io.drone.ttl), else
 // the default lifetime.
-func Deadline(c Config, self *engine.Container, now time.Time) time.Time {
+func Deadline(c plugin.Config, self *engine.Container, now time.Time) time.Time {
 	if c.MaxLifetime > 0 {
 		return now.Add(c.MaxLifetime)
 	}
@@ -56,7 +48,7 @@ func Deadline(c Config, self *engine.Container, now time.Time) time.Time {
 			return now.Add(d)
 		}
 	}
-	return now.Add(defaultLifetime)
+	return plugin.Lifetime(c, now)
 }
 
 // Guard is what a watchdog guards SC by: the anchor, whose removal means
@@ -78,13 +70,13 @@ type Guard struct {
 //     until the stage ends.
 //
 // The networks are those SC joined because the owner is on them.
-func GuardOf(c Config, self, owner *engine.Container, pl Placement) Guard {
+func GuardOf(c plugin.Config, self, owner *engine.Container, pl Placement) Guard {
 	var g Guard
 	switch {
 	case self == nil:
 	case owner != nil && owner.ID != self.ID:
 		g.Anchor = owner.ID
-	case c.Pipeline.Platform() == PlatformGitHub, self.AutoRemove:
+	case c.Pipeline.Platform() == plugin.PlatformGitHub, self.AutoRemove:
 	default:
 		g.Anchor = self.ID
 	}
@@ -102,7 +94,7 @@ func GuardOf(c Config, self, owner *engine.Container, pl Placement) Guard {
 // content ID, so it is this very plugin whatever the tag) running its reap
 // command, removed by the engine when it exits, with the Docker socket the
 // plugin has and no network of its own. It is pure and golden-tested.
-func WatchdogSpec(c Config, self engine.Container, g Guard, scID string, deadline, now time.Time, dockerHost string) (engine.ContainerSpec, bool) {
+func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, deadline, now time.Time, dockerHost string) (engine.ContainerSpec, bool) {
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
 		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat)}
 	s := engine.ContainerSpec{
@@ -111,8 +103,8 @@ func WatchdogSpec(c Config, self engine.Container, g Guard, scID string, deadlin
 		Cmd:        args.Flags(),
 		AutoRemove: true,
 	}
-	labels := Labels(c, now, deadline.Add(c.StopTimeout+cleanupTimeout), PlatformLabels(&self))
-	labels[LabelRole] = RoleWatchdog
+	labels := plugin.Labels(c, now, deadline.Add(c.StopTimeout+plugin.CleanupTimeout), PlatformLabels(&self))
+	labels[plugin.LabelRole] = plugin.RoleWatchdog
 	s.Labels = labels
 	if sock, ok := strings.CutPrefix(dockerHost, "unix://"); ok {
 		src, found := self.Mounts[sock]
@@ -127,18 +119,4 @@ func WatchdogSpec(c Config, self engine.Container, g Guard, scID string, deadlin
 		s.NetworkMode = self.NetworkMode
 	}
 	return s, true
-}
-
-// mergeLabels returns a copy of base with extra added where base has no value.
-func mergeLabels(base, extra map[string]string) map[string]string {
-	out := maps.Clone(base)
-	if out == nil {
-		out = map[string]string{}
-	}
-	for k, v := range extra {
-		if _, ok := out[k]; !ok {
-			out[k] = v
-		}
-	}
-	return out
 }

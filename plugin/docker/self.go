@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/sirupsen/logrus"
 
@@ -146,7 +148,7 @@ func findSelf(ctx context.Context, eng Engine, guesses []string, proof selfProof
 		// A container on its way out may refuse the look: not proven.
 		if ok, err := proof.proves(ctx, eng, c); !ok {
 			if err != nil {
-				log.WithError(err).Debugf("container %s: not proven to be the plugin's", short(c.ID))
+				log.WithError(err).Debugf("container %s: not proven to be the plugin's", plugin.Short(c.ID))
 			}
 			return nil, nil
 		}

@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"context"
@@ -7,19 +7,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
 // stop ends the tunnel of this pipeline: SIGTERM, SC's own drain within
 // stop_timeout, its log shown (and saved to logs_file), the container
 // removed. Nothing to stop is a warning, not a failure.
-func (p *run) stop(ctx context.Context) error {
-	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.cfg.TunnelName))
+func (p *Backend) stop(ctx context.Context) error {
+	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
 	if err != nil {
 		return err
 	}
 	if len(found) == 0 {
-		p.log.Warnf("no tunnel named %s is running; nothing to stop", p.cfg.TunnelName)
+		p.Log.Warnf("no tunnel named %s is running; nothing to stop", p.Cfg.TunnelName)
 	}
 	for _, s := range found {
 		if err := p.shutdown(ctx, s.ID); err != nil {
@@ -27,7 +29,7 @@ func (p *run) stop(ctx context.Context) error {
 		}
 	}
 	// The watchdog ends by itself once SC is gone; remove it all the same.
-	dogs, err := p.eng.ListContainers(ctx, watchdogLabels(p.cfg.TunnelName))
+	dogs, err := p.eng.ListContainers(ctx, watchdogLabels(p.Cfg.TunnelName))
 	if err != nil {
 		return err
 	}
@@ -40,41 +42,41 @@ func (p *run) stop(ctx context.Context) error {
 }
 
 // shutdown stops one SC container gracefully and removes it.
-func (p *run) shutdown(ctx context.Context, id string) error {
+func (p *Backend) shutdown(ctx context.Context, id string) error {
 	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout+cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.Cfg.StopTimeout+plugin.CleanupTimeout)
 	defer cancel()
-	began := p.opt.Now()
-	log := p.log.WithField("container", short(id))
+	began := p.Opt.Now()
+	log := p.Log.WithField("container", plugin.Short(id))
 	if err := p.learnSecrets(ctx, id); err != nil {
 		return err
 	}
-	fmt.Fprintf(p.opt.Out, "+ docker stop --time %d %s\n", int(p.cfg.StopTimeout.Seconds()), short(id))
-	killed, err := p.eng.StopContainer(ctx, id, p.cfg.StopTimeout)
+	fmt.Fprintf(p.Opt.Out, "+ docker stop --time %d %s\n", int(p.Cfg.StopTimeout.Seconds()), plugin.Short(id))
+	killed, err := p.eng.StopContainer(ctx, id, p.Cfg.StopTimeout)
 	if err != nil {
 		return err
 	}
-	if p.cfg.LogsFile != "" {
+	if p.Cfg.LogsFile != "" {
 		if err := p.saveLogs(ctx, id); err != nil {
 			log.WithError(err).Warn("could not save sauce connect's log")
 		}
 	}
-	p.printLog(p.tail(ctx, id))
-	fmt.Fprintf(p.opt.Out, "+ docker rm -f %s\n", short(id))
+	p.PrintLog(p.tail(ctx, id))
+	fmt.Fprintf(p.Opt.Out, "+ docker rm -f %s\n", plugin.Short(id))
 	if err := p.eng.RemoveContainer(ctx, id); err != nil {
 		return err
 	}
 	if killed {
-		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.cfg.StopTimeout)
+		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.Cfg.StopTimeout)
 	}
-	log.Infof("tunnel %s stopped and removed in %s", p.cfg.TunnelName, p.opt.Now().Sub(began).Round(time.Millisecond))
+	log.Infof("tunnel %s stopped and removed in %s", p.Cfg.TunnelName, p.Opt.Now().Sub(began).Round(time.Millisecond))
 	return nil
 }
 
 // learnSecrets adds the secrets SC holds (its environment and arguments)
 // to the masker before anything of SC's is printed: a stop or status step
 // may have been given none of them.
-func (p *run) learnSecrets(ctx context.Context, id string) error {
+func (p *Backend) learnSecrets(ctx context.Context, id string) error {
 	c, err := p.eng.InspectContainer(ctx, id)
 	if engine.IsNotFound(err) {
 		return nil
@@ -82,27 +84,27 @@ func (p *run) learnSecrets(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	p.opt.Masker.Add(secretsOfEnv(c.Env)...)
-	p.opt.Masker.Add(secretsOfArgs(c.Cmd)...)
+	p.Opt.Masker.Add(plugin.SecretsOfEnv(c.Env)...)
+	p.Opt.Masker.Add(plugin.SecretsOfArgs(c.Cmd)...)
 	return nil
 }
 
 // saveLogs writes SC's whole log, masked, to logs_file.
-func (p *run) saveLogs(ctx context.Context, id string) error {
+func (p *Backend) saveLogs(ctx context.Context, id string) error {
 	var buf strings.Builder
 	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &buf, &buf); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p.cfg.LogsFile, []byte(p.opt.Masker.String(buf.String())), 0o644); err != nil {
+	if err := os.WriteFile(p.Cfg.LogsFile, []byte(p.Opt.Masker.String(buf.String())), 0o644); err != nil {
 		return fmt.Errorf("write logs_file: %w", err)
 	}
-	p.log.Infof("sauce connect's log saved to %s", p.cfg.LogsFile)
+	p.Log.Infof("sauce connect's log saved to %s", p.Cfg.LogsFile)
 	return nil
 }
 
 // foreground runs the tunnel for as long as the plugin runs: SC's log is
 // streamed, SIGTERM/SIGINT stop it gracefully, and SC dying is a failure.
-func (p *run) foreground(ctx context.Context) error {
+func (p *Backend) foreground(ctx context.Context) error {
 	t, err := p.start(ctx, true)
 	if err != nil {
 		return err
@@ -110,16 +112,16 @@ func (p *run) foreground(ctx context.Context) error {
 	defer t.stopLogs()
 	select {
 	case <-ctx.Done():
-		p.log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.name)
-		return p.shutdown(ctx, t.id)
+		p.Log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.Name)
+		return p.shutdown(ctx, t.ID)
 	case code := <-t.exited:
-		if p.cfg.LogsFile != "" {
-			if err := p.saveLogs(ctx, t.id); err != nil {
-				p.log.WithError(err).Warn("could not save sauce connect's log")
+		if p.Cfg.LogsFile != "" {
+			if err := p.saveLogs(ctx, t.ID); err != nil {
+				p.Log.WithError(err).Warn("could not save sauce connect's log")
 			}
 		}
-		if err := p.eng.RemoveContainer(context.WithoutCancel(ctx), t.id); err != nil {
-			p.log.WithError(err).Warn("could not remove the sauce connect container")
+		if err := p.eng.RemoveContainer(context.WithoutCancel(ctx), t.ID); err != nil {
+			p.Log.WithError(err).Warn("could not remove the sauce connect container")
 		}
 		return fmt.Errorf("sauce connect exited with code %d while the tunnel was up", code)
 	}

@@ -1,7 +1,6 @@
-package plugin
+package kubernetes
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -32,31 +31,5 @@ func TestPodState(t *testing.T) {
 		if ready != tc.ready || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: ready %t, %v; want %t, %q", tc.name, ready, err, tc.ready, tc.err)
 		}
-	}
-}
-
-// TestClassifyExit: SC's error lines decide; only an early exit for another
-// reason is retried.
-func TestClassifyExit(t *testing.T) {
-	exited := &ExitedError{ExitCode: 1}
-	for _, tc := range []struct {
-		name, log string
-		retry     bool
-		code      int
-	}{
-		{"credentials", "2026/01/01 10:00:00.000000 [control] [ERROR] fatal error exiting: create tunnel: 401 Unauthorized", false, ExitCredentials},
-		{"tunnel limit", "[control] [ERROR] fatal error exiting: create tunnel: Too many active tunnels: 10; allowed: 10", false, ExitFailure},
-		{"flags", "Error: unknown flag: --nope", false, ExitFailure},
-		{"network", "[control] [ERROR] fatal error exiting: create tunnel: dial tcp: no such host", true, ExitFailure},
-		{"a 401 in a timestamp is no refusal", "2026/01/01 16:45:16.401367 [control] [INFO] starting\n[control] [ERROR] fatal error exiting: lost", true, ExitFailure},
-	} {
-		err := classifyExit(exited, tc.log)
-		if retryable(err) != tc.retry || ExitCode(err) != tc.code {
-			t.Errorf("%s: %v retried %t, exit %d; want %t, %d", tc.name, err, retryable(err), ExitCode(err), tc.retry, tc.code)
-		}
-	}
-	other := errors.New("engine gone")
-	if classifyExit(other, "fatal error exiting: 401") != other || retryable(other) {
-		t.Error("an error other than SC's exit was classified or retried")
 	}
 }

@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/sirupsen/logrus"
 
@@ -67,12 +69,12 @@ func ParseWatchdogArgs(args []string) (WatchdogArgs, error) {
 	fs.DurationVar(&a.StopTimeout, "stop-timeout", 30*time.Second, "SC's drain")
 	fs.StringVar(&a.LogFormat, "log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
-		return a, &SettingsError{Problems: []string{"reap: " + err.Error() + "; reap is the plugin's own watchdog command"}}
+		return a, &plugin.SettingsError{Problems: []string{"reap: " + err.Error() + "; reap is the plugin's own watchdog command"}}
 	}
 	if a.Target == "" || deadline <= 0 {
-		return a, &SettingsError{Problems: []string{"reap: --target and --deadline are required; reap is the plugin's own watchdog command"}}
+		return a, &plugin.SettingsError{Problems: []string{"reap: --target and --deadline are required; reap is the plugin's own watchdog command"}}
 	}
-	a.Deadline, a.Networks = time.Unix(deadline, 0), splitList(networks)
+	a.Deadline, a.Networks = time.Unix(deadline, 0), plugin.SplitList(networks)
 	return a, nil
 }
 
@@ -94,7 +96,7 @@ func Reap(ctx context.Context, a WatchdogArgs, eng Engine, log *logrus.Logger) e
 
 func (w *watchdogRun) watch(ctx context.Context) error {
 	a := w.args
-	log := w.log.WithField("container", short(a.Target))
+	log := w.log.WithField("container", plugin.Short(a.Target))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var anchorEv <-chan engine.Event
@@ -105,7 +107,7 @@ func (w *watchdogRun) watch(ctx context.Context) error {
 	targetEv, targetErr := w.eng.WatchContainer(wctx, a.Target)
 	deadline := time.NewTimer(time.Until(a.Deadline))
 	defer deadline.Stop()
-	log.Infof("watching tunnel %s until %s (anchor %s)", a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(short(a.Anchor)))
+	log.Infof("watching tunnel %s until %s (anchor %s)", a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(plugin.Short(a.Anchor)))
 
 	// Subscribed: now look, so that nothing that happened before is missed.
 	var poll <-chan time.Time
@@ -169,9 +171,9 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	if why == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.StopTimeout+cleanupTimeout+networkWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.StopTimeout+plugin.CleanupTimeout+networkWait)
 	defer cancel()
-	log := w.log.WithField("container", short(a.Target))
+	log := w.log.WithField("container", plugin.Short(a.Target))
 	log.Infof("%s: stopping tunnel %s", why, a.Tunnel)
 	w.leaveNetworks(ctx)
 	killed, err := w.eng.StopContainer(ctx, a.Target, a.StopTimeout)
@@ -270,21 +272,21 @@ type watchdog struct {
 // Once started, the watchdog is never removed by the plugin: it ends by
 // itself when SC is removed, so a plugin killed halfway through its own
 // cleanup cannot leave SC unguarded.
-func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, g Guard, scID string, deadline time.Time) <-chan *watchdog {
+func (p *Backend) launchWatchdog(ctx context.Context, self *engine.Container, g Guard, scID string, deadline time.Time) <-chan *watchdog {
 	out := make(chan *watchdog, 1)
-	spec, ok := WatchdogSpec(p.cfg, *self, g, scID, deadline, p.opt.Now(), p.opt.DockerHost)
+	spec, ok := WatchdogSpec(p.Cfg, *self, g, scID, deadline, p.Opt.Now(), p.host)
 	if !ok {
-		p.log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
+		p.Log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
 		out <- nil
 		return out
 	}
-	p.log.WithField("container", short(scID)).Debug(Trace(spec))
+	p.Log.WithField("container", plugin.Short(scID)).Debug(Trace(spec))
 	id, err := p.eng.CreateContainer(ctx, spec)
 	if err != nil {
 		if id != "" {
 			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
 		}
-		p.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+		p.Log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
 		out <- nil
 		return out
 	}
@@ -294,7 +296,7 @@ func (p *run) launchWatchdog(ctx context.Context, self *engine.Container, g Guar
 		if err := p.eng.StartContainer(ctx, id); err != nil {
 			stop()
 			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
-			p.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+			p.Log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
 			out <- nil
 			return
 		}
@@ -314,7 +316,7 @@ const noWatchdogMeans = "the tunnel is removed by the stop step or when max_life
 
 // check warns, once, when the watchdog is no longer running, naming its
 // exit code and last log line; then it stops watching.
-func (w *watchdog) check(ctx context.Context, p *run) {
+func (w *watchdog) check(ctx context.Context, p *Backend) {
 	if w == nil {
 		return
 	}
@@ -340,7 +342,7 @@ func (w *watchdog) check(ctx context.Context, p *run) {
 	case <-w.logsOK:
 	case <-time.After(200 * time.Millisecond):
 	}
-	p.log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
+	p.Log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
 }
 
 // tailBuffer keeps the last line written to it.
@@ -369,21 +371,21 @@ func (t *tailBuffer) last() string {
 // sweep removes, by exact ID, the containers of this plugin that expired:
 // leftovers of runs that crashed or were killed before they could clean up.
 // Live tunnels of other pipelines are left alone.
-func (p *run) sweep(ctx context.Context) {
-	found, err := p.eng.ListContainers(ctx, map[string]string{LabelManaged: "true"})
+func (p *Backend) sweep(ctx context.Context) {
+	found, err := p.eng.ListContainers(ctx, map[string]string{plugin.LabelManaged: "true"})
 	if err != nil {
-		p.log.WithError(err).Warn("could not look for expired tunnels")
+		p.Log.WithError(err).Warn("could not look for expired tunnels")
 		return
 	}
-	now := p.opt.Now().Unix()
+	now := p.Opt.Now().Unix()
 	for _, c := range found {
-		exp, err := strconv.ParseInt(c.Labels[LabelExpires], 10, 64)
+		exp, err := strconv.ParseInt(c.Labels[plugin.LabelExpires], 10, 64)
 		if err != nil || exp > now {
 			continue
 		}
-		p.log.WithField("container", short(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[LabelRole]), c.Labels[LabelTunnel])
-		if err := p.remove(ctx, c.ID, failureGrace); err != nil {
-			p.log.WithError(err).Warn("could not remove an expired container")
+		p.Log.WithField("container", plugin.Short(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[plugin.LabelRole]), c.Labels[plugin.LabelTunnel])
+		if err := p.remove(ctx, c.ID, plugin.FailureGrace); err != nil {
+			p.Log.WithError(err).Warn("could not remove an expired container")
 		}
 	}
 }

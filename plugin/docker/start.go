@@ -1,4 +1,4 @@
-package plugin
+package docker
 
 import (
 	"bufio"
@@ -8,41 +8,31 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// readyLine is what SC5 logs once the tunnel is up.
-const readyLine = "Sauce Connect is up"
-
-// tailLines is how much of SC's log is shown with a failure or a stop.
-const tailLines = 50
-
-// failureGrace bounds the graceful stop of a tunnel that failed to come up,
-// so that cleanup ends before a runner's own kill timeout.
-const failureGrace = 5 * time.Second
-
-// tunnel is a running, ready SC container.
+// tunnel is a ready SC container; in run mode it also reports SC's exit.
 type tunnel struct {
-	id       string
-	name     string
-	ep       Endpoints
-	readyIn  time.Duration
-	reused   bool
+	plugin.Tunnel
 	exited   <-chan int // run mode: SC's exit code once it stops
 	stopLogs func()
 }
 
+// readyLine is what SC5 logs once the tunnel is up.
+const readyLine = "Sauce Connect is up"
+
 // start opens the tunnel: reuse a ready one of the same name, or create a
 // container and wait until SC is ready, retrying what a retry can fix.
 // foreground keeps SC's log streaming and watches for its exit (run mode).
-func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
-	began := p.opt.Now()
-	self, err := whereAmI(ctx, p.eng, p.log)
+func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
+	began := p.Opt.Now()
+	self, err := whereAmI(ctx, p.eng, p.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -50,28 +40,28 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.cfg.ProxySauceFrom != "" {
-		p.log.Debugf("proxy_sauce is not set: SC reaches Sauce Labs through the runner's %s", p.cfg.ProxySauceFrom)
+	if p.Cfg.ProxySauceFrom != "" {
+		p.Log.Debugf("proxy_sauce is not set: SC reaches Sauce Labs through the runner's %s", p.Cfg.ProxySauceFrom)
 	}
 	p.sweep(ctx)
-	deadline := began.Add(p.cfg.ReadyTimeout)
+	deadline := began.Add(p.Cfg.ReadyTimeout)
 	if t, err := p.reuse(ctx, owner, foreground, deadline); err != nil || t != nil {
 		if t != nil {
-			p.report(t)
+			p.Report(&t.Tunnel)
 		}
 		return t, err
 	}
-	pl := Place(p.cfg, owner)
-	if pl.NetworkMode == "host" && p.cfg.APIHostPort == 0 && onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
+	pl := Place(p.Cfg, owner)
+	if pl.NetworkMode == "host" && p.Cfg.APIHostPort == 0 && onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
 		// api_host_port 0 in the host's network: pick a free port here.
-		if pl.APIPort, err = freeHostPort(p.cfg.APIBind); err != nil {
+		if pl.APIPort, err = freeHostPort(p.Cfg.APIBind); err != nil {
 			return nil, err
 		}
 	}
-	pl.Deadline = Deadline(p.cfg, self, began)
+	pl.Deadline = Deadline(p.Cfg, self, began)
 	pl.Labels = PlatformLabels(self)
-	if p.cfg.ConfigFile != "" {
-		if pl.ConfigSource, err = hostPath(self, p.cfg.ConfigFile); err != nil {
+	if p.Cfg.ConfigFile != "" {
+		if pl.ConfigSource, err = hostPath(self, p.Cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("mount config_file: %w", err)
 		}
 	}
@@ -82,38 +72,38 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		return nil, err
 	}
 
-	var cl cleanup
+	var cl plugin.Undo
 	for attempt := 1; ; attempt++ {
-		t, err := p.attempt(ctx, &cl, pl, self, owner, deadline.Sub(p.opt.Now()), foreground)
+		t, err := p.attempt(ctx, &cl, pl, self, owner, deadline.Sub(p.Opt.Now()), foreground)
 		if err == nil {
-			cl.forget()
-			t.readyIn = p.opt.Now().Sub(began)
-			p.report(t)
+			cl.Forget()
+			t.ReadyIn = p.Opt.Now().Sub(began)
+			p.Report(&t.Tunnel)
 			return t, nil
 		}
-		if cerr := cl.run(ctx); cerr != nil {
-			p.log.WithError(cerr).Warn("could not remove the failed sauce connect container")
+		if cerr := cl.Run(ctx); cerr != nil {
+			p.Log.WithError(cerr).Warn("could not remove the failed sauce connect container")
 		}
-		if errors.Is(err, errLostRace) && !foreground && p.opt.Now().Before(deadline) {
+		if errors.Is(err, errLostRace) && !foreground && p.Opt.Now().Before(deadline) {
 			// A concurrent start of this tunnel created its container first.
 			t, rerr := p.reuse(ctx, owner, foreground, deadline)
 			if t != nil || rerr != nil {
 				if t != nil {
-					p.report(t)
+					p.Report(&t.Tunnel)
 				}
 				return t, rerr
 			}
 			attempt--
 			continue
 		}
-		if !retryable(err) || attempt > p.cfg.Retries {
+		if !plugin.Retryable(err) || attempt > p.Cfg.Retries {
 			return nil, err
 		}
 		wait := min(time.Second<<(attempt-1), 10*time.Second)
-		if p.opt.Now().Add(wait).After(deadline) {
+		if p.Opt.Now().Add(wait).After(deadline) {
 			return nil, err
 		}
-		p.log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, p.cfg.Retries+1)
+		p.Log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, p.Cfg.Retries+1)
 		select {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
@@ -122,34 +112,20 @@ func (p *run) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	}
 }
 
-// errPermanent marks an SC exit that a retry cannot fix.
-var errPermanent = errors.New("not retried")
-
-// retryable reports whether a failed attempt may be fixed by starting SC
-// again: SC exited early, for a reason other than rejected credentials or a
-// configuration it refused.
-func retryable(err error) bool {
-	var (
-		ex    *ExitedError
-		creds *CredentialsError
-	)
-	return errors.As(err, &ex) && !errors.As(err, &creds) && !errors.Is(err, errPermanent)
-}
-
 // attempt creates and starts one SC container and waits until it is ready.
 // Whatever it creates is registered in cl before anything can fail.
-func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
-	spec := ContainerSpec(p.cfg, pl, p.opt.Now())
-	fmt.Fprintln(p.opt.Out, Trace(spec))
+func (p *Backend) attempt(ctx context.Context, cl *plugin.Undo, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
+	spec := ContainerSpec(p.Cfg, pl, p.Opt.Now())
+	fmt.Fprintln(p.Opt.Out, Trace(spec))
 
 	// Subscribe before creating, by name, so that no event is missed.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	events, errs := p.eng.WatchContainer(wctx, spec.Name)
 	id, err := p.eng.CreateContainer(ctx, spec)
 	if id != "" {
-		cl.add(func(ctx context.Context) error { return p.remove(ctx, id, failureGrace) })
+		cl.Add(func(ctx context.Context) error { return p.remove(ctx, id, plugin.FailureGrace) })
 	}
-	cl.add(func(context.Context) error { stopWatch(); return nil })
+	cl.Add(func(context.Context) error { stopWatch(); return nil })
 	if err != nil {
 		if engine.IsConflict(err) {
 			return nil, p.nameTaken(ctx, spec.Name, err)
@@ -165,8 +141,8 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	// requests leaves a running SC unguarded, until it expires (the sweep,
 	// drone-gc).
 	dog := noWatchdog
-	if p.cfg.Cleanup == CleanupAuto && self != nil {
-		dog = p.launchWatchdog(ctx, self, GuardOf(p.cfg, self, owner, pl), id, pl.Deadline)
+	if p.Cfg.Cleanup == plugin.CleanupAuto && self != nil {
+		dog = p.launchWatchdog(ctx, self, GuardOf(p.Cfg, self, owner, pl), id, pl.Deadline)
 	}
 	startErr := p.eng.StartContainer(ctx, id)
 	w := <-dog
@@ -180,27 +156,27 @@ func (p *run) attempt(ctx context.Context, cl *cleanup, pl Placement, self, owne
 	// Follow only once started: the engine ends a follow of a created
 	// container at once. The stream replays the log from its start.
 	hint := make(chan struct{}, 1)
-	logsDone := p.followLogs(wctx, id, foreground || p.cfg.Debug, hint)
+	logsDone := p.followLogs(wctx, id, foreground || p.Cfg.Debug, hint)
 	sc, err := p.eng.InspectContainer(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
-	p.log.WithField("container", short(id)).Debugf("waiting for %s/readyz", ep.Probe)
+	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
+	p.Log.WithField("container", plugin.Short(id)).Debugf("waiting for %s/readyz", ep.Probe)
 
 	inspect := func(ctx context.Context) (engine.State, error) {
 		c, err := p.eng.InspectContainer(ctx, id)
 		return c.State, err
 	}
-	err = WaitReady(ctx, Target{
+	err = plugin.WaitReady(ctx, plugin.Target{
 		Events: events, Errs: errs, Inspect: inspect, Hint: hint,
-		Probe:   httpProbe(p.opt.HTTP, ep.Probe),
+		Probe:   plugin.HTTPProbe(p.Opt.HTTP, ep.Probe),
 		Awaited: "GET " + ep.Probe + "/readyz to answer 200",
 	}, timeout)
 	if err != nil {
 		return nil, p.explainFailure(ctx, id, err, logsDone)
 	}
-	t := &tunnel{id: id, name: p.cfg.TunnelName, ep: ep}
+	t := &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep}}
 	if foreground {
 		t.exited = watchExit(wctx, events, errs, inspect)
 		t.stopLogs = stopWatch
@@ -219,13 +195,13 @@ var noWatchdog = func() <-chan *watchdog {
 
 // explainFailure prints the end of SC's log and turns a failed wait into the
 // error the user sees: bad credentials and invalid settings are permanent.
-func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone <-chan struct{}) error {
+func (p *Backend) explainFailure(ctx context.Context, id string, err error, logsDone <-chan struct{}) error {
 	var (
-		ex *ExitedError
-		to *TimeoutError
+		ex *plugin.ExitedError
+		to *plugin.TimeoutError
 	)
 	if !errors.As(err, &ex) && !errors.As(err, &to) {
-		return fmt.Errorf("wait for tunnel %s: %w", p.cfg.TunnelName, err)
+		return fmt.Errorf("wait for tunnel %s: %w", p.Cfg.TunnelName, err)
 	}
 	if ex != nil {
 		// Let the log stream drain what SC wrote before it died.
@@ -235,72 +211,24 @@ func (p *run) explainFailure(ctx context.Context, id string, err error, logsDone
 		}
 	}
 	tail := p.tail(ctx, id)
-	p.printLog(tail)
-	return classifyExit(err, tail)
-}
-
-// classifyExit turns SC's exit before readiness into the error the user
-// sees, from SC's error lines: rejected credentials, the account's tunnel
-// limit and a refused configuration are permanent.
-func classifyExit(err error, tail string) error {
-	var ex *ExitedError
-	switch {
-	case !errors.As(err, &ex):
-		return err
-	case errorLineMatches(tail, credentialsRejected):
-		return &CredentialsError{Err: err}
-	case errorLineMatches(tail, tunnelLimit):
-		return fmt.Errorf("sauce labs refused another tunnel: the account's limit of active tunnels is reached (see SC's log above). "+
-			"Tunnels leaked by cancelled builds count against it: list and stop them at https://app.saucelabs.com/tunnels "+
-			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w", err, errPermanent)
-	case errorLineMatches(tail, configRefused):
-		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, errPermanent)
-	}
-	return err
-}
-
-// What SC's error lines say when a retry cannot help.
-var (
-	credentialsRejected = regexp.MustCompile(`(?i)\b401\b|unauthori[sz]ed|invalid (username|access key|credentials)`)
-	// SC5 documents "create tunnel: <msg>" for the tunnel limit without the
-	// text of msg; Sauce's REST API words it "Too many active tunnels".
-	tunnelLimit   = regexp.MustCompile(`(?i)too many active tunnels|tunnel limit`)
-	configRefused = regexp.MustCompile(`(?i)required flag|invalid (value|argument|region|flag)|unknown flag`)
-	errorLine     = regexp.MustCompile(`(?i)\[error\]|fatal|\berror\b`)
-)
-
-// errorLineMatches reports whether one of SC's error lines matches re.
-// Other lines are ignored: a timestamp such as 16:45:16.401367 is no 401.
-func errorLineMatches(log string, re *regexp.Regexp) bool {
-	for _, line := range strings.Split(log, "\n") {
-		if errorLine.MatchString(line) && re.MatchString(line) {
-			return true
-		}
-	}
-	return false
-}
-
-// printLog shows the end of SC's log between markers, masked as all output.
-func (p *run) printLog(tail string) {
-	if tail = strings.TrimRight(tail, "\n"); tail != "" {
-		fmt.Fprintf(p.opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", tail)
-	}
+	p.PrintLog(tail)
+	return plugin.ClassifyExit(err, tail)
 }
 
 // tail returns the last lines of SC's log.
-func (p *run) tail(ctx context.Context, id string) string {
+func (p *Backend) tail(ctx context.Context, id string) string {
 	var buf bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{Tail: strconv.Itoa(tailLines)}, &buf, &buf); err != nil {
-		p.log.WithError(err).Debug("could not read sauce connect's log")
+	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{Tail: strconv.Itoa(plugin.TailLines)}, &buf, &buf); err != nil {
+		p.Log.WithError(err).Debug("could not read sauce connect's log")
 	}
 	return buf.String()
 }
 
 // followLogs streams SC's log while it runs: each line is scanned for the
 // ready line (to probe at once) and, when show is set, printed.
-func (p *run) followLogs(ctx context.Context, id string, show bool, hint chan<- struct{}) <-chan struct{} {
+func (p *Backend) followLogs(ctx context.Context, id string, show bool, hint chan<- struct{}) <-chan struct{} {
 	done := make(chan struct{})
 	pr, pw := io.Pipe()
 	go func() {
@@ -316,7 +244,7 @@ func (p *run) followLogs(ctx context.Context, id string, show bool, hint chan<- 
 				}
 			}
 			if show {
-				fmt.Fprintln(p.opt.Out, "[sauce-connect] "+line)
+				fmt.Fprintln(p.Opt.Out, "[sauce-connect] "+line)
 			}
 		}
 		_, _ = io.Copy(io.Discard, pr)
@@ -348,7 +276,7 @@ func watchExit(ctx context.Context, events <-chan engine.Event, errs <-chan erro
 				events = nil
 			}
 		}
-		tick := time.NewTicker(inspectEvery)
+		tick := time.NewTicker(plugin.InspectEvery)
 		defer tick.Stop()
 		for {
 			select {
@@ -377,25 +305,25 @@ const staleCheck = 5 * time.Second
 // (its ready-by label) is waited for, until deadline: parallel stages that
 // share a tunnel name get the tunnel that won the race. Anything else of
 // that name is removed so that a fresh one can start.
-func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground bool, deadline time.Time) (*tunnel, error) {
-	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.cfg.TunnelName))
+func (p *Backend) reuse(ctx context.Context, owner *engine.Container, foreground bool, deadline time.Time) (*tunnel, error) {
+	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range found {
-		log := p.log.WithField("container", short(s.ID))
-		readyBy, _ := strconv.ParseInt(s.Labels[LabelReadyBy], 10, 64)
-		young := p.opt.Now().Before(time.Unix(readyBy, 0))
+		log := p.Log.WithField("container", plugin.Short(s.ID))
+		readyBy, _ := strconv.ParseInt(s.Labels[plugin.LabelReadyBy], 10, 64)
+		young := p.Opt.Now().Before(time.Unix(readyBy, 0))
 		if !foreground && (s.State == "running" || young && s.State == "created") {
 			budget := staleCheck
 			if young {
-				budget = time.Unix(readyBy, 0).Sub(p.opt.Now())
-				log.Infof("another start is bringing tunnel %s up; waiting for it", p.cfg.TunnelName)
+				budget = time.Unix(readyBy, 0).Sub(p.Opt.Now())
+				log.Infof("another start is bringing tunnel %s up; waiting for it", p.Cfg.TunnelName)
 			}
-			t, err := p.awaitRunning(ctx, owner, s.ID, min(budget, deadline.Sub(p.opt.Now())))
+			t, err := p.awaitRunning(ctx, owner, s.ID, min(budget, deadline.Sub(p.Opt.Now())))
 			switch {
 			case t != nil:
-				log.Infof("tunnel %s is already running and ready; reusing it", p.cfg.TunnelName)
+				log.Infof("tunnel %s is already running and ready; reusing it", p.Cfg.TunnelName)
 				return t, nil
 			case ctx.Err() != nil:
 				return nil, context.Cause(ctx)
@@ -405,9 +333,9 @@ func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground boo
 			}
 			log.Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
 		} else {
-			log.Infof("replacing the %s container of tunnel %s", s.State, p.cfg.TunnelName)
+			log.Infof("replacing the %s container of tunnel %s", s.State, p.Cfg.TunnelName)
 		}
-		if err := p.remove(ctx, s.ID, failureGrace); err != nil {
+		if err := p.remove(ctx, s.ID, plugin.FailureGrace); err != nil {
 			return nil, err
 		}
 	}
@@ -416,59 +344,59 @@ func (p *run) reuse(ctx context.Context, owner *engine.Container, foreground boo
 
 // awaitRunning waits up to budget for an existing SC container to be ready;
 // a container still being created by another start is given time to start.
-func (p *run) awaitRunning(ctx context.Context, owner *engine.Container, id string, budget time.Duration) (*tunnel, error) {
-	until := p.opt.Now().Add(budget)
+func (p *Backend) awaitRunning(ctx context.Context, owner *engine.Container, id string, budget time.Duration) (*tunnel, error) {
+	until := p.Opt.Now().Add(budget)
 	sc, err := p.eng.InspectContainer(ctx, id)
-	for err == nil && sc.State.Status == "created" && p.opt.Now().Before(until) {
+	for err == nil && sc.State.Status == "created" && p.Opt.Now().Before(until) {
 		select {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
-		case <-time.After(inspectEvery):
+		case <-time.After(plugin.InspectEvery):
 		}
 		sc, err = p.eng.InspectContainer(ctx, id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ep := ResolveEndpoints(p.cfg, owner, sc, p.opt.DockerHost)
+	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
 	closed := make(chan engine.Event)
 	close(closed)
-	err = WaitReady(ctx, Target{
+	err = plugin.WaitReady(ctx, plugin.Target{
 		Events: closed,
 		Inspect: func(ctx context.Context) (engine.State, error) {
 			c, err := p.eng.InspectContainer(ctx, id)
 			return c.State, err
 		},
-		Probe:   httpProbe(p.opt.HTTP, ep.Probe),
+		Probe:   plugin.HTTPProbe(p.Opt.HTTP, ep.Probe),
 		Awaited: "GET " + ep.Probe + "/readyz of the running tunnel",
-	}, max(until.Sub(p.opt.Now()), time.Millisecond))
+	}, max(until.Sub(p.Opt.Now()), time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
-	return &tunnel{id: id, name: p.cfg.TunnelName, ep: ep, reused: true}, nil
+	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep, Reused: true}}, nil
 }
 
 // isGone reports whether a wait ended because the container went away.
 func isGone(err error) bool {
-	var ex *ExitedError
+	var ex *plugin.ExitedError
 	return engine.IsNotFound(err) || errors.As(err, &ex) && ex.ExitCode == -1
 }
 
 // remove stops a container gracefully within grace, then removes it.
-func (p *run) remove(ctx context.Context, id string, grace time.Duration) error {
+func (p *Backend) remove(ctx context.Context, id string, grace time.Duration) error {
 	if _, err := p.eng.StopContainer(ctx, id, grace); err != nil {
-		p.log.WithError(err).WithField("container", short(id)).Debug("could not stop container")
+		p.Log.WithError(err).WithField("container", plugin.Short(id)).Debug("could not stop container")
 	}
 	return p.eng.RemoveContainer(ctx, id)
 }
 
 // nameTaken explains a container-name conflict.
-func (p *run) nameTaken(ctx context.Context, name string, err error) error {
+func (p *Backend) nameTaken(ctx context.Context, name string, err error) error {
 	c, ierr := p.eng.InspectContainer(ctx, name)
-	if ierr == nil && c.Labels[LabelManaged] != "true" {
+	if ierr == nil && c.Labels[plugin.LabelManaged] != "true" {
 		return fmt.Errorf("container name %s is taken by a container this plugin did not start; set container_name to another name, or remove that container: %w", name, err)
 	}
-	return fmt.Errorf("another start of tunnel %s created its container first: %w: %w", p.cfg.TunnelName, err, errLostRace)
+	return fmt.Errorf("another start of tunnel %s created its container first: %w: %w", p.Cfg.TunnelName, err, errLostRace)
 }
 
 // errLostRace marks a start that a concurrent start of its tunnel beat to
@@ -478,11 +406,11 @@ var errLostRace = errors.New("waiting for it")
 // checkHostPort fails early, naming the setting, when the fixed host port
 // the API is to be published on is already taken. The engine itself does
 // not always refuse: two containers may bind the same address.
-func (p *run) checkHostPort(ctx context.Context, pl Placement, owner *engine.Container) error {
-	if pl.NetworkMode == "host" && onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
-		l, err := net.Listen("tcp", net.JoinHostPort(p.cfg.APIBind, strconv.Itoa(pl.APIPort)))
+func (p *Backend) checkHostPort(ctx context.Context, pl Placement, owner *engine.Container) error {
+	if pl.NetworkMode == "host" && onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
+		l, err := net.Listen("tcp", net.JoinHostPort(p.Cfg.APIBind, strconv.Itoa(pl.APIPort)))
 		if err != nil {
-			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, p.cfg.APIBind)
+			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, p.Cfg.APIBind)
 		}
 		l.Close()
 		return nil
@@ -503,7 +431,7 @@ func (p *run) checkHostPort(ctx context.Context, pl Placement, owner *engine.Con
 			}
 		}
 	}
-	if onHostNetwork(owner) && !strings.HasPrefix(p.opt.DockerHost, "tcp://") {
+	if onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
 		l, err := net.Listen("tcp", net.JoinHostPort(pl.Publish.IP, strconv.Itoa(port)))
 		if err != nil {
 			return taken
@@ -524,49 +452,22 @@ func freeHostPort(addr string) (int, error) {
 }
 
 // ensureImage makes sure the SC image is on the engine, per the pull setting.
-func (p *run) ensureImage(ctx context.Context) error {
-	img := p.cfg.Image
-	if p.cfg.Pull != PullAlways {
+func (p *Backend) ensureImage(ctx context.Context) error {
+	img := p.Cfg.Image
+	if p.Cfg.Pull != plugin.PullAlways {
 		ok, err := p.eng.ImageExists(ctx, img)
 		if err != nil || ok {
 			return err
 		}
-		if p.cfg.Pull == PullNever {
+		if p.Cfg.Pull == plugin.PullNever {
 			return fmt.Errorf("image %s is not on the docker engine and pull is never; load the image first, or set pull to if-not-exists", img)
 		}
 	}
-	p.log.WithField("image", img).Info("pulling image")
+	p.Log.WithField("image", img).Info("pulling image")
 	// Engines report a refused registry login as an internal error (20.10:
 	// HTTP 500), so the hint names everything a failed pull may need.
-	if err := p.eng.PullImage(ctx, img, p.cfg.RegistryAuth, p.opt.Out); err != nil {
+	if err := p.eng.PullImage(ctx, img, p.Cfg.RegistryAuth, p.Opt.Out); err != nil {
 		return fmt.Errorf("%w; check the image name and, for a private registry or mirror, registry_username and registry_password", err)
 	}
 	return nil
-}
-
-// report prints where the ready tunnel answers and writes the outputs.
-func (p *run) report(t *tunnel) {
-	how := fmt.Sprintf("ready in %s", t.readyIn.Round(time.Millisecond))
-	if t.reused {
-		how = "reused"
-	}
-	fmt.Fprintf(p.opt.Out, "tunnel %s is up in region %s (%s, container %s)\n", t.name, p.cfg.Region, how, short(t.id))
-	if t.ep.Container != "" {
-		fmt.Fprintf(p.opt.Out, "  API for container steps: %s\n", t.ep.Container)
-	}
-	if t.ep.Host != "" {
-		fmt.Fprintf(p.opt.Out, "  API for host steps:      %s\n", t.ep.Host)
-	}
-	// A runner may hand the step a path its container cannot see (act's
-	// self-hosted mode does, for every container action): a warning each.
-	for _, err := range writeOutputs(p.cfg, t, p.opt.Out) {
-		p.log.Warnf("could not write the step output %v", err)
-	}
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -1,0 +1,115 @@
+// Package docker is the Docker backend: it runs Sauce Connect 5 as a sibling
+// container through the engine the plugin reaches, waits until the tunnel
+// is ready, and guards it with a watchdog that removes it when the pipeline
+// ends.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// Engine is the part of the Docker engine the plugin uses. *engine.Engine
+// implements it; unit tests use fakes.
+type Engine interface {
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	PullImage(ctx context.Context, ref string, auth *engine.RegistryAuth, w io.Writer) error
+	CreateContainer(ctx context.Context, s engine.ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	InspectContainer(ctx context.Context, id string) (engine.Container, error)
+	ListContainers(ctx context.Context, labels map[string]string) ([]engine.Summary, error)
+	StopContainer(ctx context.Context, id string, timeout time.Duration) (bool, error)
+	RemoveContainer(ctx context.Context, id string) error
+	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
+	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
+	PathExists(ctx context.Context, id, path string) (bool, error)
+	Connect(ctx context.Context, network, id string, aliases []string) error
+	Disconnect(ctx context.Context, network, id string) error
+	InspectNetwork(ctx context.Context, name string) (engine.Network, error)
+	RemoveNetwork(ctx context.Context, name string) error
+}
+
+var _ Engine = (*engine.Engine)(nil)
+
+// New returns the Docker backend for session s on engine eng, whose
+// address is host (a tcp:// engine is probed there).
+func New(s *plugin.Session, eng Engine, host string) *Backend {
+	return &Backend{Session: s, eng: eng, host: host}
+}
+
+// Backend is the Docker backend: SC as a sibling container on the engine
+// the plugin reaches, with a watchdog beside it.
+type Backend struct {
+	*plugin.Session
+	eng  Engine
+	host string
+}
+
+var _ plugin.Backend = (*Backend)(nil)
+
+// socketPath is the unix socket DOCKER_HOST names, or the default.
+func socketPath() string {
+	if p, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok {
+		return p
+	}
+	return "/var/run/docker.sock"
+}
+
+// socketDenied says who owns the socket, who the step runs as, and how to
+// run the step so that it may use the socket, per platform.
+func socketDenied(path string) string {
+	owner := "its owner"
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = fmt.Sprintf("uid %d and group %d", st.Uid, st.Gid)
+		}
+	}
+	groups, _ := os.Getgroups()
+	return fmt.Sprintf("the socket %s is mounted, but it allows %s, and this step runs as uid %d with groups %v: run the step as root or in that group "+
+		"(Drone: remove user: from the step, or set it to root; Harness: runAsUser 0, or add the group; GitHub Actions: a container action runs as root unless its job sets options: --user)",
+		path, owner, os.Getuid(), groups)
+}
+
+// EngineHint explains how to give the plugin a Docker engine, for errors
+// from connecting to one.
+func EngineHint(err error, p plugin.Pipeline) error {
+	if errors.Is(err, engine.ErrDenied) {
+		return fmt.Errorf("%w; %s", err, socketDenied(socketPath()))
+	}
+	if !errors.Is(err, engine.ErrUnreachable) {
+		return err
+	}
+	hint := "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock (trusted repository); " +
+		"Harness Cloud and VM pools mount it already; GitHub Actions: use a Linux runner; or set DOCKER_HOST"
+	if p.KubernetesServiceHost != "" {
+		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in the README (\"Kubernetes\")"
+	}
+	return fmt.Errorf("%w; %s", err, hint)
+}
+
+// Start opens the tunnel, or reuses a ready one of its name.
+func (p *Backend) Start(ctx context.Context) (*plugin.Tunnel, error) {
+	t, err := p.start(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return &t.Tunnel, nil
+}
+
+// Run keeps the tunnel in the foreground until ctx ends, then stops it.
+func (p *Backend) Run(ctx context.Context) error { return p.foreground(ctx) }
+
+// Stop ends this pipeline's tunnel.
+func (p *Backend) Stop(ctx context.Context) error { return p.stop(ctx) }
+
+// Status says whether this pipeline's tunnel is up and ready.
+func (p *Backend) Status(ctx context.Context) error { return p.status(ctx) }

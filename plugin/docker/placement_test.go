@@ -1,0 +1,85 @@
+package docker
+
+import (
+	"testing"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+func TestPlace(t *testing.T) {
+	drone := plugin.Pipeline{Drone: "true", DroneBuildNumber: "1"}
+	github := plugin.Pipeline{GitHubActions: "true"}
+	droneStep := &engine.Container{NetworkMode: "drone-x", Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2"}}}
+	bridgeStep := &engine.Container{NetworkMode: "default", Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.5"}}}
+	hostStep := &engine.Container{NetworkMode: "host"}
+	pub := &engine.HostPort{IP: "127.0.0.1", Port: 8032}
+	alias := func(n string) []engine.NetworkAttachment {
+		return []engine.NetworkAttachment{{Network: n, Aliases: []string{"sauce-connect"}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		c     plugin.Config
+		owner *engine.Container
+		want  Placement
+	}{
+		{"on the host", plugin.Config{Publish: "auto"}, nil, Placement{Publish: pub}},
+		{"drone step on its build network: alias, no host port", plugin.Config{Publish: "auto", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x")}},
+		{"drone step, publish always", plugin.Config{Publish: "always", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+		{"default bridge takes no alias: publish", plugin.Config{Publish: "auto", Pipeline: drone}, bridgeStep, Placement{Publish: pub}},
+		{"step in host network mode", plugin.Config{Publish: "auto", Pipeline: drone}, hostStep, Placement{Publish: pub}},
+		{"network_mode host: the API on a host port", plugin.Config{Publish: "auto", NetworkMode: "host"}, nil, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner: the runner's network, as Sauce's action", plugin.Config{Publish: "auto", Pipeline: github}, bridgeStep, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"act: the job container's host network", plugin.Config{Publish: "auto", Pipeline: github}, hostStep, Placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner, network_mode bridge", plugin.Config{Publish: "auto", NetworkMode: "bridge", Pipeline: github}, bridgeStep, Placement{Publish: pub}},
+		{"extra network", plugin.Config{Publish: "never", Network: "qa", Pipeline: drone}, droneStep, Placement{Networks: append(alias("drone-x"), alias("qa")...)}},
+		{"github job network publishes too", plugin.Config{Publish: "auto", Pipeline: github}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.NetworkAlias, tc.c.APIBind, tc.c.APIHostPort = "sauce-connect", "127.0.0.1", 8032
+			if diff := cmp.Diff(tc.want, Place(tc.c, tc.owner)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestResolveEndpoints(t *testing.T) {
+	c := plugin.Config{APIPort: 8032, NetworkAlias: "sauce-connect", APIBind: "127.0.0.1"}
+	onNet := engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.9", Aliases: []string{"sauce-connect"}}}}
+	published := engine.Container{Networks: map[string]engine.Endpoint{"bridge": {IP: "172.17.0.9"}}, HostPorts: map[int][]engine.HostPort{8032: {{IP: "127.0.0.1", Port: 49153}}}}
+	step := &engine.Container{Networks: map[string]engine.Endpoint{"drone-x": {IP: "172.20.0.2", Gateway: "172.20.0.1"}}}
+	for _, tc := range []struct {
+		name       string
+		owner      *engine.Container
+		sc         engine.Container
+		dockerHost string
+		want       plugin.Endpoints
+	}{
+		{"step and SC share the build network", step, onNet, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://172.20.0.9:8032", Container: "http://sauce-connect:8032"}},
+		{"host plugin probes the published port", nil, published, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://127.0.0.1:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
+		{"remote engine is probed at its address", nil, published, "tcp://10.1.2.3:2375", plugin.Endpoints{Probe: "http://10.1.2.3:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
+		{"SC in host mode, step on a bridge: via the gateway", step, engine.Container{NetworkMode: "host"}, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://172.20.0.1:8032", Host: "http://127.0.0.1:8032"}},
+		{"SC in host mode on a host port", nil, engine.Container{NetworkMode: "host", Env: []string{"SAUCE_API_ADDRESS=127.0.0.1:41000"}}, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://127.0.0.1:41000", Host: "http://127.0.0.1:41000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, ResolveEndpoints(c, tc.owner, tc.sc, tc.dockerHost)); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHostPath(t *testing.T) {
+	self := &engine.Container{Mounts: map[string]string{"/drone/src": "/var/lib/docker/volumes/abc/_data", "/drone": "/srv"}}
+	got, err := hostPath(self, "/drone/src/ci/sc.yaml")
+	if err != nil || got != "/var/lib/docker/volumes/abc/_data/ci/sc.yaml" {
+		t.Errorf("got %q, %v", got, err)
+	}
+	if _, err := hostPath(self, "/etc/sc.yaml"); err == nil {
+		t.Error("a path on no volume was accepted")
+	}
+}

@@ -1,0 +1,83 @@
+package docker
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+func TestContainerSpecGolden(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	drone := plugin.Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "42", DroneStageName: "default"}
+	droneNet := &engine.Container{
+		ID: "0123456789ab0123456789ab0123456789ab0123456789ab0123456789abcdef", Image: "drone-sauce-connect/drone-sauce-connect:1",
+		ImageID:     "sha256:d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0d5c0",
+		NetworkMode: "drone-abc", Networks: map[string]engine.Endpoint{"drone-abc": {IP: "172.18.0.2"}},
+		Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock", "/drone/src": "/var/lib/docker/volumes/v1/_data"},
+		Labels: map[string]string{"io.drone": "true", "io.drone.expires": "1795874400", "io.drone.build.number": "42", "org.opencontainers.image.title": "not copied"},
+	}
+	for _, tc := range []struct {
+		name  string
+		s     plugin.Settings
+		p     plugin.Pipeline
+		owner *engine.Container
+	}{
+		{"host-defaults", plugin.Settings{}, plugin.Pipeline{}, nil},
+		{"drone-network", plugin.Settings{}, drone, droneNet},
+		{"all-options", plugin.Settings{
+			TunnelName: "release-tunnel", TunnelPool: "true", Shared: "all", Proxy: "http://user:pw@proxy:3128", ProxySauce: "proxy:3128",
+			ProxyLocalhost: "allow", TunnelDomains: "a.example,b.example", DenyDomains: "ads.example", TLSPassthroughDomains: "bank.example",
+			LogLevel: "debug", SCArgs: "--log-http=api:url", Env: `{"SAUCE_DNS_SERVER":"1.1.1.1"}`, Labels: `{"team":"web"}`,
+			Region: "eu", APIPort: "9000", APIHostPort: "0", Image: "mirror.example/sauce-connect:5.2", Network: "extra", Publish: "always",
+		}, drone, droneNet},
+		{"host-network", plugin.Settings{NetworkMode: "host"}, plugin.Pipeline{GitHubActions: "true", GitHubRepository: "o/r", GitHubRunID: "1", GitHubRunAttempt: "1", GitHubJob: "j"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testenv.SpecConfig(t, tc.s, tc.p)
+			pl := Place(c, tc.owner)
+			pl.Deadline, pl.Labels = Deadline(c, tc.owner, now), PlatformLabels(tc.owner)
+			spec := ContainerSpec(c, pl, now)
+			if !hasSecret(spec, "SAUCE_ACCESS_KEY", testenv.TestKey) {
+				t.Fatalf("SC would not get the access key through its environment: %+v", spec.Env)
+			}
+			for _, a := range spec.Cmd {
+				if strings.Contains(a, testenv.TestKey) {
+					t.Fatalf("access key in argv: %q", spec.Cmd)
+				}
+			}
+			js, err := json.MarshalIndent(spec.Redacted(), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			trace := Trace(spec)
+			if strings.Contains(string(js)+trace, testenv.TestKey) || strings.Contains(trace, "user:pw") {
+				t.Fatal("a secret reached the golden output")
+			}
+			testenv.Golden(t, "spec-"+tc.name+".json", string(js)+"\n")
+			testenv.Golden(t, "trace-"+tc.name+".txt", trace+"\n")
+			if tc.owner != nil {
+				dog, ok := WatchdogSpec(c, *tc.owner, GuardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, "unix:///var/run/docker.sock")
+				if !ok {
+					t.Fatal("no watchdog for a container with the socket mounted")
+				}
+				js, _ := json.MarshalIndent(dog, "", "  ")
+				testenv.Golden(t, "watchdog-"+tc.name+".json", string(js)+"\n")
+			}
+		})
+	}
+}
+
+func hasSecret(s engine.ContainerSpec, name, value string) bool {
+	for _, e := range s.Env {
+		if e.Name == name {
+			return e.Value == value && e.Secret
+		}
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package kubernetes
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+)
+
+func TestKubernetesObjectsGolden(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	harness := plugin.Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser"}
+	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
+	for _, tc := range []struct {
+		name string
+		s    plugin.Settings
+	}{
+		{"kubernetes-defaults", plugin.Settings{}},
+		{"kubernetes-service", plugin.Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testenv.SpecConfig(t, tc.s, harness)
+			objs := Objects(c, owner, now)
+			if objs.Secret.StringData[secretAccessKey] != testenv.TestKey {
+				t.Fatal("the secret does not hold the access key")
+			}
+			objs.Secret.StringData[secretAccessKey] = "***"
+			js, err := json.MarshalIndent(objs, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(js), testenv.TestKey) {
+				t.Fatal("the access key is outside the secret")
+			}
+			testenv.Golden(t, tc.name+".json", string(js)+"\n")
+		})
+	}
+}
+
+// TestKubernetesSecretsByReference: secret values in env and sc_args reach
+// the tunnel pod through its Secret, never in the pod spec.
+func TestKubernetesSecretsByReference(t *testing.T) {
+	c := testenv.SpecConfig(t, plugin.Settings{Env: `{"SAUCE_HEADER":"Authorization: Bearer tok3n"}`, SCArgs: `["--auth", "carol:authpass3@upstream:3128", "--log-http=api:url"]`}, plugin.Pipeline{})
+	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "build", Namespace: "ci", UID: "uid"}}
+	objs := Objects(c, owner, time.Now())
+	pod, err := json.Marshal(objs.Pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{testenv.TestKey, "tok3n", "authpass3"} {
+		if strings.Contains(string(pod), secret) {
+			t.Errorf("%s is in the pod spec:\n%s", secret, pod)
+		}
+	}
+	args := objs.Pod.Spec.Containers[0].Args
+	if want := []string{"run", "--auth", "$(DSC_SECRET_ARG_2)", "--log-http=api:url"}; !cmp.Equal(args, want) {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	if objs.Secret.StringData["DSC_SECRET_ARG_2"] != "carol:authpass3@upstream:3128" || objs.Secret.StringData["SAUCE_HEADER"] != "Authorization: Bearer tok3n" {
+		t.Errorf("the Secret lacks the values: %v", objs.Secret.StringData)
+	}
+}

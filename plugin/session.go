@@ -1,0 +1,160 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Options are the plugin's collaborators, injected by main and by tests.
+type Options struct {
+	// Out receives everything the plugin prints; main passes a masking writer.
+	Out io.Writer
+	// Masker masks secrets in what the plugin writes; a stop step adds the
+	// secrets it learns from the tunnel.
+	Masker *Masker
+	// Log is the plugin's logger, writing to Out.
+	Log *logrus.Logger
+	// Now is the clock.
+	Now func() time.Time
+	// HTTP reads SC's API.
+	HTTP *http.Client
+}
+
+// Session is what both backends share for one run of the plugin: the
+// configuration, the output, the logger, the masker, the printer of SC's
+// last lines and the reader of SC's API.
+type Session struct {
+	Cfg Config
+	Opt Options
+	Log *logrus.Entry
+}
+
+// NewSession fills in the defaults of o.
+func NewSession(c Config, o Options) *Session {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Masker == nil {
+		o.Masker = NewMasker(c.Secrets()...)
+	}
+	if o.Log == nil {
+		o.Log = logrus.New()
+		o.Log.SetOutput(io.Discard)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
+	}
+	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs); ok {
+		o.HTTP = WithBasicAuth(o.HTTP, user, pass)
+	}
+	return &Session{Cfg: c, Opt: o, Log: o.Log.WithField("tunnel", c.TunnelName)}
+}
+
+// Get reads a URL of SC's API: the status and (up to 64 KiB of) the body.
+func (s *Session) Get(ctx context.Context, url string) (int, string, error) {
+	return apiGet(ctx, s.Opt.HTTP, url)
+}
+
+// PrintLog shows the end of SC's log between markers, masked as all output.
+func (s *Session) PrintLog(tail string) {
+	if tail = strings.TrimRight(tail, "\n"); tail != "" {
+		fmt.Fprintf(s.Opt.Out, "--- last lines of sauce connect's log ---\n%s\n--- end of log ---\n", tail)
+	}
+}
+
+// FailureGrace bounds the graceful stop of a tunnel that failed to come
+// up, so that cleanup ends before a runner's own kill timeout.
+const FailureGrace = 5 * time.Second
+
+// TailLines is how much of SC's log is shown with a failure or a stop.
+const TailLines = 50
+
+// Tunnel is a running, ready tunnel, as a backend hands it over.
+type Tunnel struct {
+	// ID is the SC container's ID or the tunnel pod's name; Where says
+	// which, for people ("container 4f2c9d1e8a7b", "pod sc-build-42").
+	ID, Where string
+	Name      string
+	Endpoints Endpoints
+	ReadyIn   time.Duration
+	Reused    bool
+}
+
+// Endpoints are the addresses of SC's API.
+type Endpoints struct {
+	// Probe is where the plugin itself reaches the API.
+	Probe string
+	// Container is the URL later container steps use (the alias when SC is
+	// on a user-defined network, else its IP).
+	Container string
+	// Host is the URL on the host, when the API is published or SC uses the
+	// host's network.
+	Host string
+}
+
+// Report prints where the ready tunnel answers and writes the outputs.
+func (s *Session) Report(t *Tunnel) {
+	how := fmt.Sprintf("ready in %s", t.ReadyIn.Round(time.Millisecond))
+	if t.Reused {
+		how = "reused"
+	}
+	fmt.Fprintf(s.Opt.Out, "tunnel %s is up in region %s (%s, %s)\n", t.Name, s.Cfg.Region, how, t.Where)
+	if t.Endpoints.Container != "" {
+		fmt.Fprintf(s.Opt.Out, "  API for container steps: %s\n", t.Endpoints.Container)
+	}
+	if t.Endpoints.Host != "" {
+		fmt.Fprintf(s.Opt.Out, "  API for host steps:      %s\n", t.Endpoints.Host)
+	}
+	// A runner may hand the step a path its container cannot see (act's
+	// self-hosted mode does, for every container action): a warning each.
+	for _, err := range writeOutputs(s.Cfg, t, s.Opt.Out) {
+		s.Log.Warnf("could not write the step output %v", err)
+	}
+}
+
+// Backend runs tunnels: on a Docker engine or on Kubernetes.
+type Backend interface {
+	// Start opens the tunnel, or reuses a ready one of its name, and
+	// leaves it running.
+	Start(ctx context.Context) (*Tunnel, error)
+	// Run keeps the tunnel in the foreground until ctx ends, then stops it.
+	Run(ctx context.Context) error
+	// Stop ends the tunnel; nothing to stop is a warning.
+	Stop(ctx context.Context) error
+	// Status says whether the tunnel is up and ready.
+	Status(ctx context.Context) error
+}
+
+// Perform does the configured action with the backend: the one switch.
+func Perform(ctx context.Context, c Config, b Backend) error {
+	switch c.Action {
+	case ActionStart:
+		_, err := b.Start(ctx)
+		return err
+	case ActionRun:
+		return b.Run(ctx)
+	case ActionStop:
+		return b.Stop(ctx)
+	case ActionStatus:
+		return b.Status(ctx)
+	default:
+		return fmt.Errorf("unknown action %q", c.Action)
+	}
+}
+
+// Short abbreviates a container ID the way the docker CLI does.
+func Short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
