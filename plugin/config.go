@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
 // Action is what the plugin is asked to do.
@@ -97,7 +95,7 @@ type Config struct {
 
 	Image        string
 	Pull         Pull
-	RegistryAuth *engine.RegistryAuth
+	RegistryAuth *RegistryAuth
 
 	APIPort      int
 	APIBind      string
@@ -132,6 +130,11 @@ type KubernetesConfig struct {
 	Requests        map[string]string
 	Limits          map[string]string
 	ImagePullSecret string
+}
+
+// RegistryAuth is a login to the registry that holds SC's image.
+type RegistryAuth struct {
+	Username, Password string
 }
 
 // RegistryPassword returns the registry password, or "".
@@ -327,7 +330,7 @@ func (v *validation) image() {
 		if u == "" || s.RegistryPassword == "" {
 			v.bad("registry_username", "registry_username and registry_password go together; set both or neither")
 		}
-		c.RegistryAuth = &engine.RegistryAuth{Username: u, Password: s.RegistryPassword.Value()}
+		c.RegistryAuth = &RegistryAuth{Username: u, Password: s.RegistryPassword.Value()}
 	}
 }
 

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+	"time"
 )
 
 // Exit codes, documented in the README.
@@ -45,6 +44,15 @@ func (e *CredentialsError) Error() string {
 
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
+// EngineError means no usable Docker engine could be reached (exit 4).
+type EngineError struct {
+	Err error
+}
+
+func (e *EngineError) Error() string { return e.Err.Error() }
+
+func (e *EngineError) Unwrap() error { return e.Err }
+
 // ExitCode maps an error returned by Exec to the process exit code.
 func ExitCode(err error) int {
 	var (
@@ -52,6 +60,7 @@ func ExitCode(err error) int {
 		set   *SettingsError
 		tout  *TimeoutError
 		creds *CredentialsError
+		eng   *EngineError
 	)
 	switch {
 	case err == nil:
@@ -67,9 +76,33 @@ func ExitCode(err error) int {
 		return ExitTimeout
 	case errors.As(err, &creds):
 		return ExitCredentials
-	case errors.Is(err, engine.ErrUnreachable), errors.Is(err, engine.ErrTooOld), errors.Is(err, engine.ErrDenied):
+	case errors.As(err, &eng):
 		return ExitEngine
 	default:
 		return ExitFailure
 	}
+}
+
+// ExitedError means SC stopped before it became ready.
+type ExitedError struct {
+	ExitCode  int
+	OOMKilled bool
+}
+
+func (e *ExitedError) Error() string {
+	if e.OOMKilled {
+		return "sauce connect was killed for running out of memory (OOMKilled)"
+	}
+	return fmt.Sprintf("sauce connect exited with code %d before the tunnel was ready", e.ExitCode)
+}
+
+// TimeoutError means SC did not become ready in time.
+type TimeoutError struct {
+	Awaited string
+	After   time.Duration
+	Last    string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("sauce connect was not ready after %s: waited for %s; last probe: %s; raise ready_timeout if the tunnel needs longer", e.After.Round(time.Millisecond), e.Awaited, e.Last)
 }

@@ -51,7 +51,7 @@ func NewSession(c Config, o Options) *Session {
 		o.Out = io.Discard
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: probeRequestTimeout}
+		o.HTTP = &http.Client{Timeout: ProbeTimeout}
 	}
 	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs); ok {
 		o.HTTP = WithBasicAuth(o.HTTP, user, pass)
@@ -61,7 +61,7 @@ func NewSession(c Config, o Options) *Session {
 
 // Get reads a URL of SC's API: the status and (up to 64 KiB of) the body.
 func (s *Session) Get(ctx context.Context, url string) (int, string, error) {
-	return apiGet(ctx, s.Opt.HTTP, url)
+	return APIGet(ctx, s.Opt.HTTP, url)
 }
 
 // PrintLog shows the end of SC's log between markers, masked as all output.
@@ -157,4 +157,23 @@ func Short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// ProbeTimeout bounds one request to SC's API.
+const ProbeTimeout = time.Second
+
+// APIGet GETs a URL of SC's API and returns the status and (up to 64 KiB
+// of) the body.
+func APIGet(ctx context.Context, client *http.Client, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(b), err
 }

@@ -59,7 +59,7 @@ func reap(args []string) int {
 	log.SetFormatter(plugin.LogFormatter(plugin.LogFormat(a.LogFormat)))
 	eng, err := engine.NewEnv(ctx)
 	if err != nil {
-		return report(err)
+		return report(docker.EngineHint(err, plugin.Pipeline{}))
 	}
 	defer eng.Close()
 	if err := docker.Reap(ctx, a, eng, log); err != nil {

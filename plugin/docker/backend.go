@@ -82,10 +82,12 @@ func socketDenied(path string) string {
 // EngineHint explains how to give the plugin a Docker engine, for errors
 // from connecting to one.
 func EngineHint(err error, p plugin.Pipeline) error {
-	if errors.Is(err, engine.ErrDenied) {
-		return fmt.Errorf("%w; %s", err, socketDenied(socketPath()))
-	}
-	if !errors.Is(err, engine.ErrUnreachable) {
+	switch {
+	case errors.Is(err, engine.ErrDenied):
+		return &plugin.EngineError{Err: fmt.Errorf("%w; %s", err, socketDenied(socketPath()))}
+	case errors.Is(err, engine.ErrTooOld):
+		return &plugin.EngineError{Err: err}
+	case !errors.Is(err, engine.ErrUnreachable):
 		return err
 	}
 	hint := "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock (trusted repository); " +
@@ -93,7 +95,7 @@ func EngineHint(err error, p plugin.Pipeline) error {
 	if p.KubernetesServiceHost != "" {
 		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in the README (\"Kubernetes\")"
 	}
-	return fmt.Errorf("%w; %s", err, hint)
+	return &plugin.EngineError{Err: fmt.Errorf("%w; %s", err, hint)}
 }
 
 // Start opens the tunnel, or reuses a ready one of its name.

@@ -168,9 +168,9 @@ func (p *Backend) attempt(ctx context.Context, cl *plugin.Undo, pl Placement, se
 		c, err := p.eng.InspectContainer(ctx, id)
 		return c.State, err
 	}
-	err = plugin.WaitReady(ctx, plugin.Target{
+	err = WaitReady(ctx, Target{
 		Events: events, Errs: errs, Inspect: inspect, Hint: hint,
-		Probe:   plugin.HTTPProbe(p.Opt.HTTP, ep.Probe),
+		Probe:   HTTPProbe(p.Opt.HTTP, ep.Probe),
 		Awaited: "GET " + ep.Probe + "/readyz to answer 200",
 	}, timeout)
 	if err != nil {
@@ -276,7 +276,7 @@ func watchExit(ctx context.Context, events <-chan engine.Event, errs <-chan erro
 				events = nil
 			}
 		}
-		tick := time.NewTicker(plugin.InspectEvery)
+		tick := time.NewTicker(inspectEvery)
 		defer tick.Stop()
 		for {
 			select {
@@ -351,7 +351,7 @@ func (p *Backend) awaitRunning(ctx context.Context, owner *engine.Container, id 
 		select {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
-		case <-time.After(plugin.InspectEvery):
+		case <-time.After(inspectEvery):
 		}
 		sc, err = p.eng.InspectContainer(ctx, id)
 	}
@@ -361,13 +361,13 @@ func (p *Backend) awaitRunning(ctx context.Context, owner *engine.Container, id 
 	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
 	closed := make(chan engine.Event)
 	close(closed)
-	err = plugin.WaitReady(ctx, plugin.Target{
+	err = WaitReady(ctx, Target{
 		Events: closed,
 		Inspect: func(ctx context.Context) (engine.State, error) {
 			c, err := p.eng.InspectContainer(ctx, id)
 			return c.State, err
 		},
-		Probe:   plugin.HTTPProbe(p.Opt.HTTP, ep.Probe),
+		Probe:   HTTPProbe(p.Opt.HTTP, ep.Probe),
 		Awaited: "GET " + ep.Probe + "/readyz of the running tunnel",
 	}, max(until.Sub(p.Opt.Now()), time.Millisecond))
 	if err != nil {
@@ -466,7 +466,11 @@ func (p *Backend) ensureImage(ctx context.Context) error {
 	p.Log.WithField("image", img).Info("pulling image")
 	// Engines report a refused registry login as an internal error (20.10:
 	// HTTP 500), so the hint names everything a failed pull may need.
-	if err := p.eng.PullImage(ctx, img, p.Cfg.RegistryAuth, p.Opt.Out); err != nil {
+	var auth *engine.RegistryAuth
+	if a := p.Cfg.RegistryAuth; a != nil {
+		auth = &engine.RegistryAuth{Username: a.Username, Password: a.Password}
+	}
+	if err := p.eng.PullImage(ctx, img, auth, p.Opt.Out); err != nil {
 		return fmt.Errorf("%w; check the image name and, for a private registry or mirror, registry_username and registry_password", err)
 	}
 	return nil

@@ -1,14 +1,14 @@
-package plugin
+package docker
 
 import (
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
@@ -18,10 +18,8 @@ const (
 	probeFirst  = 20 * time.Millisecond
 	probeCap    = 100 * time.Millisecond
 	probeGrowth = 1.5
-	// probeRequestTimeout bounds one GET /readyz.
-	probeRequestTimeout = time.Second
-	// InspectEvery paces liveness checks when the event stream is broken.
-	InspectEvery = 500 * time.Millisecond
+	// inspectEvery paces liveness checks when the event stream is broken.
+	inspectEvery = 500 * time.Millisecond
 )
 
 // Target is what the readiness wait watches: one SC container.
@@ -41,30 +39,6 @@ type Target struct {
 	ProbeFirst, ProbeCap time.Duration
 }
 
-// ExitedError means SC stopped before it became ready.
-type ExitedError struct {
-	ExitCode  int
-	OOMKilled bool
-}
-
-func (e *ExitedError) Error() string {
-	if e.OOMKilled {
-		return "sauce connect was killed for running out of memory (OOMKilled)"
-	}
-	return fmt.Sprintf("sauce connect exited with code %d before the tunnel was ready", e.ExitCode)
-}
-
-// TimeoutError means SC did not become ready in time.
-type TimeoutError struct {
-	Awaited string
-	After   time.Duration
-	Last    string
-}
-
-func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("sauce connect was not ready after %s: waited for %s; last probe: %s; raise ready_timeout if the tunnel needs longer", e.After.Round(time.Millisecond), e.Awaited, e.Last)
-}
-
 // WaitReady blocks until the target is ready (GET /readyz answers 200, or
 // the engine reports the container healthy), the container stops, the
 // timeout passes, or ctx ends. It never sleeps blindly: it selects on the
@@ -81,7 +55,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 	last := "no probe yet"
 
 	probe := func() bool {
-		pctx, cancel := context.WithTimeout(ctx, probeRequestTimeout)
+		pctx, cancel := context.WithTimeout(ctx, plugin.ProbeTimeout)
 		defer cancel()
 		code, err := t.Probe(pctx)
 		switch {
@@ -98,12 +72,12 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 		st, err := t.Inspect(ctx)
 		if err != nil {
 			if engine.IsNotFound(err) {
-				return &ExitedError{ExitCode: -1}
+				return &plugin.ExitedError{ExitCode: -1}
 			}
 			return fmt.Errorf("check sauce connect is running: %w", err)
 		}
 		if !st.Running {
-			return &ExitedError{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}
+			return &plugin.ExitedError{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}
 		}
 		return nil
 	}
@@ -113,11 +87,11 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-deadline.C:
-			return &TimeoutError{Awaited: t.Awaited, After: time.Since(began), Last: last}
+			return &plugin.TimeoutError{Awaited: t.Awaited, After: time.Since(began), Last: last}
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
-				inspectTick = time.Tick(InspectEvery)
+				inspectTick = time.Tick(inspectEvery)
 				continue
 			}
 			switch ev.Action {
@@ -126,9 +100,9 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 				if err := checkAlive(); err != nil {
 					return err
 				}
-				return &ExitedError{ExitCode: ev.ExitCode}
+				return &plugin.ExitedError{ExitCode: ev.ExitCode}
 			case "oom":
-				return &ExitedError{ExitCode: 137, OOMKilled: true}
+				return &plugin.ExitedError{ExitCode: 137, OOMKilled: true}
 			case "health_status":
 				if ev.Health == "healthy" {
 					return nil
@@ -140,7 +114,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				last = "event stream lost, inspecting instead"
 			}
-			inspectTick = time.Tick(InspectEvery)
+			inspectTick = time.Tick(inspectEvery)
 		case <-inspectTick:
 			if err := checkAlive(); err != nil {
 				return err
@@ -162,23 +136,7 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 // httpProbe returns a Probe that GETs base+"/readyz".
 func HTTPProbe(client *http.Client, base string) func(ctx context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
-		code, _, err := apiGet(ctx, client, base+"/readyz")
+		code, _, err := plugin.APIGet(ctx, client, base+"/readyz")
 		return code, err
 	}
-}
-
-// apiGet GETs a URL of SC's API and returns the status and (up to 64 KiB
-// of) the body.
-func apiGet(ctx context.Context, client *http.Client, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(b), err
 }

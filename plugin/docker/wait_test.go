@@ -1,6 +1,8 @@
-package plugin
+package docker
 
 import (
+	"syscall"
+
 	"context"
 	"errors"
 	"net/http"
@@ -8,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -95,7 +99,7 @@ func TestWaitFailsAtOnceWhenSCExits(t *testing.T) {
 	})
 	began := time.Now()
 	err := WaitReady(context.Background(), f.target(), 10*time.Second)
-	var ex *ExitedError
+	var ex *plugin.ExitedError
 	if !errors.As(err, &ex) || ex.ExitCode != 3 {
 		t.Fatalf("got %v, want exit code 3", err)
 	}
@@ -110,7 +114,7 @@ func TestWaitFallsBackToInspectWhenEventsBreak(t *testing.T) {
 	f.errs <- errors.New("stream cut")
 	time.AfterFunc(100*time.Millisecond, func() { f.running.Store(false) })
 	err := WaitReady(context.Background(), f.target(), 10*time.Second)
-	var ex *ExitedError
+	var ex *plugin.ExitedError
 	if !errors.As(err, &ex) || ex.ExitCode != 1 {
 		t.Fatalf("got %v, want an exit found by inspecting", err)
 	}
@@ -119,7 +123,7 @@ func TestWaitFallsBackToInspectWhenEventsBreak(t *testing.T) {
 func TestWaitTimeoutSaysWhatAndHowLong(t *testing.T) {
 	f := newFake()
 	err := WaitReady(context.Background(), f.target(), 300*time.Millisecond)
-	var to *TimeoutError
+	var to *plugin.TimeoutError
 	if !errors.As(err, &to) {
 		t.Fatalf("got %v, want a timeout", err)
 	}
@@ -128,8 +132,8 @@ func TestWaitTimeoutSaysWhatAndHowLong(t *testing.T) {
 			t.Errorf("%q lacks %q", err, want)
 		}
 	}
-	if ExitCode(err) != ExitTimeout {
-		t.Errorf("exit code %d", ExitCode(err))
+	if plugin.ExitCode(err) != plugin.ExitTimeout {
+		t.Errorf("exit code %d", plugin.ExitCode(err))
 	}
 	if n := f.probes.Load(); n < 3 {
 		t.Errorf("only %d probes in 300ms", n)
@@ -139,9 +143,9 @@ func TestWaitTimeoutSaysWhatAndHowLong(t *testing.T) {
 func TestWaitEndsWithTheSignal(t *testing.T) {
 	f := newFake()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	time.AfterFunc(50*time.Millisecond, func() { cancel(&SignalError{Signal: sigterm}) })
+	time.AfterFunc(50*time.Millisecond, func() { cancel(&plugin.SignalError{Signal: syscall.SIGTERM}) })
 	err := WaitReady(ctx, f.target(), 10*time.Second)
-	if ExitCode(err) != 143 {
-		t.Errorf("got %v (exit %d), want exit 143", err, ExitCode(err))
+	if plugin.ExitCode(err) != 143 {
+		t.Errorf("got %v (exit %d), want exit 143", err, plugin.ExitCode(err))
 	}
 }

@@ -1,8 +1,0 @@
-package plugin
-
-import (
-	"os"
-	"syscall"
-)
-
-func syscallSIGTERM() os.Signal { return syscall.SIGTERM }
