@@ -19,7 +19,6 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backend"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/docker"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
 func main() {
@@ -105,8 +104,7 @@ func run() int {
 		log.SetLevel(logrus.DebugLevel)
 	}
 
-	conn := backend.Connectors{Docker: engine.NewEnv, Kubernetes: kube.InCluster}
-	if err := backend.Run(ctx, cfg, conn, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
+	if err := backend.Act(ctx, cfg, backend.Real, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
 		return report(err)
 	}
 	return plugin.ExitOK

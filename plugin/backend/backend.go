@@ -14,26 +14,46 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubernetes"
 )
 
-// Connectors connect to what can run the tunnel; main passes the real ones.
+// ErrNotInCluster means the plugin does not run in a Kubernetes pod.
+var ErrNotInCluster = kube.ErrNotInCluster
+
+// Connectors open each backend for a session. Docker fails with an error
+// that wraps engine.ErrUnreachable when no engine answers (then auto tries
+// Kubernetes), Kubernetes with ErrNotInCluster outside a pod. Real connects
+// to the real ones; tests pass fakes.
 type Connectors struct {
-	// Docker connects to the engine named by DOCKER_HOST (engine.NewEnv).
-	Docker func(ctx context.Context) (*engine.Engine, error)
-	// Kubernetes connects with the pod's service account (kube.InCluster)
-	// and returns its namespace.
-	Kubernetes func() (*kube.Client, string, error)
+	Docker     func(ctx context.Context, s *plugin.Session) (plugin.Backend, func(), error)
+	Kubernetes func(s *plugin.Session) (plugin.Backend, error)
 }
 
-// Run performs the configured action on the chosen backend. auto takes
-// Docker when an engine answers, else Kubernetes when the plugin runs in a
-// pod, else fails naming both.
-func Run(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options) error {
-	if c.Action == plugin.ActionNone {
-		if o.Log != nil {
-			o.Log.Info("post step: nothing to clean up (this step's action starts no tunnel)")
+// Real connects to the Docker engine named by DOCKER_HOST, and to
+// Kubernetes with the pod's service account.
+var Real = Connectors{
+	Docker: func(ctx context.Context, s *plugin.Session) (plugin.Backend, func(), error) {
+		eng, err := engine.NewEnv(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
+		s.Log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
+		return docker.New(s, eng, eng.Host), func() { _ = eng.Close() }, nil
+	},
+	Kubernetes: func(s *plugin.Session) (plugin.Backend, error) {
+		kc, ns, err := kube.InCluster()
+		if err != nil {
+			return nil, err
+		}
+		return kubernetes.New(s, kc, ns)
+	},
+}
+
+// Act performs the configured action on the chosen backend.
+func Act(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options) error {
+	s := plugin.NewSession(c, o)
+	if c.Action == plugin.ActionNone {
+		s.Log.Info("post step: nothing to clean up (this step's action starts no tunnel)")
 		return nil
 	}
-	b, closeFn, err := Open(ctx, c, conn, o)
+	b, closeFn, err := Open(ctx, s, conn)
 	if err != nil {
 		return err
 	}
@@ -41,34 +61,33 @@ func Run(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options
 	return plugin.Perform(ctx, c, b)
 }
 
-// Open connects to the backend the settings choose and returns it, with a
-// func that releases the connection.
-func Open(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options) (plugin.Backend, func(), error) {
-	s := plugin.NewSession(c, o)
-	if c.Backend != plugin.BackendKubernetes {
-		eng, err := conn.Docker(ctx)
-		switch {
-		case err == nil:
-			s.Log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
-			return docker.New(s, eng, eng.Host), func() { _ = eng.Close() }, nil
-		case c.Backend == plugin.BackendDocker || !errors.Is(err, engine.ErrUnreachable):
-			return nil, nil, docker.EngineHint(err, c.Pipeline)
+// Open returns the backend the settings choose. auto takes Docker when an
+// engine answers, else Kubernetes when the plugin runs in a pod, else
+// fails naming both.
+func Open(ctx context.Context, s *plugin.Session, conn Connectors) (plugin.Backend, func(), error) {
+	c := s.Cfg
+	none := func() {}
+	if c.Backend == plugin.BackendKubernetes {
+		b, err := conn.Kubernetes(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("backend kubernetes: %w", err)
 		}
-		kc, ns, kerr := conn.Kubernetes()
-		if errors.Is(kerr, kube.ErrNotInCluster) {
-			return nil, nil, fmt.Errorf("%w; or run the step in a Kubernetes pod with a service account (backend kubernetes)", docker.EngineHint(err, c.Pipeline))
-		}
-		if kerr != nil {
-			return nil, nil, kerr
-		}
-		s.Log.Info("no Docker engine; running the tunnel as a Kubernetes pod")
-		b, err := kubernetes.New(s, kc, ns)
-		return b, func() {}, err
+		return b, none, nil
 	}
-	kc, ns, err := conn.Kubernetes()
-	if err != nil {
-		return nil, nil, fmt.Errorf("backend kubernetes: %w", err)
+	b, closeFn, err := conn.Docker(ctx, s)
+	switch {
+	case err == nil:
+		return b, closeFn, nil
+	case c.Backend == plugin.BackendDocker || !errors.Is(err, engine.ErrUnreachable):
+		return nil, nil, docker.EngineHint(err, c.Pipeline)
 	}
-	b, err := kubernetes.New(s, kc, ns)
-	return b, func() {}, err
+	kb, kerr := conn.Kubernetes(s)
+	switch {
+	case errors.Is(kerr, ErrNotInCluster):
+		return nil, nil, fmt.Errorf("%w; or run the step in a Kubernetes pod with a service account (backend kubernetes)", docker.EngineHint(err, c.Pipeline))
+	case kerr != nil:
+		return nil, nil, kerr
+	}
+	s.Log.Info("no Docker engine; running the tunnel as a Kubernetes pod")
+	return kb, none, nil
 }

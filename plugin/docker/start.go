@@ -72,7 +72,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		return nil, err
 	}
 
-	var cl plugin.Undo
+	var cl plugin.Rollback
 	for attempt := 1; ; attempt++ {
 		t, err := p.attempt(ctx, &cl, pl, self, owner, deadline.Sub(p.Opt.Now()), foreground)
 		if err == nil {
@@ -81,7 +81,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 			p.Report(&t.Tunnel)
 			return t, nil
 		}
-		if cerr := cl.Run(ctx); cerr != nil {
+		if cerr := cl.Do(ctx); cerr != nil {
 			p.Log.WithError(cerr).Warn("could not remove the failed sauce connect container")
 		}
 		if errors.Is(err, errLostRace) && !foreground && p.Opt.Now().Before(deadline) {
@@ -114,7 +114,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 
 // attempt creates and starts one SC container and waits until it is ready.
 // Whatever it creates is registered in cl before anything can fail.
-func (p *Backend) attempt(ctx context.Context, cl *plugin.Undo, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
+func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
 	spec := ContainerSpec(p.Cfg, pl, p.Opt.Now())
 	fmt.Fprintln(p.Opt.Out, Trace(spec))
 

@@ -391,32 +391,32 @@ func TestBackendAuto(t *testing.T) {
 	var out bytes.Buffer
 	log := logrus.New()
 	log.SetOutput(&out)
-	noEngine := func(context.Context) (*engine.Engine, error) {
-		return nil, fmt.Errorf("%w at unix:///var/run/docker.sock: no such file", engine.ErrUnreachable)
+	noEngine := func(context.Context, *plugin.Session) (plugin.Backend, func(), error) {
+		return nil, nil, fmt.Errorf("%w at unix:///var/run/docker.sock: no such file", engine.ErrUnreachable)
 	}
-	inPod := func() (*kube.Client, string, error) { return client(users[1]), c.ns, nil }
-	if err := backend.Run(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: inPod}, plugin.Options{Out: &out, Log: log}); err != nil {
+	inPod := func(s *plugin.Session) (plugin.Backend, error) { return kubernetes.New(s, client(users[1]), c.ns) }
+	if err := backend.Act(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: inPod}, plugin.Options{Out: &out, Log: log}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "running the tunnel as a Kubernetes pod") {
 		t.Errorf("auto did not pick Kubernetes without an engine:\n%s", out.String())
 	}
-	notInPod := func() (*kube.Client, string, error) { return nil, "", kube.ErrNotInCluster }
-	err = backend.Run(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: notInPod}, plugin.Options{Out: io.Discard, Log: log})
+	notInPod := func(*plugin.Session) (plugin.Backend, error) { return nil, kube.ErrNotInCluster }
+	err = backend.Act(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: notInPod}, plugin.Options{Out: io.Discard, Log: log})
 	if err == nil || !strings.Contains(err.Error(), "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock") || !strings.Contains(err.Error(), "or run the step in a Kubernetes pod with a service account (backend kubernetes)") {
 		t.Errorf("neither world: %v", err)
 	}
 	out.Reset()
 	dockerUsed := false
-	engineUp := func(ctx context.Context) (*engine.Engine, error) {
+	engineUp := func(ctx context.Context, s *plugin.Session) (plugin.Backend, func(), error) {
 		dockerUsed = true
-		return engine.NewEnv(ctx)
+		return backend.Real.Docker(ctx, s)
 	}
-	failKube := func() (*kube.Client, string, error) {
+	failKube := func(*plugin.Session) (plugin.Backend, error) {
 		t.Error("auto asked Kubernetes although an engine answered")
-		return nil, "", kube.ErrNotInCluster
+		return nil, kube.ErrNotInCluster
 	}
-	err = backend.Run(context.Background(), cfg, backend.Connectors{Docker: engineUp, Kubernetes: failKube}, plugin.Options{Out: &out, Log: log})
+	err = backend.Act(context.Background(), cfg, backend.Connectors{Docker: engineUp, Kubernetes: failKube}, plugin.Options{Out: &out, Log: log})
 	if errors.Is(err, engine.ErrUnreachable) {
 		t.Skip("no Docker engine here for the Docker half")
 	}
@@ -425,7 +425,7 @@ func TestBackendAuto(t *testing.T) {
 	}
 }
 
-// perform runs the action with the Kubernetes backend, as backend.Run does
+// perform runs the action with the Kubernetes backend, as backend.Act does
 // once it has chosen it.
 func perform(cfg plugin.Config, kc *kube.Client, ns string, o plugin.Options) error {
 	b, err := kubernetes.New(plugin.NewSession(cfg, o), kc, ns)

@@ -199,13 +199,13 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	}
 	objs := Objects(k.Cfg, owner, began)
 	fmt.Fprintf(k.Opt.Out, "+ kubectl create secret generic %s -n %s (username, access-key=***)\n", objs.Secret.Metadata.Name, k.ns)
-	var cl plugin.Undo
+	var cl plugin.Rollback
 	if err := k.kc.CreateSecret(ctx, k.ns, objs.Secret); err != nil {
 		return nil, fmt.Errorf("create the credentials secret: %w", forbidden(err))
 	}
 	cl.Add(func(ctx context.Context) error { return k.kc.DeleteSecret(ctx, k.ns, objs.Secret.Metadata.Name) })
 	fail := func(err error) (*plugin.Tunnel, error) {
-		if cerr := cl.Run(ctx); cerr != nil {
+		if cerr := cl.Do(ctx); cerr != nil {
 			k.Log.WithError(cerr).Warn("could not remove what was created")
 		}
 		return nil, err

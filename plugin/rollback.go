@@ -11,22 +11,23 @@ import (
 // the plugin's own may already be cancelled by the signal that ended it.
 const CleanupTimeout = 60 * time.Second
 
-// Undo holds what must be undone if the plugin fails. It is registered
+// Rollback holds what must be undone if the plugin fails. It is registered
 // step by step as things are created and is safe to run more than once.
-type Undo struct {
+type Rollback struct {
 	mu  sync.Mutex
 	fns []func(context.Context) error
 }
 
-func (c *Undo) Add(f func(context.Context) error) {
+// Add registers what undoes one thing just created.
+func (c *Rollback) Add(f func(context.Context) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = append(c.fns, f)
 }
 
-// Run undoes everything registered, newest first, and forgets it, so a
+// Do undoes everything registered, newest first, and forgets it, so a
 // second run does nothing. It returns every error joined.
-func (c *Undo) Run(ctx context.Context) error {
+func (c *Rollback) Do(ctx context.Context) error {
 	c.mu.Lock()
 	fns := c.fns
 	c.fns = nil
@@ -41,7 +42,7 @@ func (c *Undo) Run(ctx context.Context) error {
 }
 
 // Forget drops what is registered: used once the tunnel is handed over.
-func (c *Undo) Forget() {
+func (c *Rollback) Forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fns = nil
