@@ -236,6 +236,9 @@ func serveApp(t *testing.T, body string) string {
 	return fmt.Sprintf("http://localhost:%d/", l.Addr().(*net.TCPAddr).Port)
 }
 
+// actToolCache is the volume act creates for /opt/hostedtoolcache.
+const actToolCache = "act-toolcache"
+
 // freePort returns a loopback port that is free now.
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -254,6 +257,10 @@ func freePort(t *testing.T) int {
 // it, and that nothing is left.
 func TestAct(t *testing.T) {
 	skipShort(t)
+	// act keeps its tool cache in a volume it never removes.
+	if !testenv.VolumeExists(actToolCache) {
+		t.Cleanup(func() { testenv.RemoveVolume(actToolCache) })
+	}
 	t.Run("job-container", func(t *testing.T) {
 		t.Parallel()
 		r := newActRun(t)

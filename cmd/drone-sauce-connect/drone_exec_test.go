@@ -188,12 +188,9 @@ func (b *droneBuild) left() (containers, networks []string) {
 	for _, c := range cs {
 		containers = append(containers, strings.Join(c.Names, ","))
 	}
-	ns, err := eng.ListNetworks(ctx, labels)
+	networks, err = testenv.NetworkNames(labels)
 	if err != nil {
 		b.t.Fatal(err)
-	}
-	for _, n := range ns {
-		networks = append(networks, n.Name)
 	}
 	return containers, networks
 }
@@ -224,9 +221,9 @@ func (b *droneBuild) removeLeftovers() {
 	for _, c := range cs {
 		_ = eng.RemoveContainer(ctx, c.ID)
 	}
-	ns, _ := eng.ListNetworks(ctx, labels)
+	ns, _ := testenv.NetworkNames(labels)
 	for _, n := range ns {
-		_ = eng.RemoveNetwork(ctx, n.ID)
+		_ = eng.RemoveNetwork(ctx, n)
 	}
 }
 

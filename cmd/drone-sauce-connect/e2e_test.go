@@ -68,20 +68,20 @@ func TestMain(m *testing.M) {
 		}
 		run := testenv.Random(8)
 		pluginImage, standin = "dsc-plugin:e2e-"+run, "dsc-standin:e2e-"+run
-		rmPlugin, err := testenv.PluginImage(eng, pluginImage)
+		rmPlugin, err := testenv.PluginImage(pluginImage)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "build plugin image:", err)
 			return 1
 		}
 		defer rmPlugin()
-		rmStandin, err := testenv.StandinImage(eng, standin)
+		rmStandin, err := testenv.StandinImage(standin)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "build stand-in image:", err)
 			return 1
 		}
 		defer rmStandin()
 		busybox = "dsc-busybox:e2e-" + run
-		if rmBusybox, err := testenv.BusyboxImage(eng, busybox); err != nil {
+		if rmBusybox, err := testenv.BusyboxImage(busybox); err != nil {
 			busyboxErr = fmt.Errorf("build the busybox job image: %w", err)
 		} else {
 			defer rmBusybox()
@@ -154,7 +154,7 @@ type drone struct {
 func newDrone(t *testing.T) *drone {
 	d := &drone{t: t, net: "drone-" + testenv.Random(12), repo: "e2e/" + testenv.Random(6), build: fmt.Sprint(100 + len(t.Name()))}
 	d.tunnel = strings.ReplaceAll(d.repo, "/", "-") + "-" + d.build + "-default"
-	if _, err := eng.CreateNetwork(context.Background(), d.net, testenv.Labels); err != nil {
+	if err := testenv.CreateNetwork(d.net); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

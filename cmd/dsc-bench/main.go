@@ -76,13 +76,13 @@ func bench() error {
 	}
 	tag := testenv.Random(8)
 	b.standin = "dsc-standin:bench-" + tag
-	rmStandin, err := testenv.StandinImage(eng, b.standin)
+	rmStandin, err := testenv.StandinImage(b.standin)
 	if err != nil {
 		return err
 	}
 	defer rmStandin()
 	pluginImage := "dsc-plugin:bench-" + tag
-	rmPlugin, err := testenv.PluginImage(eng, pluginImage)
+	rmPlugin, err := testenv.PluginImage(pluginImage)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func bench() error {
 	if err != nil {
 		return err
 	}
-	imgSize, err := eng.ImageSize(ctx, pluginImage)
+	imgSize, err := testenv.ImageSize(pluginImage)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func (b *bencher) stopRun(ctx context.Context, tunnel string) (time.Duration, er
 // plugin container's start to SC's.
 func (b *bencher) containerRun(ctx context.Context, i int, image string) (time.Duration, error) {
 	net := fmt.Sprintf("bench-net-%d-%s", i, testenv.Random(6))
-	if _, err := b.eng.CreateNetwork(ctx, net, testenv.Labels); err != nil {
+	if err := testenv.CreateNetwork(net); err != nil {
 		return 0, err
 	}
 	defer b.eng.RemoveNetwork(context.WithoutCancel(ctx), net)

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
 // Runner returns the path of a real CI runner built by
@@ -38,7 +36,7 @@ const BusyboxPath = "/bin/busybox"
 // BusyboxImage builds a small job image with a shell as tag: Debian's
 // static busybox, FROM scratch, its applets linked into /bin. Real runners
 // run their script steps in it (drone exec's commands, act's job container).
-func BusyboxImage(e *engine.Engine, tag string) (func(), error) {
+func BusyboxImage(tag string) (func(), error) {
 	dir, err := os.MkdirTemp("", "dsc-busybox-")
 	if err != nil {
 		return nil, err
@@ -55,5 +53,5 @@ func BusyboxImage(e *engine.Engine, tag string) (func(), error) {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		return nil, err
 	}
-	return build(e, dir, tag)
+	return build(dir, tag)
 }

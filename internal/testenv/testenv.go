@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,7 +85,7 @@ func GoBuild(pkg, dir, name string) (string, error) {
 // BuildImage builds an image tagged tag from a static build of pkg and a
 // Dockerfile, through the engine (no registry). It returns a func that
 // removes the image.
-func BuildImage(e *engine.Engine, pkg, binName, dockerfile, tag string) (func(), error) {
+func BuildImage(pkg, binName, dockerfile, tag string) (func(), error) {
 	dir, err := os.MkdirTemp("", "dsc-image-")
 	if err != nil {
 		return nil, err
@@ -104,17 +103,17 @@ func BuildImage(e *engine.Engine, pkg, binName, dockerfile, tag string) (func(),
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	return build(e, dir, tag)
+	return build(dir, tag)
 }
 
 // StandinImage builds the stand-in Sauce Connect image as tag.
-func StandinImage(e *engine.Engine, tag string) (func(), error) {
-	return BuildImage(e, "testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
+func StandinImage(tag string) (func(), error) {
+	return BuildImage("testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
 }
 
 // PluginImage builds the plugin image as tag from docker/Dockerfile.linux.amd64
 // as it is, with the build context laid out as `make build` lays it out.
-func PluginImage(e *engine.Engine, tag string) (func(), error) {
+func PluginImage(tag string) (func(), error) {
 	dir, err := os.MkdirTemp("", "dsc-image-")
 	if err != nil {
 		return nil, err
@@ -137,21 +136,15 @@ func PluginImage(e *engine.Engine, tag string) (func(), error) {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
 		return nil, err
 	}
-	return build(e, dir, tag)
+	return build(dir, tag)
 }
 
 // build builds the image in dir and returns a func that removes it.
-func build(e *engine.Engine, dir, tag string) (func(), error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := e.BuildImage(ctx, dir, "Dockerfile", tag, Labels, io.Discard); err != nil {
+func build(dir, tag string) (func(), error) {
+	if err := BuildDir(dir, tag); err != nil {
 		return nil, err
 	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = e.RemoveImage(ctx, tag)
-	}, nil
+	return func() { RemoveImage(tag) }, nil
 }
 
 // RemoveTunnel force-removes every container of a tunnel, as test cleanup.

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 		}
 		defer e.Close()
 		standin = "dsc-standin:it-" + testenv.Random(8)
-		remove, err := testenv.StandinImage(e, standin)
+		remove, err := testenv.StandinImage(standin)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "build stand-in image:", err)
 			return 1
@@ -364,7 +364,7 @@ func TestPullFromAPrivateMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.eng.RemoveImage(context.Background(), image) })
+	t.Cleanup(func() { testenv.RemoveImage(image) })
 	h.s.Image, h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword = image, "if-not-exists", "ci", "wrong-"+password
 	wrong := h.exec(context.Background(), "start")
 	if wrong == nil || !strings.Contains(wrong.Error(), "pull image "+image) || !strings.Contains(wrong.Error(), "for a private registry or mirror, registry_username and registry_password") {

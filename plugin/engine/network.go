@@ -17,15 +17,6 @@ type Network struct {
 	Containers []string
 }
 
-// CreateNetwork creates a bridge network carrying labels.
-func (e *Engine) CreateNetwork(ctx context.Context, name string, labels map[string]string) (string, error) {
-	res, err := e.api.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
-	if err != nil {
-		return "", fmt.Errorf("create network %s: %w", name, err)
-	}
-	return res.ID, nil
-}
-
 // InspectNetwork returns a network by name or ID.
 func (e *Engine) InspectNetwork(ctx context.Context, name string) (Network, error) {
 	res, err := e.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
@@ -46,17 +37,4 @@ func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	return nil
-}
-
-// ListNetworks lists the networks carrying all the labels.
-func (e *Engine) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
-	res, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilters(labels)})
-	if err != nil {
-		return nil, fmt.Errorf("list networks: %w", err)
-	}
-	out := make([]Network, 0, len(res.Items))
-	for _, n := range res.Items {
-		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Labels: n.Labels})
-	}
-	return out, nil
 }
