@@ -48,21 +48,33 @@ type (
 	LogFormat string
 )
 
-// The modes' values.
+// The backends.
 const (
 	BackendAuto       BackendChoice = "auto"
 	BackendDocker     BackendChoice = "docker"
 	BackendKubernetes BackendChoice = "kubernetes"
-	PullIfNotExists   Pull          = "if-not-exists"
-	PullAlways        Pull          = "always"
-	PullNever         Pull          = "never"
-	PublishAuto       Publish       = "auto"
-	PublishAlways     Publish       = "always"
-	PublishNever      Publish       = "never"
-	CleanupAuto       Cleanup       = "auto"
-	CleanupStopStep   Cleanup       = "stop-step-only"
-	NetworkHost       NetworkMode   = "host"
-	NetworkBridge     NetworkMode   = "bridge"
+)
+
+// When SC's image is pulled.
+const (
+	PullIfNotExists Pull = "if-not-exists"
+	PullAlways      Pull = "always"
+	PullNever       Pull = "never"
+)
+
+// Whether SC's API is published on the host.
+const (
+	PublishAuto   Publish = "auto"
+	PublishAlways Publish = "always"
+	PublishNever  Publish = "never"
+)
+
+// Who ends the tunnel, and where SC's network stack is.
+const (
+	CleanupAuto     Cleanup     = "auto"
+	CleanupStopStep Cleanup     = "stop-step-only"
+	NetworkHost     NetworkMode = "host"
+	NetworkBridge   NetworkMode = "bridge"
 )
 
 // Config is the validated, typed form of Settings.

@@ -23,23 +23,23 @@ func writeOutputs(c Config, t *Tunnel, out io.Writer) []error {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
+	// Each fact under its Harness (DRONE_OUTPUT) and its GitHub name.
+	facts := []struct{ drone, github, value string }{
+		{"SAUCE_TUNNEL_NAME", "tunnel_name", t.Name},
+		{"SAUCE_CONNECT_API", "api_url", t.Endpoints.Container},
+		{"SAUCE_CONNECT_HOST_API", "host_api_url", t.Endpoints.Host},
+		{"SAUCE_CONNECT_CONTAINER", "container_id", t.ID},
+		{"SAUCE_REGION", "region", c.Region},
+	}
+	var drone, github [][2]string
+	for _, f := range facts {
+		drone, github = append(drone, [2]string{f.drone, f.value}), append(github, [2]string{f.github, f.value})
+	}
 	if p.DroneOutput != "" {
-		add("DRONE_OUTPUT", appendLines(p.DroneOutput, [][2]string{
-			{"SAUCE_TUNNEL_NAME", t.Name},
-			{"SAUCE_CONNECT_API", t.Endpoints.Container},
-			{"SAUCE_CONNECT_HOST_API", t.Endpoints.Host},
-			{"SAUCE_CONNECT_CONTAINER", t.ID},
-			{"SAUCE_REGION", c.Region},
-		}))
+		add("DRONE_OUTPUT", appendLines(p.DroneOutput, drone))
 	}
 	if p.GitHubOutput != "" {
-		add("GITHUB_OUTPUT", appendLines(p.GitHubOutput, [][2]string{
-			{"tunnel_name", t.Name},
-			{"api_url", t.Endpoints.Container},
-			{"host_api_url", t.Endpoints.Host},
-			{"container_id", t.ID},
-			{"region", c.Region},
-		}))
+		add("GITHUB_OUTPUT", appendLines(p.GitHubOutput, github))
 	}
 	if p.GitHubState != "" {
 		add("GITHUB_STATE", appendLines(p.GitHubState, [][2]string{

@@ -6,13 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 )
 
-// Update rewrites the golden files: go test ./plugin/... -update.
+// Update rewrites the golden files: go test ./plugin ./plugin/docker ./plugin/kubernetes -update.
 var Update = flag.Bool("update", false, "rewrite the golden files")
 
 // Golden compares got with testdata/golden/<name>, or rewrites it with -update.
@@ -29,12 +30,15 @@ func Golden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./plugin/... -update to create it)", err)
+		t.Fatalf("%v (run go test ./plugin ./plugin/docker ./plugin/kubernetes -update to create it)", err)
 	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s differs (-want +got):\n%s", name, diff)
 	}
 }
+
+// GoldenTime is the clock of the golden tests.
+var GoldenTime = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // TestKey stands for the access key in goldens, which must hold "***".
 const TestKey = "0a1b2c3d-placeholder-access-key"

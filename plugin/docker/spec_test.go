@@ -4,16 +4,14 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
 func TestContainerSpecGolden(t *testing.T) {
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	now := testenv.GoldenTime
 	drone := plugin.Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "42", DroneStageName: "default"}
 	droneNet := &engine.Container{
 		ID: "0123456789ab0123456789ab0123456789ab0123456789ab0123456789abcdef", Image: "drone-sauce-connect/drone-sauce-connect:1",

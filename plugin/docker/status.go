@@ -13,7 +13,7 @@ import (
 // /info. It fails when the tunnel is missing or not ready, so a pipeline
 // can gate on it.
 func (p *Backend) status(ctx context.Context) error {
-	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
+	found, err := p.containers(ctx)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,16 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
+// containers lists this tunnel's SC containers.
+func (p *Backend) containers(ctx context.Context) ([]engine.Summary, error) {
+	return p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
+}
+
 // stop ends the tunnel of this pipeline: SIGTERM, SC's own drain within
 // stop_timeout, its log shown (and saved to logs_file), the container
 // removed. Nothing to stop is a warning, not a failure.
 func (p *Backend) stop(ctx context.Context) error {
-	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
+	found, err := p.containers(ctx)
 	if err != nil {
 		return err
 	}

@@ -14,9 +14,12 @@ import (
 )
 
 func TestKubernetesObjectsGolden(t *testing.T) {
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	harness := plugin.Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser"}
+	now := testenv.GoldenTime
+	// The build pod of a Harness stage on Kubernetes owns the objects.
 	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
+	harness := func(s plugin.Settings) plugin.Config {
+		return testenv.SpecConfig(t, s, plugin.Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser"})
+	}
 	for _, tc := range []struct {
 		name string
 		s    plugin.Settings
@@ -25,7 +28,7 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 		{"kubernetes-service", plugin.Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := testenv.SpecConfig(t, tc.s, harness)
+			c := harness(tc.s)
 			objs := Objects(c, owner, now)
 			if objs.Secret.StringData[secretAccessKey] != testenv.TestKey {
 				t.Fatal("the secret does not hold the access key")
