@@ -3,13 +3,19 @@ SHELL      := /bin/bash
 BIN        := release/linux/amd64/bin/drone-sauce-connect
 IMAGE      ?= drone-sauce-connect:dev
 STANDIN    ?= dsc-standin:demo
-GOFLAGS_BUILD := -trimpath -ldflags='-s -w'
+# What a build is stamped with: the version (the tag, else dev), the commit
+# and the commit's time, so that the same commit builds the same bytes.
+VERSION    ?= $(or $(shell git describe --tags --exact-match 2>/dev/null | sed 's/^v//'),dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE       ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+GOFLAGS_BUILD := -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 TEST_TIMEOUT  ?= 20m
 # The classic builder builds FROM scratch with no registry at all.
 # Its deprecation notice goes to a file, shown only when the build fails.
 DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build --quiet --label io.drone-sauce-connect.test=true
 
-.PHONY: help build test kube-tools runner-tools test-unit image standin demo lint tidy bench faults fuzz clean
+.PHONY: help build release test kube-tools runner-tools test-unit image standin demo lint tidy bench faults fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +29,13 @@ test: kube-tools runner-tools ## run every test: unit, integration and end-to-en
 
 kube-tools: ## build the test control plane (etcd, kube-apiserver, kube-controller-manager) once, from the Go module proxy
 	@bash testdata/kube-tools/build.sh
+
+release: ## build linux/amd64 and linux/arm64 and assemble the multi-arch OCI index in release/oci (offline, reproducible)
+	@for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build $(GOFLAGS_BUILD) -o release/linux/$$arch/bin/drone-sauce-connect ./cmd/drone-sauce-connect && \
+	  ln -sf drone-sauce-connect release/linux/$$arch/bin/drone-sauce-connect-post || exit 1; \
+	done
+	go run ./cmd/dsc-release -version $(VERSION) -revision $(COMMIT) -created $(DATE) -bin release -out release/oci $(if $(PUSH),-push $(PUSH))
 
 runner-tools: ## build the real CI runners the end-to-end tests drive (drone exec, act) once, from the Go module proxy
 	@bash testdata/runner-tools/build.sh

@@ -21,7 +21,18 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
+// Stamped at build time by make build / make release (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
+		fmt.Printf("drone-sauce-connect %s (commit %s, built %s)\n", version, commit, date)
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == docker.ReapCommand {
 		os.Exit(reap(os.Args[2:]))
 	}
@@ -103,6 +114,7 @@ func run() int {
 	if cfg.Debug {
 		log.SetLevel(logrus.DebugLevel)
 	}
+	log.Debugf("drone-sauce-connect %s (commit %s, built %s)", version, commit, date)
 
 	if err := backend.Act(ctx, cfg, backend.Real, plugin.Options{Out: stdout, Masker: masker, Log: log}); err != nil {
 		return report(err)
