@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -242,17 +244,57 @@ func TestActionInputsAreTheSettings(t *testing.T) {
 }
 
 // settingsMarkdown renders the README's settings table.
+// settingGroups are the README's parts of the settings table, in order.
+var settingGroups = []struct{ key, title string }{
+	{"essentials", "The settings everyone sets first"},
+	{"sauce connect", "Sauce Connect options"},
+	{"docker", "Docker: image, API, networks, the container"},
+	{"kubernetes", "Kubernetes backend"},
+	{"tuning", "Lifecycle, tuning and the plugin's own output"},
+}
+
 func settingsMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| Setting | Variable | Default | Description |\n|---|---|---|---|\n")
-	for _, s := range SettingsTable() {
-		def := "—"
-		if s.Default != "" {
-			def = "`" + s.Default + "`"
+	for i, g := range settingGroups {
+		if i > 0 {
+			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.Name, s.Env, def, s.Description)
+		fmt.Fprintf(&b, "#### %s\n\n| Setting | Required | Default | Example | What it does |\n|---|---|---|---|---|\n", g.title)
+		for _, s := range SettingsTable() {
+			if s.Group != g.key {
+				continue
+			}
+			def, req, ex := "—", "no", s.Example
+			if s.Default != "" {
+				def = "`" + s.Default + "`"
+			}
+			if s.Required != "" {
+				req = "yes (" + s.Required + ")"
+			}
+			if !strings.HasPrefix(ex, "`") {
+				ex = "`" + ex + "`"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.Name, req, def, strings.ReplaceAll(ex, "|", "\\|"), s.Description)
+		}
 	}
 	return b.String()
+}
+
+// TestEverySettingHasAGroupAndAnExample keeps the table complete.
+func TestEverySettingHasAGroupAndAnExample(t *testing.T) {
+	groups := map[string]int{}
+	for _, g := range settingGroups {
+		groups[g.key] = 0
+	}
+	for _, s := range SettingsTable() {
+		if _, ok := groups[s.Group]; !ok || s.Example == "" {
+			t.Errorf("setting %s: group %q, example %q", s.Name, s.Group, s.Example)
+		}
+		groups[s.Group]++
+	}
+	if n := groups["essentials"]; n < 6 || n > 9 {
+		t.Errorf("%d settings everyone sets first; keep it about 8", n)
+	}
 }
 
 // TestReadmeSettingsTable keeps the README's table equal to the code's
@@ -317,6 +359,56 @@ func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
 	if *update {
 		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestReadmeShape: a user's first copy-paste pipeline comes early, the
+// quick start's examples are the first YAML blocks, the troubleshooting
+// table answers what users meet, and the internals live in
+// docs/how-it-works.md.
+func TestReadmeShape(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	lines := strings.Split(readme, "\n")
+	first := slices.IndexFunc(lines, func(l string) bool { return l == "```yaml" })
+	if first < 0 || first >= 80 {
+		t.Errorf("the first copy-paste pipeline starts at line %d; keep it within the first 80", first+1)
+	}
+	var order []string
+	for _, m := range regexp.MustCompile(`<!-- example:(\S+) -->`).FindAllStringSubmatch(readme, -1) {
+		order = append(order, m[1])
+	}
+	quick := []string{"pipelines/drone.yml", "pipelines/harness.yml", "pipelines/harness-kubernetes.yml", "pipelines/github.yml"}
+	if len(order) < len(quick) || !slices.Equal(order[:len(quick)], quick) {
+		t.Errorf("the quick start's examples must come first, in this order: %v; the README has %v", quick, order)
+	}
+	i, j := strings.Index(readme, "## Troubleshooting"), strings.Index(readme, "## Migrating")
+	if i < 0 || j < i {
+		t.Fatal("no Troubleshooting section before Migrating")
+	}
+	trouble := readme[i:j]
+	for _, want := range []string{"never becomes ready", "Too many active tunnels", "region", "pages do not load", "tunnelName",
+		"`proxy` or `proxy_sauce`", "forks", "PodSecurity", "egress", "docs.saucelabs.com/secure-connections/sauce-connect-5/troubleshooting", "debug: true"} {
+		if !strings.Contains(trouble, want) {
+			t.Errorf("the troubleshooting section does not cover %q", want)
+		}
+	}
+	for _, want := range []string{"### From saucelabs/sauce-connect-action v3", "### From the Harness tutorial", "## Reaching your app"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the README lacks %q", want)
+		}
+	}
+	hw, err := os.ReadFile(filepath.Join("..", "docs", "how-it-works.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## The tunnel never outlives its pipeline", "## Where later steps find the tunnel", "## The Kubernetes backend", "plugin/docker"} {
+		if !strings.Contains(string(hw), want) {
+			t.Errorf("docs/how-it-works.md lacks %q", want)
 		}
 	}
 }

@@ -32,62 +32,62 @@ func (s Secret) Value() string { return string(s) }
 // and Config can report every problem at once. The tags are the public
 // contract: the README's settings table is checked against them.
 type Settings struct {
-	Backend string `envconfig:"PLUGIN_BACKEND" default:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes"`
-	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status"`
+	Backend string `envconfig:"PLUGIN_BACKEND" default:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes" group:"tuning" example:"kubernetes"`
+	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status" group:"essentials" example:"stop"`
 
-	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run"`
-	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run"`
-	Region    string `envconfig:"PLUGIN_REGION" desc:"the Sauce Labs data centre of your account: us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu); required for start and run, as by SC5"`
+	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run" group:"essentials" required:"start, run" example:"from_secret: sauce_username"`
+	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run" group:"essentials" required:"start, run" example:"from_secret: sauce_access_key"`
+	Region    string `envconfig:"PLUGIN_REGION" desc:"the Sauce Labs data centre of your account: us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu); required for start and run, as by SC5" group:"essentials" required:"start, run" example:"eu-central"`
 
-	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name; default derived from the pipeline (repo, build, stage or job) so start and stop agree"`
-	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)"`
-	Shared                string `envconfig:"PLUGIN_SHARED" desc:"all to share the tunnel with your organisation (SAUCE_SHARED)"`
-	Proxy                 string `envconfig:"PLUGIN_PROXY" desc:"upstream proxy for traffic to the app under test, host:port or a URL (SAUCE_PROXY)"`
-	ProxySauce            string `envconfig:"PLUGIN_PROXY_SAUCE" desc:"proxy for traffic to Sauce Labs (SAUCE_PROXY_SAUCE); default: the runner's HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY exempts saucelabs.com"`
-	ProxyLocalhost        string `envconfig:"PLUGIN_PROXY_LOCALHOST" desc:"allow, deny or direct: how SC treats requests to localhost (SC's default is deny)"`
-	TunnelDomains         string `envconfig:"PLUGIN_TUNNEL_DOMAINS" desc:"comma list of domain regexps sent through the tunnel (SAUCE_TUNNEL_DOMAINS)"`
-	DirectDomains         string `envconfig:"PLUGIN_DIRECT_DOMAINS" desc:"comma list of domain regexps that bypass the tunnel (SAUCE_DIRECT_DOMAINS)"`
-	DenyDomains           string `envconfig:"PLUGIN_DENY_DOMAINS" desc:"comma list of domain regexps SC refuses (SAUCE_DENY_DOMAINS)"`
-	TLSPassthroughDomains string `envconfig:"PLUGIN_TLS_PASSTHROUGH_DOMAINS" desc:"comma list of domain regexps whose TLS SC does not re-sign (SAUCE_TLS_PASSTHROUGH_DOMAINS)"`
-	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" desc:"Sauce Connect's log level: error, info or debug (SC's default: info)"`
-	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 config file in the workspace, mounted read-only at /etc/sauce-connect/sauce-connect.yaml"`
-	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments: a JSON array, a YAML list or a space-separated string"`
-	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object"`
-	Labels                string `envconfig:"PLUGIN_LABELS" desc:"extra labels for the SC container, a JSON object"`
+	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name; default derived from the pipeline (repo, build, stage or job) so start and stop agree" group:"essentials" example:"web-e2e-${DRONE_BUILD_NUMBER}"`
+	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)" group:"sauce connect" example:"true"`
+	Shared                string `envconfig:"PLUGIN_SHARED" desc:"all to share the tunnel with your organisation (SAUCE_SHARED)" group:"sauce connect" example:"all"`
+	Proxy                 string `envconfig:"PLUGIN_PROXY" desc:"upstream proxy for traffic to the app under test, host:port or a URL (SAUCE_PROXY)" group:"sauce connect" example:"http://proxy.corp:3128"`
+	ProxySauce            string `envconfig:"PLUGIN_PROXY_SAUCE" desc:"proxy for traffic to Sauce Labs (SAUCE_PROXY_SAUCE); default: the runner's HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY exempts saucelabs.com" group:"sauce connect" example:"http://proxy.corp:3128"`
+	ProxyLocalhost        string `envconfig:"PLUGIN_PROXY_LOCALHOST" desc:"allow, deny or direct: how SC treats requests to localhost (SC's default is deny)" group:"essentials" example:"allow"`
+	TunnelDomains         string `envconfig:"PLUGIN_TUNNEL_DOMAINS" desc:"comma list of domain regexps sent through the tunnel (SAUCE_TUNNEL_DOMAINS)" group:"sauce connect" example:".*\\.internal\\.example,localhost"`
+	DirectDomains         string `envconfig:"PLUGIN_DIRECT_DOMAINS" desc:"comma list of domain regexps that bypass the tunnel (SAUCE_DIRECT_DOMAINS)" group:"sauce connect" example:"cdn\\.example\\.com"`
+	DenyDomains           string `envconfig:"PLUGIN_DENY_DOMAINS" desc:"comma list of domain regexps SC refuses (SAUCE_DENY_DOMAINS)" group:"sauce connect" example:"ads\\.example\\.com"`
+	TLSPassthroughDomains string `envconfig:"PLUGIN_TLS_PASSTHROUGH_DOMAINS" desc:"comma list of domain regexps whose TLS SC does not re-sign (SAUCE_TLS_PASSTHROUGH_DOMAINS)" group:"sauce connect" example:"bank\\.example\\.com"`
+	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" desc:"Sauce Connect's log level: error, info or debug (SC's default: info)" group:"sauce connect" example:"debug"`
+	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 config file in the workspace, mounted read-only at /etc/sauce-connect/sauce-connect.yaml" group:"sauce connect" example:"ci/sauce-connect.yaml"`
+	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments: a JSON array, a YAML list or a space-separated string" group:"sauce connect" example:"[\"--log-http=api:url\"]"`
+	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object" group:"sauce connect" example:"{\"SAUCE_DNS_SERVER\": \"1.1.1.1\"}"`
+	Labels                string `envconfig:"PLUGIN_LABELS" desc:"extra labels for the SC container, a JSON object" group:"docker" example:"{\"team\": \"web\"}"`
 
-	Image            string `envconfig:"PLUGIN_IMAGE" default:"saucelabs/sauce-connect:5" desc:"the Sauce Connect 5 image"`
-	Pull             string `envconfig:"PLUGIN_PULL" default:"if-not-exists" desc:"if-not-exists, always or never"`
-	RegistryUsername string `envconfig:"PLUGIN_REGISTRY_USERNAME" desc:"username for a private registry or mirror holding the image"`
-	RegistryPassword Secret `envconfig:"PLUGIN_REGISTRY_PASSWORD" desc:"password for that registry (a secret)"`
+	Image            string `envconfig:"PLUGIN_IMAGE" default:"saucelabs/sauce-connect:5" desc:"the Sauce Connect 5 image" group:"docker" example:"mirror.corp/saucelabs/sauce-connect:5.2"`
+	Pull             string `envconfig:"PLUGIN_PULL" default:"if-not-exists" desc:"if-not-exists, always or never" group:"docker" example:"always"`
+	RegistryUsername string `envconfig:"PLUGIN_REGISTRY_USERNAME" desc:"username for a private registry or mirror holding the image" group:"docker" example:"from_secret: mirror_user"`
+	RegistryPassword Secret `envconfig:"PLUGIN_REGISTRY_PASSWORD" desc:"password for that registry (a secret)" group:"docker" example:"from_secret: mirror_password"`
 
-	APIPort      string `envconfig:"PLUGIN_API_PORT" default:"8032" desc:"SC's API port inside the container (sets SAUCE_API_ADDRESS=:<port>)"`
-	APIBind      string `envconfig:"PLUGIN_API_BIND" default:"127.0.0.1" desc:"host address the API is published on"`
-	APIHostPort  string `envconfig:"PLUGIN_API_HOST_PORT" default:"8032" desc:"host port the API is published on; 0 picks a free port (printed and written to the outputs)"`
-	Publish      string `envconfig:"PLUGIN_PUBLISH" default:"auto" desc:"auto, always or never: publish the API on the host (auto: when later steps may run on the host)"`
-	NetworkAlias string `envconfig:"PLUGIN_NETWORK_ALIAS" default:"sauce-connect" desc:"DNS name of the tunnel on user-defined networks, for later container steps"`
-	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow; the API then listens on api_bind:api_host_port), bridge to keep it off the host's; default: host on GitHub Actions when the job runs on the runner, as Sauce's own action, else SC's own network"`
-	Network      string `envconfig:"PLUGIN_NETWORK" desc:"an extra network to attach SC to, by name"`
+	APIPort      string `envconfig:"PLUGIN_API_PORT" default:"8032" desc:"SC's API port inside the container (sets SAUCE_API_ADDRESS=:<port>)" group:"docker" example:"9000"`
+	APIBind      string `envconfig:"PLUGIN_API_BIND" default:"127.0.0.1" desc:"host address the API is published on" group:"docker" example:"0.0.0.0"`
+	APIHostPort  string `envconfig:"PLUGIN_API_HOST_PORT" default:"8032" desc:"host port the API is published on; 0 picks a free port (printed and written to the outputs)" group:"docker" example:"0"`
+	Publish      string `envconfig:"PLUGIN_PUBLISH" default:"auto" desc:"auto, always or never: publish the API on the host (auto: when later steps may run on the host)" group:"docker" example:"always"`
+	NetworkAlias string `envconfig:"PLUGIN_NETWORK_ALIAS" default:"sauce-connect" desc:"DNS name of the tunnel on user-defined networks, for later container steps" group:"docker" example:"tunnel"`
+	NetworkMode  string `envconfig:"PLUGIN_NETWORK_MODE" desc:"host to run SC in the host's network namespace (pair with proxy_localhost: allow; the API then listens on api_bind:api_host_port), bridge to keep it off the host's; default: host on GitHub Actions when the job runs on the runner, as Sauce's own action, else SC's own network" group:"essentials" example:"host"`
+	Network      string `envconfig:"PLUGIN_NETWORK" desc:"an extra network to attach SC to, by name" group:"docker" example:"qa-services"`
 
-	Cleanup     string `envconfig:"PLUGIN_CLEANUP" default:"auto" desc:"auto (a watchdog removes the tunnel when the pipeline ends, even without a stop step) or stop-step-only"`
-	MaxLifetime string `envconfig:"PLUGIN_MAX_LIFETIME" desc:"the longest the tunnel may live; default the runner's build timeout (Drone io.drone.expires / io.drone.ttl), else 3h"`
+	Cleanup     string `envconfig:"PLUGIN_CLEANUP" default:"auto" desc:"auto (a watchdog removes the tunnel when the pipeline ends, even without a stop step) or stop-step-only" group:"tuning" example:"stop-step-only"`
+	MaxLifetime string `envconfig:"PLUGIN_MAX_LIFETIME" desc:"the longest the tunnel may live; default the runner's build timeout (Drone io.drone.expires / io.drone.ttl), else 3h" group:"tuning" example:"2h"`
 
-	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included"`
-	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed"`
-	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)"`
+	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included" group:"tuning" example:"5m"`
+	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed" group:"tuning" example:"2m"`
+	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)" group:"tuning" example:"0"`
 
-	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's"`
-	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME"`
-	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP"`
-	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod"`
-	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod"`
-	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod"`
-	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod"`
-	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image"`
+	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`
+	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME" group:"kubernetes" example:"harnessci-build-abc"`
+	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP" group:"kubernetes" example:"true"`
+	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod" group:"kubernetes" example:"250m"`
+	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod" group:"kubernetes" example:"2"`
+	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod" group:"kubernetes" example:"256Mi"`
+	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod" group:"kubernetes" example:"1Gi"`
+	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image" group:"kubernetes" example:"mirror-login"`
 
-	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>"`
-	LogsFile      string `envconfig:"PLUGIN_LOGS_FILE" desc:"file where stop (and run) write SC's whole log"`
-	Debug         string `envconfig:"PLUGIN_DEBUG" default:"false" desc:"true for the plugin's own verbose logging"`
-	LogFormat     string `envconfig:"PLUGIN_LOG_FORMAT" default:"text" desc:"text or json, for the plugin's own log lines"`
+	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>" group:"docker" example:"sauce-connect-web"`
+	LogsFile      string `envconfig:"PLUGIN_LOGS_FILE" desc:"file where stop (and run) write SC's whole log" group:"essentials" example:"sauce-connect.log"`
+	Debug         string `envconfig:"PLUGIN_DEBUG" default:"false" desc:"true for the plugin's own verbose logging" group:"tuning" example:"true"`
+	LogFormat     string `envconfig:"PLUGIN_LOG_FORMAT" default:"text" desc:"text or json, for the plugin's own log lines" group:"tuning" example:"json"`
 }
 
 // LoadSettings reads the settings from the environment. A variable that is
@@ -136,6 +136,9 @@ func DefaultSettings() Settings {
 // SettingInfo describes one setting for documentation.
 type SettingInfo struct {
 	Name, Env, Default, Description string
+	// Group is where the README lists it ("essentials" first); Required
+	// says for which actions it must be set; Example is a real value.
+	Group, Required, Example string
 }
 
 // SettingsTable lists every setting in declaration order, from the tags.
@@ -150,6 +153,9 @@ func SettingsTable() []SettingInfo {
 			Env:         env,
 			Default:     tag.Get("default"),
 			Description: tag.Get("desc"),
+			Group:       tag.Get("group"),
+			Required:    tag.Get("required"),
+			Example:     tag.Get("example"),
 		})
 	}
 	return out

@@ -37,6 +37,7 @@ import (
 // actRun is the README's workflow run by act in a workspace of its own.
 type actRun struct {
 	t         *testing.T
+	job       string
 	dir, home string
 	repo      string
 	doc       map[string]any
@@ -50,11 +51,14 @@ type actRun struct {
 // newActRun lays out a git workspace with the README's workflow, action.yml
 // (its image the test's plugin image) at the root, so that `uses: ./` is the
 // action, and a git remote naming a repository of its own.
-func newActRun(t *testing.T) *actRun {
+func newActRun(t *testing.T) *actRun { return newActJob(t, "browser-tests") }
+
+// newActJob is newActRun for another job of the workflow.
+func newActJob(t *testing.T, jobName string) *actRun {
 	t.Helper()
 	testenv.Runner(t, "act")
 	needBusybox(t)
-	r := &actRun{t: t, dir: t.TempDir(), home: t.TempDir(), repo: "acme/web-" + testenv.Random(6), appBody: "the app under test " + testenv.Random(6)}
+	r := &actRun{t: t, job: jobName, dir: t.TempDir(), home: t.TempDir(), repo: "acme/web-" + testenv.Random(6), appBody: "the app under test " + testenv.Random(6)}
 	r.app = serveApp(t, r.appBody)
 	action, err := os.ReadFile(filepath.Join(testenv.Root(), "action.yml"))
 	if err != nil {
@@ -73,23 +77,35 @@ func newActRun(t *testing.T) *actRun {
 	}
 	r.doc["name"] = "browser-tests-" + testenv.Random(6) // act names its containers after it
 	jobs := r.doc["jobs"].(map[string]any)
-	job := jobs["browser-tests"].(map[string]any)
-	r.doc["jobs"] = map[string]any{"browser-tests": job}
+	job := jobs[jobName].(map[string]any)
+	r.doc["jobs"] = map[string]any{jobName: job}
 	job["defaults"] = map[string]any{"run": map[string]any{"shell": "sh"}}
+	var steps []any
 	for _, s := range job["steps"].([]any) {
 		step := s.(map[string]any)
-		if uses, _ := step["uses"].(string); strings.HasPrefix(uses, "drone-sauce-connect/drone-sauce-connect@") {
+		uses, _ := step["uses"].(string)
+		switch {
+		case strings.HasPrefix(uses, "drone-sauce-connect/drone-sauce-connect@"):
 			step["uses"] = "./"
-			with := step["with"].(map[string]any)
+		case uses == "docker://"+readmeImage:
+			step["uses"] = "docker://" + pluginImage
+		case strings.HasPrefix(uses, "actions/upload-artifact@"):
+			// No download of actions here: check that the log to upload is there.
+			step = map[string]any{"if": step["if"], "run": "busybox test -s sauce-connect.log && busybox grep -q 'tunnel closed, bye' sauce-connect.log"}
+		}
+		isPlugin := step["uses"] == "./" || step["uses"] == "docker://"+pluginImage
+		if with, ok := step["with"].(map[string]any); ok && isPlugin && with["action"] == nil {
 			with["image"], with["pull"], with["api_host_port"] = standin, "never", "0"
 			with["env"] = `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`
 		}
-		if _, ok := step["run"]; ok {
+		if run, ok := step["run"].(string); ok && !strings.HasPrefix(run, "busybox test") {
 			// The README's step env names the tunnel and its address; a
 			// browser in Sauce's cloud asks the tunnel for the app on localhost.
 			step["run"] = r.script("$SAUCE_CONNECT_API")
 		}
+		steps = append(steps, step)
 	}
+	job["steps"] = steps
 	// An empty ~/.actrc keeps act from asking which image size to use.
 	for path, data := range map[string][]byte{filepath.Join(r.dir, "action.yml"): action, filepath.Join(r.home, ".actrc"): nil} {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -107,8 +123,8 @@ func newActRun(t *testing.T) *actRun {
 
 // sauceWith returns the `with` of the action's step.
 func (r *actRun) sauceWith() map[string]any {
-	for _, s := range r.doc["jobs"].(map[string]any)["browser-tests"].(map[string]any)["steps"].([]any) {
-		if step := s.(map[string]any); step["uses"] == "./" {
+	for _, s := range r.doc["jobs"].(map[string]any)[r.job].(map[string]any)["steps"].([]any) {
+		if step := s.(map[string]any); step["uses"] == "./" || step["uses"] == "docker://"+pluginImage && step["with"].(map[string]any)["action"] == nil {
 			return step["with"].(map[string]any)
 		}
 	}
@@ -132,7 +148,7 @@ func (r *actRun) run(platform string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testenv.Runner(r.t, "act"), "push", "-W", wf, "-j", "browser-tests",
+	cmd := exec.CommandContext(ctx, testenv.Runner(r.t, "act"), "push", "-W", wf, "-j", r.job,
 		"-P", "ubuntu-latest="+platform, "--pull=false", "--rm",
 		"-s", "SAUCE_USERNAME=alice", "-s", "SAUCE_ACCESS_KEY="+accessKey)
 	cmd.Dir = r.dir
@@ -281,13 +297,29 @@ func TestAct(t *testing.T) {
 		}
 		r.assertClean(tunnel)
 	})
+	t.Run("plain-docker-step", func(t *testing.T) {
+		// The README's second job: uses: docker:// with no post step, an
+		// explicit stop step that saves SC's log, and its upload.
+		t.Parallel()
+		r := newActJob(t, "plain-docker-step")
+		r.run(busybox)
+		if r.code != 0 {
+			t.Fatalf("act exited %d:\n%s", r.code, r.out.String())
+		}
+		tunnel := r.tunnel()
+		r.reachedApp()
+		if !strings.Contains(r.out.String(), "tunnel "+tunnel+" stopped and removed") {
+			t.Errorf("the stop step did not stop the tunnel:\n%s", r.out.String())
+		}
+		r.assertClean(tunnel)
+	})
 	t.Run("self-hosted", func(t *testing.T) {
 		t.Parallel()
 		r := newActRun(t)
 		port := freePort(t)
 		// act gives the action no outputs here: the step uses the fixed port.
 		r.sauceWith()["api_host_port"] = fmt.Sprint(port)
-		for _, s := range r.doc["jobs"].(map[string]any)["browser-tests"].(map[string]any)["steps"].([]any) {
+		for _, s := range r.doc["jobs"].(map[string]any)[r.job].(map[string]any)["steps"].([]any) {
 			if step := s.(map[string]any); step["run"] != nil {
 				step["run"] = r.script(fmt.Sprintf("http://127.0.0.1:%d", port))
 			}
