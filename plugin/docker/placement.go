@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 

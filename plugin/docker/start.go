@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
