@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -153,11 +154,15 @@ func Perform(ctx context.Context, c Config, b Backend) error {
 
 // Short abbreviates a container ID the way the docker CLI does.
 func Short(id string) string {
-	if len(id) > 12 {
+	if fullID.MatchString(id) {
 		return id[:12]
 	}
 	return id
 }
+
+// fullID is a container ID as the engine returns it; names (a pod's, a
+// container's) are never cut.
+var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // ProbeTimeout bounds one request to SC's API.
 const ProbeTimeout = time.Second

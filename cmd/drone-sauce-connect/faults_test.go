@@ -156,6 +156,19 @@ func faults() []fault {
 			sock := oldEngine(t, "1.38")
 			f.code = f.binary(t, "DOCKER_HOST=unix://"+sock)
 		}},
+		{"engine fails every create (500, retried 10 s)", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
+			proxy := testenv.NewEngineProxy(t, &testenv.Fault{Method: "POST", Path: `^/containers/create$`, Times: 1000, Status: 500})
+			f.code = f.binary(t, "DOCKER_HOST=unix://"+proxy.Socket)
+		}},
+		{"engine drops the connection of one start and one inspect", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			proxy := testenv.NewEngineProxy(t,
+				&testenv.Fault{Method: "POST", Path: `^/containers/[^/]+/start$`, Times: 1, Drop: true},
+				&testenv.Fault{Method: "GET", Path: `^/containers/[^/]+/json$`, Times: 1, Drop: true})
+			via := "DOCKER_HOST=unix://" + proxy.Socket
+			if f.code = f.binary(t, via); f.code == plugin.ExitOK {
+				f.code = f.binary(t, via, "PLUGIN_ACTION=stop")
+			}
+		}},
 		{"image missing with pull never", plugin.ExitFailure, func(t *testing.T, f *faultRun) {
 			f.code = f.binary(t, "PLUGIN_IMAGE=dsc-missing:"+testenv.Random(6))
 		}},

@@ -72,6 +72,7 @@ func reap(args []string) int {
 		return report(docker.EngineHint(err, plugin.Pipeline{}))
 	}
 	defer eng.Close()
+	eng.OnRetry = docker.RetryWarning(log)
 	if err := docker.Reap(ctx, a, eng, log); err != nil {
 		return report(err)
 	}

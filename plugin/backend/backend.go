@@ -35,6 +35,7 @@ var Real = Connectors{
 			return nil, nil, err
 		}
 		s.Log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
+		eng.OnRetry = docker.RetryWarning(s.Log)
 		return docker.New(s, eng, eng.Host), func() { _ = eng.Close() }, nil
 	},
 	Kubernetes: func(s *plugin.Session) (plugin.Backend, error) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -39,6 +41,14 @@ type Engine interface {
 }
 
 var _ Engine = (*engine.Engine)(nil)
+
+// RetryWarning is the engine's OnRetry for the plugin and the watchdog: a
+// transient engine failure is worth one warning line, not a failed build.
+func RetryWarning(log logrus.FieldLogger) func(engine.Retry) {
+	return func(r engine.Retry) {
+		log.Warnf("docker engine: %s failed (%v); retrying in %s", r.Op, r.Err, r.Wait)
+	}
+}
 
 // New returns the Docker backend for session s on engine eng, whose
 // address is host (a tcp:// engine is probed there).

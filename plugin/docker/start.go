@@ -42,8 +42,10 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	if p.Cfg.ProxySauceFrom != "" {
 		p.Log.Debugf("proxy_sauce is not set: SC reaches Sauce Labs through the runner's %s", p.Cfg.ProxySauceFrom)
 	}
-	p.sweep(ctx)
 	deadline := began.Add(p.Cfg.ReadyTimeout)
+	// A transient engine failure is retried, within ready_timeout.
+	ctx = engine.RetryUntil(ctx, deadline)
+	p.sweep(ctx)
 	if t, err := p.reuse(ctx, owner, foreground, deadline); err != nil || t != nil {
 		if t != nil {
 			p.Report(&t.Tunnel)

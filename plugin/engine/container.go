@@ -83,23 +83,39 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 	if err != nil {
 		return "", err
 	}
-	res, err := e.api.ContainerCreate(ctx, opts)
+	op := "create container " + s.Name
+	failed := false
+	id, err := retry(ctx, e, op, 0, func(ctx context.Context) (string, error) {
+		res, err := e.api.ContainerCreate(ctx, opts)
+		if err != nil && failed && IsConflict(err) {
+			// An earlier attempt may have created it before failing.
+			if c, ierr := e.InspectContainer(ctx, s.Name); ierr == nil && c.State.Status == "created" && hasLabels(c.Labels, s.Labels) {
+				return c.ID, nil
+			}
+		}
+		failed = failed || Transient(err)
+		return res.ID, err
+	})
 	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", s.Name, err)
+		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	for _, n := range s.Networks[min(1, len(s.Networks)):] {
-		if err := e.Connect(ctx, n.Network, res.ID, n.Aliases); err != nil {
-			return res.ID, err
+		if err := e.Connect(ctx, n.Network, id, n.Aliases); err != nil {
+			return id, err
 		}
 	}
-	return res.ID, nil
+	return id, nil
 }
 
 // Connect joins container id to a network with the given aliases.
 func (e *Engine) Connect(ctx context.Context, networkName, id string, aliases []string) error {
-	_, err := e.api.NetworkConnect(ctx, networkName, client.NetworkConnectOptions{
-		Container:      id,
-		EndpointConfig: &network.EndpointSettings{Aliases: aliases},
+	op := fmt.Sprintf("connect %s to network %s", short(id), networkName)
+	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
+		_, err := e.api.NetworkConnect(ctx, networkName, client.NetworkConnectOptions{
+			Container:      id,
+			EndpointConfig: &network.EndpointSettings{Aliases: aliases},
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("connect %s to network %s: %w", short(id), networkName, err)
@@ -109,7 +125,11 @@ func (e *Engine) Connect(ctx context.Context, networkName, id string, aliases []
 
 // Disconnect removes container id from a network; not-found is success.
 func (e *Engine) Disconnect(ctx context.Context, networkName, id string) error {
-	_, err := e.api.NetworkDisconnect(ctx, networkName, client.NetworkDisconnectOptions{Container: id, Force: true})
+	op := fmt.Sprintf("disconnect %s from network %s", short(id), networkName)
+	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
+		_, err := e.api.NetworkDisconnect(ctx, networkName, client.NetworkDisconnectOptions{Container: id, Force: true})
+		return err
+	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("disconnect %s from network %s: %w", short(id), networkName, err)
 	}
@@ -118,7 +138,11 @@ func (e *Engine) Disconnect(ctx context.Context, networkName, id string) error {
 
 // StartContainer starts a created container.
 func (e *Engine) StartContainer(ctx context.Context, id string) error {
-	if _, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+	err := call0(ctx, e, "start container "+short(id), 0, func(ctx context.Context) error {
+		_, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("start container %s: %w", short(id), err)
 	}
 	return nil
@@ -126,7 +150,9 @@ func (e *Engine) StartContainer(ctx context.Context, id string) error {
 
 // InspectContainer returns the state and attachments of a container.
 func (e *Engine) InspectContainer(ctx context.Context, id string) (Container, error) {
-	res, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	res, err := retry(ctx, e, "inspect container "+short(id), 0, func(ctx context.Context) (client.ContainerInspectResult, error) {
+		return e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	})
 	if err != nil {
 		return Container{}, fmt.Errorf("inspect container %s: %w", short(id), err)
 	}
@@ -186,7 +212,10 @@ func fromInspect(r container.InspectResponse) Container {
 // PathExists reports whether path exists in container id's filesystem as
 // the engine sees it (through its archive API).
 func (e *Engine) PathExists(ctx context.Context, id, path string) (bool, error) {
-	_, err := e.api.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: path})
+	err := call0(ctx, e, "stat "+path+" in "+short(id), 0, func(ctx context.Context) error {
+		_, err := e.api.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: path})
+		return err
+	})
 	return exists(err, "stat "+path+" in container "+short(id))
 }
 
@@ -200,7 +229,9 @@ func addr(s string) string {
 
 // ListContainers lists containers (running or not) carrying all the labels.
 func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) ([]Summary, error) {
-	res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilters(labels)})
+	res, err := retry(ctx, e, "list containers", 0, func(ctx context.Context) (client.ContainerListResult, error) {
+		return e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilters(labels)})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -239,7 +270,10 @@ func labelFilters(labels map[string]string) client.Filters {
 func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) (killed bool, err error) {
 	secs := int(timeout.Round(time.Second) / time.Second)
 	began := time.Now()
-	_, err = e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	err = call0(ctx, e, "stop container "+short(id), timeout, func(ctx context.Context) error {
+		_, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+		return err
+	})
 	if err != nil {
 		if IsNotFound(err) {
 			return false, nil
@@ -261,7 +295,10 @@ func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Dura
 // RemoveContainer force-removes a container with its anonymous volumes.
 // Not-found and a removal already in progress count as success.
 func (e *Engine) RemoveContainer(ctx context.Context, id string) error {
-	_, err := e.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	err := call0(ctx, e, "remove container "+short(id), 0, func(ctx context.Context) error {
+		_, err := e.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		return err
+	})
 	if err != nil && !IsNotFound(err) && !IsConflict(err) {
 		return fmt.Errorf("remove container %s: %w", short(id), err)
 	}
@@ -289,10 +326,23 @@ func (e *Engine) ContainerLogs(ctx context.Context, id string, o LogsOptions, st
 	return nil
 }
 
+// hasLabels reports whether a container carries every label asked for.
+func hasLabels(have, want map[string]string) bool {
+	if len(have) < len(want) {
+		return false
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // short abbreviates a container ID the way the docker CLI does.
 func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
+	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+		return id // a name, not an ID
 	}
-	return id
+	return id[:12]
 }

@@ -40,6 +40,10 @@ type Engine struct {
 	Host string
 	// APIVersion is the negotiated API version.
 	APIVersion string
+	// OnRetry, when set, hears of each transient failure before its retry.
+	OnRetry func(Retry)
+	// RequestTimeout bounds one request (0: requestTimeout).
+	RequestTimeout time.Duration
 }
 
 // NewEnv connects to the engine named by the standard DOCKER_* variables,

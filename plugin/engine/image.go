@@ -19,7 +19,10 @@ type RegistryAuth struct {
 
 // ImageExists reports whether the engine holds the image locally.
 func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
-	_, err := e.api.ImageInspect(ctx, ref)
+	err := call0(ctx, e, "inspect image "+ref, 0, func(ctx context.Context) error {
+		_, err := e.api.ImageInspect(ctx, ref)
+		return err
+	})
 	return exists(err, "inspect image "+ref)
 }
 

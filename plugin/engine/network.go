@@ -19,7 +19,9 @@ type Network struct {
 
 // InspectNetwork returns a network by name or ID.
 func (e *Engine) InspectNetwork(ctx context.Context, name string) (Network, error) {
-	res, err := e.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	res, err := retry(ctx, e, "inspect network "+name, 0, func(ctx context.Context) (client.NetworkInspectResult, error) {
+		return e.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	})
 	if err != nil {
 		return Network{}, fmt.Errorf("inspect network %s: %w", name, err)
 	}
@@ -32,7 +34,10 @@ func (e *Engine) InspectNetwork(ctx context.Context, name string) (Network, erro
 
 // RemoveNetwork removes a network; not-found is success.
 func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
-	_, err := e.api.NetworkRemove(ctx, name, client.NetworkRemoveOptions{})
+	err := call0(ctx, e, "remove network "+name, 0, func(ctx context.Context) error {
+		_, err := e.api.NetworkRemove(ctx, name, client.NetworkRemoveOptions{})
+		return err
+	})
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
