@@ -69,8 +69,9 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 	echo "== stop";   PLUGIN_ACTION=stop ./$(BIN)
 
 BENCH_N ?= 20
-bench: ## measure detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs)
-	go run ./cmd/dsc-bench -n $(BENCH_N)
+BENCH_LEVELS ?= 1,5,10,25
+bench: ## measure detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs), and the concurrency sweep (BENCH_LEVELS)
+	go run ./cmd/dsc-bench -n $(BENCH_N) -levels $(BENCH_LEVELS)
 
 faults: ## run the fault matrix against the real engine and print its table
 	@out=$$(mktemp); rc=0; \

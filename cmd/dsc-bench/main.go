@@ -151,6 +151,11 @@ func bench() error {
 	fmt.Printf("\ntime to ready, plugin / seed (medians): %.2f\n", float64(toReady.pct(0.5))/float64(seed.pct(0.5)))
 	fmt.Printf("plugin binary: %.1f MB; plugin image: %.1f MB (target ≤15 MB: %s)\n", mb(binSize), mb(imgSize), okIf(imgSize <= 15e6))
 	fmt.Printf("plugin peak RSS during start: %.1f MB (target ≤30 MB: %s)\n", float64(peakRSS)/1024, okIf(peakRSS <= 30*1024))
+	ls, err := b.sweep(ctx, pluginImage)
+	if err != nil {
+		return err
+	}
+	printSweep(ls)
 	return nil
 }
 

@@ -146,8 +146,11 @@ func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement
 		dog = p.launchWatchdog(ctx, self, GuardOf(p.Cfg, self, owner, pl), id, pl.Deadline)
 	}
 	startErr := p.eng.StartContainer(ctx, id)
-	w := <-dog
-	defer w.check(ctx, p)
+	// The watchdog's start completes while SC gets ready: on a busy engine
+	// it takes as long as SC's own, and must not add to the time to ready.
+	// Every return below waits for it, so the plugin never exits with the
+	// request in flight.
+	defer func() { (<-dog).check(ctx, p) }()
 	if startErr != nil {
 		if pl.Publish != nil && pl.Publish.Port != 0 {
 			return nil, fmt.Errorf("%w; if host port %d is taken, set api_host_port to a free port, or 0 to pick one", startErr, pl.Publish.Port)
