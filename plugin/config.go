@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -181,6 +182,7 @@ const LabelPrefix = "io.drone-sauce-connect."
 // and random feed the tunnel name when the pipeline gives no identity.
 func (s Settings) Config(p Pipeline, hostname, random string) (Config, error) {
 	v := &validation{s: s, c: Config{Pipeline: p}}
+	v.text()
 	v.mode()
 	v.identity(hostname, random)
 	v.scOptions()
@@ -206,6 +208,17 @@ type validation struct {
 // bad records a problem with a setting.
 func (v *validation) bad(setting, format string, args ...any) {
 	v.probs = append(v.probs, fmt.Sprintf("invalid setting %s (PLUGIN_%s): %s", setting, strings.ToUpper(setting), fmt.Sprintf(format, args...)))
+}
+
+// text refuses a NUL character in any setting, as given or decoded from
+// JSON: no environment variable or argument can carry it.
+func (v *validation) text() {
+	val := reflect.ValueOf(v.s)
+	for i, info := range SettingsTable() {
+		if strings.ContainsRune(val.Field(i).String(), 0) || strings.Contains(val.Field(i).String(), `\u0000`) {
+			v.bad(info.Name, "contains a NUL character; remove it")
+		}
+	}
 }
 
 // opens reports whether the action opens a tunnel.
