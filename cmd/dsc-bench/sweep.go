@@ -332,7 +332,8 @@ func printSweep(ls []level) {
 			continue
 		}
 		above := l.overhead.pct(0.95) - l.floor.pct(0.95)
-		if i == 0 {
+		if i == 0 || l.n == 1 {
+			// The baseline: one pipeline alone (else the smallest level).
 			single = l.overhead.pct(0.5) - l.floor.pct(0.5)
 		}
 		teardown, memory, left := "—", "—", "—"
