@@ -76,7 +76,7 @@ type Settings struct {
 	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)" group:"tuning" example:"0"`
 
 	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`
-	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME" group:"kubernetes" example:"harnessci-build-abc"`
+	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME (a name the kubelet cut to 63 characters is completed by the pod's IP)" group:"kubernetes" example:"harnessci-build-abc"`
 	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP" group:"kubernetes" example:"true"`
 	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod" group:"kubernetes" example:"250m"`
 	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod" group:"kubernetes" example:"2"`

@@ -185,11 +185,55 @@ func forbidden(err error) error {
 	return err
 }
 
+// maxHostname is where the kubelet cuts a pod's name to make its hostname.
+const maxHostname = 63
+
+// buildPod finds the pod the plugin runs in, by name (HOSTNAME by default).
+// The kubelet cuts a pod's hostname to 63 characters, so a build pod with a
+// longer name (Harness and Drone name them after the pipeline) is not found
+// by it: then it is the one pod whose name starts with those 63 characters
+// and whose IP is one of this process's addresses.
+func (k *Backend) buildPod(ctx context.Context) (kube.Pod, error) {
+	name := k.Cfg.Kubernetes.Pod
+	owner, err := k.kc.GetPod(ctx, k.ns, name)
+	if err == nil || !kube.IsNotFound(err) || len(name) != maxHostname {
+		return owner, err
+	}
+	pods, lerr := k.kc.ListPods(ctx, k.ns, "")
+	if lerr != nil {
+		return owner, err
+	}
+	mine := localAddresses()
+	var found []kube.Pod
+	for _, p := range pods {
+		if strings.HasPrefix(p.Metadata.Name, name) && p.Status.PodIP != "" && mine[p.Status.PodIP] {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		return owner, fmt.Errorf("%w (a kubelet cuts hostnames to %d characters, and %d pods starting with it have this step's IP)", err, maxHostname, len(found))
+	}
+	k.Log.Debugf("build pod %s found by its IP %s (HOSTNAME is its name cut to %d characters)", found[0].Metadata.Name, found[0].Status.PodIP, maxHostname)
+	return found[0], nil
+}
+
+// localAddresses are the IP addresses of this process's network interfaces.
+func localAddresses() map[string]bool {
+	out := map[string]bool{}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out[n.IP.String()] = true
+		}
+	}
+	return out
+}
+
 // start creates the Secret, the Pod (and the Service) owned by the build
 // pod and waits, with a watch, until the pod is Ready.
 func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	began := k.Opt.Now()
-	owner, err := k.kc.GetPod(ctx, k.ns, k.Cfg.Kubernetes.Pod)
+	owner, err := k.buildPod(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the build pod %s in namespace %s (set kubernetes_pod): %w", k.Cfg.Kubernetes.Pod, k.ns, forbidden(err))
 	}
