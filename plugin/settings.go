@@ -81,7 +81,7 @@ type Settings struct {
 	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod" group:"kubernetes" example:"250m"`
 	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod" group:"kubernetes" example:"2"`
 	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod" group:"kubernetes" example:"256Mi"`
-	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod" group:"kubernetes" example:"1Gi"`
+	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod; SC's GOMEMLIMIT follows it" group:"kubernetes" example:"1Gi"`
 	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image" group:"kubernetes" example:"mirror-login"`
 
 	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>" group:"docker" example:"sauce-connect-web"`

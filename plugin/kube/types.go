@@ -100,7 +100,13 @@ type EnvVar struct {
 
 // EnvVarSource takes a value from a secret.
 type EnvVarSource struct {
-	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+	SecretKeyRef     *SecretKeySelector     `json:"secretKeyRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+}
+
+// ResourceFieldSelector names a resource of the container (the downward API).
+type ResourceFieldSelector struct {
+	Resource string `json:"resource"`
 }
 
 // SecretKeySelector names one key of a secret.

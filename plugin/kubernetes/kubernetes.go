@@ -84,6 +84,12 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 			env = append(env, kube.EnvVar{Name: e.Name, Value: e.Value})
 		}
 	}
+	if _, limited := c.Kubernetes.Limits["memory"]; limited {
+		// SC is a Go program: let its garbage collector work to the pod's
+		// memory limit instead of being OOM-killed at it (as Sauce's own
+		// Helm chart does).
+		env = append(env, kube.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &kube.EnvVarSource{ResourceFieldRef: &kube.ResourceFieldSelector{Resource: "limits.memory"}}})
+	}
 	args := append([]string{"run"}, c.SCArgs...)
 	for _, a := range plugin.SecretArgs(args) {
 		v := fmt.Sprintf("DSC_SECRET_ARG_%d", a.Index)
