@@ -143,6 +143,19 @@ type KubernetesConfig struct {
 	Requests        map[string]string
 	Limits          map[string]string
 	ImagePullSecret string
+	NodeSelector    map[string]string
+	Tolerations     []Toleration
+	ServiceAccount  string
+}
+
+// Toleration lets the tunnel pod run on nodes with a matching taint: the
+// fields of a Kubernetes toleration.
+type Toleration struct {
+	Key               string `json:"key,omitempty"`
+	Operator          string `json:"operator,omitempty"`
+	Value             string `json:"value,omitempty"`
+	Effect            string `json:"effect,omitempty"`
+	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty"`
 }
 
 // RegistryAuth is a login to the registry that holds SC's image.
@@ -406,6 +419,12 @@ func (v *validation) kubernetes() {
 		Requests:        map[string]string{},
 		Limits:          map[string]string{},
 		ImagePullSecret: strings.TrimSpace(s.ImagePullSecret),
+		NodeSelector:    parseObject(s.NodeSelector, "kubernetes_node_selector", v.bad),
+		Tolerations:     parseTolerations(s.Tolerations, v.bad),
+		ServiceAccount:  strings.TrimSpace(s.ServiceAccount),
+	}
+	if sa := c.Kubernetes.ServiceAccount; sa != "" && (len(sa) > 253 || !dnsSubdomain.MatchString(sa)) {
+		v.bad("kubernetes_service_account", "%q is not a service account name; use lowercase letters, digits, '-' and '.'", sa)
 	}
 	for _, q := range []struct {
 		setting, value string
@@ -440,6 +459,41 @@ func (v *validation) output() {
 	c.LogsFile = strings.TrimSpace(s.LogsFile)
 	c.Debug = parseBool(s.Debug, "debug", v.bad)
 	c.LogFormat = LogFormat(oneOf(s.LogFormat, "log_format", v.bad, "text", "json"))
+}
+
+// dnsSubdomain matches a Kubernetes object name (RFC 1123 subdomain).
+var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// parseTolerations reads a JSON list of Kubernetes tolerations, refusing
+// fields and values Kubernetes would refuse, so that the pod is not
+// rejected after the Secret was made.
+func parseTolerations(v string, bad reporter) []Toleration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var out []Toleration
+	if err := dec.Decode(&out); err != nil {
+		bad("kubernetes_tolerations", "not a JSON list of tolerations (%v); use e.g. [{\"key\": \"ci\", \"operator\": \"Exists\", \"effect\": \"NoSchedule\"}]", err)
+		return nil
+	}
+	for i, t := range out {
+		switch {
+		case t.Operator != "" && t.Operator != "Equal" && t.Operator != "Exists":
+			bad("kubernetes_tolerations", "item %d: operator %q is not Equal or Exists", i+1, t.Operator)
+		case t.Operator == "Exists" && t.Value != "":
+			bad("kubernetes_tolerations", "item %d: operator Exists takes no value; remove \"value\"", i+1)
+		case t.Key == "" && t.Operator != "Exists":
+			bad("kubernetes_tolerations", "item %d: no key; give a key, or operator Exists to tolerate every taint", i+1)
+		case t.Effect != "" && t.Effect != "NoSchedule" && t.Effect != "PreferNoSchedule" && t.Effect != "NoExecute":
+			bad("kubernetes_tolerations", "item %d: effect %q is not NoSchedule, PreferNoSchedule or NoExecute", i+1, t.Effect)
+		case t.TolerationSeconds != nil && t.Effect != "NoExecute":
+			bad("kubernetes_tolerations", "item %d: tolerationSeconds needs effect NoExecute", i+1)
+		}
+	}
+	return out
 }
 
 // quantity matches Kubernetes resource quantities such as 100m, 1.5, 512Mi, 2G.

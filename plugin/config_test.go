@@ -151,6 +151,14 @@ func TestSingleProblems(t *testing.T) {
 		{"tunnel name through sc_args", "PLUGIN_SC_ARGS", `-i other-name`, `invalid setting sc_args (PLUGIN_SC_ARGS): -i is set by the plugin; use the tunnel_name setting instead`},
 		{"region through sc_args", "PLUGIN_SC_ARGS", `--region=eu-central`, `invalid setting sc_args (PLUGIN_SC_ARGS): --region=eu-central is set by the plugin; use the region setting instead`},
 		{"metadata through env", "PLUGIN_ENV", `{"SAUCE_METADATA":"team=web"}`, `invalid setting env (PLUGIN_ENV): SAUCE_METADATA is set by the plugin; remove it (the plugin's runner metadata names the CI platform)`},
+		{"node selector", "PLUGIN_KUBERNETES_NODE_SELECTOR", `pool=ci`, `invalid setting kubernetes_node_selector (PLUGIN_KUBERNETES_NODE_SELECTOR): not a JSON object (invalid character 'p' looking for beginning of value); use e.g. {"KEY": "value"}`},
+		{"toleration field", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effects":"NoSchedule"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): not a JSON list of tolerations (json: unknown field "effects"); use e.g. [{"key": "ci", "operator": "Exists", "effect": "NoSchedule"}]`},
+		{"toleration operator", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","operator":"In"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: operator "In" is not Equal or Exists`},
+		{"toleration Exists with a value", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","operator":"Exists","value":"true"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: operator Exists takes no value; remove "value"`},
+		{"toleration without key", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"value":"x"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: no key; give a key, or operator Exists to tolerate every taint`},
+		{"toleration effect", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoRun"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: effect "NoRun" is not NoSchedule, PreferNoSchedule or NoExecute`},
+		{"toleration seconds", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoSchedule","tolerationSeconds":5}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: tolerationSeconds needs effect NoExecute`},
+		{"service account", "PLUGIN_KUBERNETES_SERVICE_ACCOUNT", `Sauce_Connect`, `invalid setting kubernetes_service_account (PLUGIN_KUBERNETES_SERVICE_ACCOUNT): "Sauce_Connect" is not a service account name; use lowercase letters, digits, '-' and '.'`},
 		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,6 +83,9 @@ type Settings struct {
 	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod" group:"kubernetes" example:"256Mi"`
 	MemoryLimit         string `envconfig:"PLUGIN_MEMORY_LIMIT" default:"512Mi" desc:"Kubernetes: memory limit of the tunnel pod; SC's GOMEMLIMIT follows it" group:"kubernetes" example:"1Gi"`
 	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image" group:"kubernetes" example:"mirror-login"`
+	NodeSelector        string `envconfig:"PLUGIN_KUBERNETES_NODE_SELECTOR" desc:"Kubernetes: node labels the tunnel pod must run on, a JSON object" group:"kubernetes" example:"{\"kubernetes.io/arch\": \"amd64\", \"pool\": \"ci\"}"`
+	Tolerations         string `envconfig:"PLUGIN_KUBERNETES_TOLERATIONS" desc:"Kubernetes: taints the tunnel pod tolerates, a JSON list of Kubernetes tolerations" group:"kubernetes" example:"[{\"key\": \"ci\", \"operator\": \"Equal\", \"value\": \"true\", \"effect\": \"NoSchedule\"}]"`
+	ServiceAccount      string `envconfig:"PLUGIN_KUBERNETES_SERVICE_ACCOUNT" desc:"Kubernetes: service account of the tunnel pod (its token is never mounted); default the namespace's default" group:"kubernetes" example:"sauce-connect"`
 
 	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>" group:"docker" example:"sauce-connect-web"`
 	LogsFile      string `envconfig:"PLUGIN_LOGS_FILE" desc:"file where stop (and run) write SC's whole log" group:"essentials" example:"sauce-connect.log"`

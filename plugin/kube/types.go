@@ -71,6 +71,18 @@ type PodSpec struct {
 	ImagePullSecrets              []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 	AutomountServiceAccountToken  *bool                  `json:"automountServiceAccountToken,omitempty"`
 	EnableServiceLinks            *bool                  `json:"enableServiceLinks,omitempty"`
+	ServiceAccountName            string                 `json:"serviceAccountName,omitempty"`
+	NodeSelector                  map[string]string      `json:"nodeSelector,omitempty"`
+	Tolerations                   []Toleration           `json:"tolerations,omitempty"`
+}
+
+// Toleration lets a pod run on nodes with a matching taint.
+type Toleration struct {
+	Key               string `json:"key,omitempty"`
+	Operator          string `json:"operator,omitempty"`
+	Value             string `json:"value,omitempty"`
+	Effect            string `json:"effect,omitempty"`
+	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.

@@ -120,6 +120,11 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 	if c.Kubernetes.ImagePullSecret != "" {
 		pod.Spec.ImagePullSecrets = []kube.LocalObjectReference{{Name: c.Kubernetes.ImagePullSecret}}
 	}
+	pod.Spec.NodeSelector = c.Kubernetes.NodeSelector
+	pod.Spec.ServiceAccountName = c.Kubernetes.ServiceAccount
+	for _, t := range c.Kubernetes.Tolerations {
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, kube.Toleration(t))
+	}
 	objs := ObjectSet{
 		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
 			StringData: secretData},
@@ -263,6 +268,11 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	fmt.Fprintf(k.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", objs.Pod.Metadata.Name, k.ns, k.Cfg.Image, owner.Metadata.Name, strings.Join(objs.Pod.Spec.Containers[0].Args, " "))
 	pod, err := k.kc.CreatePod(ctx, k.ns, objs.Pod)
 	if err != nil {
+		if sa := k.Cfg.Kubernetes.ServiceAccount; sa != "" && kube.IsForbidden(err) {
+			// Admission refuses a pod whose service account is missing with
+			// the same 403 as RBAC: name both causes.
+			return fail(fmt.Errorf("create the sauce connect pod: %w; check that kubernetes_service_account %s exists in namespace %s, and %s", err, sa, k.ns, rbacHint))
+		}
 		return fail(fmt.Errorf("create the sauce connect pod: %w", forbidden(err)))
 	}
 	cl.Add(func(ctx context.Context) error {

@@ -25,7 +25,8 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 		s    plugin.Settings
 	}{
 		{"kubernetes-defaults", plugin.Settings{}},
-		{"kubernetes-service", plugin.Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url"}},
+		{"kubernetes-service", plugin.Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url",
+			NodeSelector: `{"pool":"ci"}`, Tolerations: `[{"key":"ci","operator":"Exists","effect":"NoExecute","tolerationSeconds":60}]`, ServiceAccount: "sauce-connect"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := harness(tc.s)
