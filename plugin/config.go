@@ -149,7 +149,9 @@ type KubernetesConfig struct {
 }
 
 // Toleration lets the tunnel pod run on nodes with a matching taint: the
-// fields of a Kubernetes toleration.
+// fields of a Kubernetes toleration. It mirrors kube.Toleration, which this
+// package may not import; the kubernetes backend converts one into the
+// other, so the compiler keeps the two identical.
 type Toleration struct {
 	Key               string `json:"key,omitempty"`
 	Operator          string `json:"operator,omitempty"`
