@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,33 +269,43 @@ func watchdogMemory(ctx context.Context, eng *engine.Engine, tunnel string) (rss
 // teardown does what drone-runner-docker's Destroy does at the end of each
 // build, all builds at once: remove the step containers, try to remove the
 // network once and ignore the error. It then times how long until each
-// pipeline's SC container and network are gone (the watchdog's work).
+// pipeline's SC container and network are gone (the watchdog's work). One
+// poller watches all pipelines, so that the watching does not load the
+// engine it measures: one container list per tick, and a network look-up
+// only for a pipeline whose containers are gone.
 func (b *bencher) teardown(ctx context.Context, ps []*pipeline) sample {
 	began := time.Now()
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-		s  sample
-	)
 	for _, p := range ps {
-		wg.Go(func() {
+		go func() {
 			if p.step != "" {
 				_ = b.eng.RemoveContainer(ctx, p.step)
 			}
 			_ = b.eng.RemoveNetwork(ctx, p.network)
-			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				found, err := b.eng.ListContainers(ctx, map[string]string{plugin.LabelTunnel: p.tunnel})
-				_, nerr := b.eng.InspectNetwork(ctx, p.network)
-				if err == nil && len(found) == 0 && engine.IsNotFound(nerr) {
-					mu.Lock()
-					s = append(s, time.Since(began))
-					mu.Unlock()
-					return
-				}
+		}()
+	}
+	var s sample
+	pending := slices.Clone(ps)
+	for deadline := time.Now().Add(time.Minute); len(pending) > 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		found, err := b.eng.ListContainers(ctx, map[string]string{plugin.LabelManaged: "true"})
+		if err != nil {
+			continue
+		}
+		alive := map[string]bool{}
+		for _, c := range found {
+			alive[c.Labels[plugin.LabelTunnel]] = true
+		}
+		pending = slices.DeleteFunc(pending, func(p *pipeline) bool {
+			if alive[p.tunnel] {
+				return false
 			}
+			_, err := b.eng.InspectNetwork(ctx, p.network)
+			if engine.IsNotFound(err) {
+				s = append(s, time.Since(began))
+				return true
+			}
+			return false
 		})
 	}
-	wg.Wait()
 	return s
 }
 

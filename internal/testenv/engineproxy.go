@@ -27,6 +27,7 @@ type Fault struct {
 	Drop         bool          // close the connection without an answer
 	Lose         bool          // forward, then close the connection instead of answering
 	Delay        time.Duration // forward, but only after this pause
+	path         *regexp.Regexp
 	hits         int
 }
 
@@ -54,6 +55,9 @@ func NewEngineProxy(t *testing.T, faults ...*Fault) *EngineProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	for _, f := range faults {
+		f.path = regexp.MustCompile(f.Path)
+	}
 	p := &EngineProxy{Socket: filepath.Join(dir, "engine.sock"), faults: faults}
 	l, err := net.Listen("unix", p.Socket)
 	if err != nil {
@@ -99,7 +103,7 @@ func (p *EngineProxy) match(r *http.Request) *Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, f := range p.faults {
-		if f.hits < f.Times && f.Method == r.Method && regexp.MustCompile(f.Path).MatchString(path) {
+		if f.hits < f.Times && f.Method == r.Method && f.path.MatchString(path) {
 			f.hits++
 			return f
 		}
