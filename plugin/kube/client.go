@@ -298,6 +298,16 @@ func (c *Client) PodLogs(ctx context.Context, ns, name, container string, tail i
 	return string(b), err
 }
 
+// FollowPodLogs streams a container's log from its last tail lines on,
+// until the container ends or ctx does.
+func (c *Client) FollowPodLogs(ctx context.Context, ns, name, container string, tail int) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/%s/log?container=%s&tailLines=%d&follow=true", podsPath(ns), url.PathEscape(name), url.QueryEscape(container), tail), nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // CreateSecret creates a secret.
 func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) error {
 	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, nil)

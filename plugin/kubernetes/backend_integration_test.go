@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -339,6 +341,49 @@ func TestNeverReady(t *testing.T) {
 	}
 	if pods, secrets, _ := c.objects(tunnel); len(pods) != 0 || secrets != 0 {
 		t.Errorf("left behind: %d pods, %d secrets", len(pods), secrets)
+	}
+}
+
+// TestReadyByProbeBeforeTheKubelet: SC's /readyz answers 200 at the pod IP
+// while the kubelet has not (yet) marked the pod Ready. Handing on the pod
+// IP, the plugin's own probe ends the wait; handing on the Service, which
+// routes only to Ready pods, it waits for the condition (here: in vain).
+func TestReadyByProbeBeforeTheKubelet(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+		}
+	}), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	notReady := func(p *kube.Pod) {
+		ready(p)
+		p.Status.PodIP = "127.0.0.1"
+		p.Status.Conditions[1].Status, p.Status.Conditions[1].Reason = "False", "ContainersNotReady"
+		p.Status.ContainerStatuses[0].Ready = false
+	}
+	for _, svc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("service=%t", svc), func(t *testing.T) {
+			c := newCluster(t)
+			tunnel := "kube-" + testenv.Random(6)
+			c.kubelet(tunnel, 100*time.Millisecond, notReady)
+			r := c.exec(users[1], tunnel, "start", func(s *plugin.Settings) {
+				s.ReadyTimeout, s.APIPort, s.KubernetesService = "3s", strconv.Itoa(port), fmt.Sprint(svc)
+			})
+			var to *plugin.TimeoutError
+			switch {
+			case !svc && r.err != nil:
+				t.Fatalf("/readyz answered 200 at the pod IP, yet: %v\n%s", r.err, r.out)
+			case !svc && r.output["SAUCE_CONNECT_API"] != "http://127.0.0.1:"+strconv.Itoa(port):
+				t.Errorf("outputs %v", r.output)
+			case svc && !errors.As(r.err, &to):
+				t.Fatalf("with the Service the Ready condition must decide; got %v\n%s", r.err, r.out)
+			}
+			_ = c.exec(users[1], tunnel, "stop", nil)
+		})
 	}
 }
 

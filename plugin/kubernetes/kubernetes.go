@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -394,8 +395,14 @@ const (
 func (k *Backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error) {
 	wctx, cancel := context.WithTimeoutCause(ctx, k.Cfg.ReadyTimeout, errReadyTimeout)
 	defer cancel()
+	wctx, probed := context.WithCancelCause(wctx)
+	defer probed(nil)
 	began := time.Now()
-	p, err := k.watchPod(wctx, pod, podState)
+	p, err := k.watchPod(wctx, pod, k.probeAlongside(wctx, probed, podState))
+	if errors.Is(err, errProbedReady) {
+		k.Log.Debugf("pod %s: /readyz answered 200 at %s (before the kubelet's probe marked it Ready)", p.Metadata.Name, p.Status.PodIP)
+		return p, nil
+	}
 	if errors.Is(err, errReadyTimeout) {
 		last := "phase " + p.Status.Phase
 		if c, ok := p.Condition("Ready"); ok {
@@ -415,6 +422,58 @@ func (k *Backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 }
 
 var errReadyTimeout = errors.New("ready_timeout reached")
+
+// errProbedReady ends the watch when SC's /readyz answered 200 directly.
+var errProbedReady = errors.New("probed ready")
+
+// probePeriod is how often the plugin itself asks SC's /readyz.
+const probePeriod = 50 * time.Millisecond
+
+// probeAlongside wraps a readiness check of the watched pod so that, once
+// the pod has an IP, the plugin also asks SC's /readyz there itself every
+// probePeriod: the kubelet probes at most once a second and then the Ready
+// condition still has to reach the plugin, while a step in a pod can
+// usually reach another pod's IP. Where it cannot (a NetworkPolicy, a
+// plugin outside the cluster network), the probes fail quietly and the
+// Ready condition decides. With kubernetes_service the later steps go
+// through the Service, which routes only to pods the kubelet has marked
+// Ready: there the condition always decides.
+func (k *Backend) probeAlongside(ctx context.Context, probed context.CancelCauseFunc, check func(kube.Pod) (bool, error)) func(kube.Pod) (bool, error) {
+	if k.Cfg.Kubernetes.Service {
+		return check
+	}
+	probing := false
+	return func(p kube.Pod) (bool, error) {
+		if ip := p.Status.PodIP; ip != "" && !probing {
+			probing = true
+			go k.probe(ctx, probed, "http://"+net.JoinHostPort(ip, strconv.Itoa(k.Cfg.APIPort))+"/readyz")
+		}
+		if err := context.Cause(ctx); errors.Is(err, errProbedReady) {
+			return true, err
+		}
+		return check(p)
+	}
+}
+
+// probe asks url until it answers 200, then ends the readiness watch.
+func (k *Backend) probe(ctx context.Context, probed context.CancelCauseFunc, url string) {
+	tick := time.NewTicker(probePeriod)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		code, _, err := k.Get(pctx, url)
+		cancel()
+		if err == nil && code == http.StatusOK {
+			probed(errProbedReady)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
 
 // learnSecrets adds the values in the tunnel's Secret to the masker before
 // anything of SC's is printed: a stop or status step may know none of them.
@@ -504,13 +563,42 @@ func (k *Backend) stop(ctx context.Context) error {
 		if err := k.learnSecrets(ctx, p); err != nil {
 			return err
 		}
-		k.PrintLog(k.lastLines(ctx, p))
-		fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
-		if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
+		if err := k.shutdown(ctx, p); err != nil {
 			return err
 		}
-		k.Log.Infof("tunnel %s stopped (pod %s deleted)", k.Cfg.TunnelName, p.Metadata.Name)
 	}
+	return nil
+}
+
+// shutdown deletes one tunnel pod with stop_timeout as its grace period
+// and follows SC's log until the container has ended, so that the stop
+// step shows SC's drain (and waits for it), as `docker stop` does.
+func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
+	began := k.Opt.Now()
+	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.Cfg.StopTimeout+plugin.CleanupTimeout)
+	defer cancel()
+	logs, ferr := k.kc.FollowPodLogs(ctx, k.ns, p.Metadata.Name, scContainer, plugin.TailLines)
+	fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
+	if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
+		if logs != nil {
+			logs.Close()
+		}
+		return err
+	}
+	if ferr != nil {
+		// No log stream (a pod never started, a kubelet that serves no
+		// logs): what the kubelet kept is all there is.
+		k.PrintLog(k.lastLines(ctx, p))
+	} else {
+		b, _ := io.ReadAll(io.LimitReader(logs, 1<<20))
+		logs.Close()
+		k.PrintLog(string(b))
+	}
+	if ctx.Err() != nil {
+		k.Log.Warnf("sauce connect did not finish draining within stop_timeout (%s); the kubelet kills it then; raise stop_timeout to give it longer", k.Cfg.StopTimeout)
+	}
+	k.Log.Infof("tunnel %s stopped (pod %s deleted) in %s", k.Cfg.TunnelName, p.Metadata.Name, k.Opt.Now().Sub(began).Round(time.Millisecond))
 	return nil
 }
 
