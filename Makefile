@@ -24,10 +24,10 @@ build: ## build the static plugin binary (and its post-step name) into release/l
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/drone-sauce-connect
 	ln -sf drone-sauce-connect $(dir $(BIN))drone-sauce-connect-post
 
-test: kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server)
+test: kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server and a real kubelet)
 	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-kube-tools: ## build the test control plane (etcd, kube-apiserver, kube-controller-manager) once, from the Go module proxy
+kube-tools: ## build the test cluster (etcd, kube-apiserver, kube-controller-manager; kubelet, kube-scheduler, kube-proxy) once, from the Go module proxy
 	@bash testdata/kube-tools/build.sh
 
 release: ## build linux/amd64 and linux/arm64 and assemble the multi-arch OCI index in release/oci (offline, reproducible)

@@ -86,7 +86,12 @@ func TestMain(m *testing.M) {
 		} else {
 			defer rmBusybox()
 		}
-		return m.Run()
+		code := m.Run()
+		if err := stopNode(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+		return code
 	}())
 }
 

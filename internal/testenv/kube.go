@@ -44,6 +44,12 @@ type ControlPlane struct {
 // StartControlPlane starts the control plane with these users; the first
 // should be an admin (group system:masters).
 func StartControlPlane(users []KubeUser) (*ControlPlane, error) {
+	return startControlPlane(users, "127.0.0.1", "garbagecollector,serviceaccount,serviceaccount-token,namespace")
+}
+
+// startControlPlane starts the control plane with its API server on addr
+// and these controllers of the controller manager.
+func startControlPlane(users []KubeUser, addr, controllers string) (*ControlPlane, error) {
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
 		if _, err := os.Stat(filepath.Join(KubeBin(), b)); err != nil {
 			return nil, fmt.Errorf("%s is not built (run make kube-tools): %w", b, err)
@@ -59,7 +65,7 @@ func StartControlPlane(users []KubeUser) (*ControlPlane, error) {
 		return nil, err
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	cp.URL = "https://127.0.0.1:" + strconv.Itoa(ports[2])
+	cp.URL = "https://" + net.JoinHostPort(addr, strconv.Itoa(ports[2]))
 	if err := writeSAKey(dir); err != nil {
 		return nil, err
 	}
@@ -81,34 +87,21 @@ current-context: t
 		return nil, err
 	}
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	start := func(name string, args ...string) error {
-		log, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(filepath.Join(KubeBin(), name), args...)
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		cp.procs = append(cp.procs, cmd)
-		return nil
-	}
 	fail := func(err error) (*ControlPlane, error) {
 		cp.Stop()
 		return nil, err
 	}
+	start := cp.start
 	if err := start("etcd", "--name", "t", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t="+peer,
 		"--unsafe-no-fsync", "--log-level", "warn"); err != nil {
 		return fail(err)
 	}
-	if err := start("kube-apiserver", "--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+	if err := start("kube-apiserver", "--etcd-servers", etcdURL, "--bind-address", addr, "--advertise-address", addr,
 		"--secure-port", strconv.Itoa(ports[2]), "--cert-dir", filepath.Join(dir, "certs"),
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"), "--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--service-cluster-ip-range", "10.96.0.0/24", "--kubelet-preferred-address-types", "InternalIP,Hostname",
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key")); err != nil {
@@ -123,10 +116,26 @@ current-context: t
 	if err := start("kube-controller-manager", "--kubeconfig", filepath.Join(dir, "admin.kubeconfig"), "--leader-elect=false",
 		"--service-account-private-key-file", filepath.Join(dir, "sa.key"), "--use-service-account-credentials=false",
 		"--root-ca-file", filepath.Join(dir, "certs", "apiserver.crt"), "--bind-address", "127.0.0.1", "--secure-port", "0",
-		"--authentication-skip-lookup", "--controllers", "garbagecollector,serviceaccount,serviceaccount-token,namespace"); err != nil {
+		"--authentication-skip-lookup", "--controllers", controllers); err != nil {
 		return fail(err)
 	}
 	return cp, nil
+}
+
+// start starts one component from KubeBin, its output in a log of its name.
+func (cp *ControlPlane) start(name string, args ...string) error {
+	log, err := os.Create(filepath.Join(cp.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(KubeBin(), name), args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	cp.procs = append(cp.procs, cmd)
+	return nil
 }
 
 func (cp *ControlPlane) waitReady(token string, limit time.Duration) error {

@@ -15,14 +15,14 @@ func Runner(tb testing.TB, name string) string {
 	tb.Helper()
 	path := filepath.Join(Root(), "testdata", "runner-tools", "bin", name)
 	if _, err := os.Stat(path); err != nil {
-		missing(tb, fmt.Sprintf("%s is not built (make runner-tools): %v", name, err))
+		Missing(tb, fmt.Sprintf("%s is not built (make runner-tools): %v", name, err))
 	}
 	return path
 }
 
-// missing skips the test, or fails it under CI=true, where nothing the
+// Missing skips the test, or fails it under CI=true, where nothing the
 // suite needs may be missing.
-func missing(tb testing.TB, why string) {
+func Missing(tb testing.TB, why string) {
 	tb.Helper()
 	if os.Getenv("CI") == "true" {
 		tb.Fatal(why)

@@ -1,0 +1,456 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+)
+
+// The real-node tier: the plugin's image runs as a step container of a
+// build pod on a real kubelet (testenv.StartNode: kube-scheduler, kubelet,
+// kube-proxy, a private containerd, CNI), with the build pod's own
+// service-account token bound to the README's Role and HOSTNAME set by the
+// kubelet, as Harness CI and Drone run steps on Kubernetes. Steps start the
+// way drone-runner-kube starts them (engine/engine_impl.go): every step is a
+// container of the build pod from the start, running a placeholder image,
+// and a step runs when the runner swaps its image in; the runner then waits
+// for that container to terminate and reads its exit code. At the end the
+// runner deletes the build pod (Destroy, default grace period).
+var (
+	nodeOnce  sync.Once
+	node      *testenv.Node
+	nodeErr   error
+	nodeUp    time.Duration
+	nodeAdmin *kube.Client
+	nodeUser  = testenv.KubeUser{Name: "admin", Token: "admin-" + testenv.Random(16), Groups: []string{"system:masters"}}
+)
+
+// kubeletNode starts the node the first time a test needs it; TestMain
+// stops it and fails the run if it left anything on the host.
+func kubeletNode(t *testing.T) *testenv.Node {
+	skipShort(t)
+	needBusybox(t)
+	nodeOnce.Do(func() {
+		began := time.Now()
+		node, nodeErr = testenv.StartNode([]testenv.KubeUser{nodeUser}, pluginImage, standin, busybox)
+		nodeUp = time.Since(began)
+		if nodeErr == nil {
+			nodeAdmin, nodeErr = kube.New(kube.Config{Host: node.URL, Token: nodeUser.Token, CA: node.CA})
+		}
+	})
+	if nodeErr != nil {
+		testenv.Missing(t, fmt.Sprintf("no kubelet node: %v", nodeErr))
+	}
+	t.Logf("node up in %s (first test only)", nodeUp.Round(time.Millisecond))
+	return node
+}
+
+// stopNode stops the node if a test started it.
+func stopNode() error {
+	if node == nil {
+		return nil
+	}
+	return node.Stop()
+}
+
+// buildPod is one pipeline's pod on the node, in a namespace of its own
+// with the `ci-builds` service account bound to testdata/kubernetes/role.yaml
+// as written.
+type buildPod struct {
+	t     *testing.T
+	ns    string
+	name  string
+	steps map[string]string // container → the image it runs when started
+}
+
+// podStep is one container of the build pod.
+type podStep struct {
+	name, image string
+	env         map[string]string
+	command     []string
+}
+
+func newBuildPod(t *testing.T, n *testenv.Node, name string, steps ...podStep) *buildPod {
+	t.Helper()
+	ctx := context.Background()
+	b := &buildPod{t: t, ns: "t-" + testenv.Random(10), name: name, steps: map[string]string{}}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces", obj("Namespace", "", b.ns), nil))
+	t.Cleanup(func() {
+		_ = nodeAdmin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.ns, nil, nil)
+	})
+	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/serviceaccounts", obj("ServiceAccount", b.ns, "ci-builds"), nil))
+	role, err := os.ReadFile(filepath.Join(testenv.Root(), "testdata", "kubernetes", "role.yaml"))
+	must(err)
+	dec := yaml.NewDecoder(bytes.NewReader(role))
+	for {
+		var doc map[string]any
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
+		must(nodeAdmin.Do(ctx, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+b.ns+"/"+kind, doc, nil))
+	}
+	var containers []map[string]any
+	for _, s := range steps {
+		b.steps[s.name] = s.image
+		var env []map[string]string
+		for k, v := range s.env {
+			env = append(env, map[string]string{"name": k, "value": v})
+		}
+		c := map[string]any{"name": s.name, "image": n.Sandbox, "imagePullPolicy": "Never", "env": env,
+			"volumeMounts": []map[string]any{{"name": "harness", "mountPath": "/harness"}}}
+		if s.command != nil {
+			c["command"] = s.command
+		}
+		containers = append(containers, c)
+	}
+	pod := obj("Pod", b.ns, name)
+	pod["spec"] = map[string]any{
+		"serviceAccountName": "ci-builds", "restartPolicy": "Never", "containers": containers,
+		"volumes": []map[string]any{{"name": "harness", "emptyDir": map[string]any{}}},
+	}
+	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/pods", pod, nil))
+	b.wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
+		running := 0
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				running++
+			}
+		}
+		return running == len(steps)
+	})
+	return b
+}
+
+func obj(kind, ns, name string) map[string]any {
+	meta := map[string]any{"name": name}
+	if ns != "" {
+		meta["namespace"] = ns
+	}
+	return map[string]any{"apiVersion": "v1", "kind": kind, "metadata": meta}
+}
+
+// pod reads the build pod.
+func (b *buildPod) pod() (kube.Pod, error) {
+	var p kube.Pod
+	err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/pods/"+b.name, nil, &p)
+	return p, err
+}
+
+// wait polls the build pod until ok, failing the test after limit.
+func (b *buildPod) wait(limit time.Duration, what string, ok func(kube.Pod) bool) kube.Pod {
+	b.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		p, err := b.pod()
+		if err == nil && ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("build pod %s: not %s within %s (last error %v, status %+v)", b.name, what, limit, err, p.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// run starts a step as drone-runner-kube does (its image swapped in for the
+// placeholder's), waits for it to end, and returns its exit code and log.
+func (b *buildPod) run(name string) (int, string) {
+	b.t.Helper()
+	image := b.steps[name]
+	ctx := context.Background()
+	path := "/api/v1/namespaces/" + b.ns + "/pods/" + b.name
+	for attempt := 0; ; attempt++ {
+		// The pod as the server has it (a typed copy would drop fields).
+		var p map[string]any
+		if err := nodeAdmin.Do(ctx, http.MethodGet, path, nil, &p); err != nil {
+			b.t.Fatal(err)
+		}
+		for _, c := range p["spec"].(map[string]any)["containers"].([]any) {
+			if c := c.(map[string]any); c["name"] == name {
+				c["image"] = image
+			}
+		}
+		err := nodeAdmin.Do(ctx, http.MethodPut, path, p, nil)
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			b.t.Fatalf("swap the image of step %s in: %v", name, err)
+		}
+	}
+	var code int
+	b.wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == name && strings.HasSuffix(cs.Image, image) && cs.State.Terminated != nil {
+				code = int(cs.State.Terminated.ExitCode)
+				return true
+			}
+		}
+		return false
+	})
+	logs, err := nodeAdmin.PodLogs(ctx, b.ns, b.name, name, 1000)
+	if err != nil {
+		b.t.Fatalf("log of step %s: %v", name, err)
+	}
+	noKey(b.t, "step "+name+"'s log", logs)
+	return code, logs
+}
+
+// tunnelPods lists the tunnel pods in the build pod's namespace.
+func (b *buildPod) tunnelPods() []kube.Pod {
+	b.t.Helper()
+	pods, err := nodeAdmin.ListPods(context.Background(), b.ns, "io.drone-sauce-connect.role=tunnel")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return pods
+}
+
+// assertNothingLeft fails when a tunnel pod, its Secret or Service remain.
+func (b *buildPod) assertNothingLeft(limit time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var left []string
+		for _, kind := range []string{"pods", "secrets", "services"} {
+			var list struct {
+				Items []kube.Pod `json:"items"`
+			}
+			if err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/"+kind+"?labelSelector=io.drone-sauce-connect.managed%3Dtrue", nil, &list); err != nil {
+				b.t.Fatal(err)
+			}
+			for _, it := range list.Items {
+				left = append(left, kind+"/"+it.Metadata.Name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("left behind after %s: %v", limit, left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// harnessEnv is what Harness CI gives a Plugin step on Kubernetes, with the
+// plugin's settings; extra are more name, value pairs (an empty value
+// removes the variable).
+func harnessEnv(build string, extra ...string) map[string]string {
+	env := map[string]string{
+		"HARNESS_PIPELINE_ID": "browser_tests_k8s", "HARNESS_STAGE_ID": "browser_tests", "HARNESS_BUILD_ID": build,
+		"DRONE_OUTPUT":   "/harness/" + testenv.Random(6) + ".out",
+		"PLUGIN_BACKEND": "kubernetes", "PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": accessKey, "PLUGIN_REGION": "us-west",
+		"PLUGIN_IMAGE": standin, "PLUGIN_PULL": "never",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+		if extra[i+1] == "" {
+			delete(env, extra[i])
+		}
+	}
+	return env
+}
+
+// TestKubeletPipeline is the README's Harness Kubernetes pipeline on a real
+// kubelet: the tunnel pod becomes Running and Ready through its own
+// readiness probe; a later step reads the outputs; a second pod reaches SC's
+// API by pod IP and through the Service under the name handed on; status;
+// stop shows SC's drain; nothing is left, and the key is never shown.
+func TestKubeletPipeline(t *testing.T) {
+	n := kubeletNode(t)
+	build := strconv.Itoa(int(time.Now().UnixNano() % 1e6))
+	settings := []string{"PLUGIN_KUBERNETES_SERVICE", "true",
+		"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"500ms","SAUCE_STANDIN_LEAK_KEY":"true"}`}
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv(build, settings...)},
+		podStep{name: "tests", image: busybox, command: []string{"/bin/sh", "-c", "cat /harness/*.out"}},
+		podStep{name: "status", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "status", "PLUGIN_ACCESS_KEY", "")},
+		podStep{name: "stop", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "stop", "PLUGIN_ACCESS_KEY", "")},
+	)
+	code, out := b.run("sauce-connect")
+	if code != 0 {
+		t.Fatalf("start step exited with %d:\n%s", code, out)
+	}
+	t.Logf("start step:\n%s", out)
+	pods := b.tunnelPods()
+	if len(pods) != 1 {
+		t.Fatalf("%d tunnel pods, want 1", len(pods))
+	}
+	tunnel := pods[0]
+	if c, ok := tunnel.Condition("Ready"); tunnel.Status.Phase != "Running" || !ok || c.Status != "True" {
+		t.Fatalf("tunnel pod %s: phase %s, Ready %+v; want Running and Ready", tunnel.Metadata.Name, tunnel.Status.Phase, c)
+	}
+
+	code, out = b.run("tests")
+	api := regexp.MustCompile(`(?m)^SAUCE_CONNECT_API=(\S+)$`).FindStringSubmatch(out)
+	if code != 0 || api == nil {
+		t.Fatalf("the later step did not find SAUCE_CONNECT_API in the outputs (exit %d):\n%s", code, out)
+	}
+	u, err := url.Parse(api[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc struct {
+		Spec struct {
+			ClusterIP string `json:"clusterIP"`
+		} `json:"spec"`
+	}
+	if err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/services/"+tunnel.Metadata.Name, nil, &svc); err != nil {
+		t.Fatalf("the tunnel's Service: %v", err)
+	}
+	// The node has no cluster DNS: a host alias gives the name handed on
+	// the Service's cluster IP, as DNS would; kube-proxy does the routing.
+	byPod := "http://" + tunnel.Status.PodIP + ":8032/readyz"
+	code, out = runPod(t, n, b.ns, []map[string]any{{"ip": svc.Spec.ClusterIP, "hostnames": []string{u.Hostname()}}},
+		"wget -q -O- "+byPod+" && echo && wget -q -O- "+api[1]+"/readyz && echo && echo reached")
+	if code != 0 || !strings.Contains(out, "reached") {
+		t.Fatalf("a second pod could not reach SC's API by pod IP (%s) and through the Service (%s, cluster IP %s): exit %d\n%s", byPod, api[1], svc.Spec.ClusterIP, code, out)
+	}
+
+	code, out = b.run("status")
+	if code != 0 || !strings.Contains(out, "ready:     true") {
+		t.Fatalf("status step exited with %d:\n%s", code, out)
+	}
+	code, out = b.run("stop")
+	if code != 0 {
+		t.Fatalf("stop step exited with %d:\n%s", code, out)
+	}
+	t.Logf("stop step:\n%s", out)
+	if !strings.Contains(out, "shutting down, draining") {
+		t.Errorf("the stop step does not show SC's drain:\n%s", out)
+	}
+	if !strings.Contains(out, "***") {
+		t.Errorf("the stand-in logged the key (SAUCE_STANDIN_LEAK_KEY), yet the stop step masked nothing:\n%s", out)
+	}
+	b.assertNothingLeft(10 * time.Second)
+}
+
+// runPod runs a busybox pod with a shell command in ns to its end.
+func runPod(t *testing.T, n *testenv.Node, ns string, hostAliases []map[string]any, command string) (int, string) {
+	t.Helper()
+	name := "later-" + testenv.Random(6)
+	pod := obj("Pod", ns, name)
+	pod["spec"] = map[string]any{"restartPolicy": "Never", "hostAliases": hostAliases, "containers": []map[string]any{{
+		"name": "step", "image": busybox, "imagePullPolicy": "Never", "command": []string{"sh", "-c", command},
+	}}}
+	ctx := context.Background()
+	if err := nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+ns+"/pods", pod, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := nodeAdmin.GetPod(ctx, ns, name)
+		if err == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Terminated != nil {
+			logs, _ := nodeAdmin.PodLogs(ctx, ns, name, "step", 100)
+			return int(p.Status.ContainerStatuses[0].State.Terminated.ExitCode), logs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("pod %s did not finish within a minute", name)
+	return 0, ""
+}
+
+// TestKubeletBuildPodDeleted: the runner deletes the build pod while the
+// tunnel runs (a pipeline without a stop step, or cancelled), as
+// drone-runner-kube's Destroy does. The garbage collector deletes the tunnel
+// pod, and the kubelet terminates it gracefully (stop_timeout as its grace
+// period), not by a kill.
+func TestKubeletBuildPodDeleted(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "drone-"+testenv.Random(8),
+		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("7", "PLUGIN_STOP_TIMEOUT", "20s",
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`)},
+		podStep{name: "tests", image: busybox, command: []string{"/bin/sh", "-c", "true"}},
+	)
+	if code, out := b.run("sauce-connect"); code != 0 {
+		t.Fatalf("start step exited with %d:\n%s", code, out)
+	}
+	tunnel := b.tunnelPods()[0].Metadata.Name
+	began := time.Now()
+	if err := nodeAdmin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.ns+"/pods/"+b.name, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var grace any
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var p map[string]any
+		err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/pods/"+tunnel, nil, &p)
+		if kube.IsNotFound(err) {
+			break
+		}
+		if g, ok := p["metadata"].(map[string]any)["deletionGracePeriodSeconds"]; ok {
+			grace = g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel pod %s still there a minute after its build pod was deleted", tunnel)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("tunnel pod gone %s after the build pod's deletion; its grace period was %v s", time.Since(began).Round(time.Millisecond), grace)
+	if grace != float64(20) {
+		t.Errorf("tunnel pod deleted with grace period %v, want stop_timeout's 20 s (a graceful termination)", grace)
+	}
+	b.assertNothingLeft(10 * time.Second)
+}
+
+// TestKubeletBadCredentials: SC refuses the credentials (401). The start
+// step fails fast with exit 5 and SC's masked log lines, and removes what it
+// created.
+func TestKubeletBadCredentials(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("8",
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_MODE":"bad-credentials","SAUCE_STANDIN_LEAK_KEY":"true"}`)},
+	)
+	began := time.Now()
+	code, out := b.run("sauce-connect")
+	took := time.Since(began)
+	if code != 5 {
+		t.Fatalf("start step exited with %d, want 5 (bad credentials):\n%s", code, out)
+	}
+	if !strings.Contains(out, "401") || !strings.Contains(out, "***") {
+		t.Errorf("the step does not show SC's masked 401 lines:\n%s", out)
+	}
+	t.Logf("failed in %s:\n%s", took.Round(time.Millisecond), out)
+	b.assertNothingLeft(10 * time.Second)
+}
+
+// TestKubeletImageNotOnNode: the SC image is not on the node and may not be
+// pulled. The step fails with an error naming the image and the pull
+// settings, and removes what it created.
+func TestKubeletImageNotOnNode(t *testing.T) {
+	n := kubeletNode(t)
+	missing := "dsc-not-on-node:" + testenv.Random(6)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("9", "PLUGIN_IMAGE", missing)},
+	)
+	code, out := b.run("sauce-connect")
+	if code == 0 || !strings.Contains(out, missing) || !strings.Contains(out, "pull") {
+		t.Fatalf("start step exited with %d; want a failure naming %s and the pull settings:\n%s", code, missing, out)
+	}
+	t.Logf("exit %d:\n%s", code, out)
+	b.assertNothingLeft(10 * time.Second)
+}
