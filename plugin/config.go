@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,6 +29,8 @@ const (
 	ActionStop   Action = "stop"
 	ActionRun    Action = "run"
 	ActionStatus Action = "status"
+	// ActionWait waits for a Sauce Connect the pipeline runs itself.
+	ActionWait Action = "wait"
 	// ActionNone is a GitHub post step's after an action that started
 	// nothing (stop, status).
 	ActionNone Action = "none"
@@ -110,6 +113,8 @@ type Config struct {
 	Pull         Pull
 	RegistryAuth *RegistryAuth
 
+	// APIURL is where action wait finds SC's API.
+	APIURL       string
 	APIPort      int
 	APIBind      string
 	APIHostPort  int
@@ -236,6 +241,10 @@ func (v *validation) text() {
 	}
 }
 
+// DefaultAPIURL is where action wait looks for SC by default: in the same
+// pod (Kubernetes) or network namespace, on SC's default API port.
+const DefaultAPIURL = "http://localhost:8032"
+
 // opens reports whether the action opens a tunnel.
 func (c Config) opens() bool { return c.Action == ActionStart || c.Action == ActionRun }
 
@@ -245,9 +254,9 @@ func (v *validation) mode() {
 	c.Backend = BackendChoice(oneOf(s.Backend, "backend", v.bad, "auto", "docker", "kubernetes"))
 	c.Action = Action(strings.ToLower(strings.TrimSpace(s.Action)))
 	switch c.Action {
-	case ActionStart, ActionStop, ActionRun, ActionStatus:
+	case ActionStart, ActionStop, ActionRun, ActionStatus, ActionWait:
 	default:
-		v.bad("action", "%q is not an action; use start, stop, run or status", s.Action)
+		v.bad("action", "%q is not an action; use start, stop, run, status or wait", s.Action)
 	}
 	if c.Pipeline.PostStep {
 		// GitHub's post step ends what this action's main step started, and
@@ -377,6 +386,15 @@ func (v *validation) image() {
 // network: SC's API ports and where SC attaches.
 func (v *validation) network() {
 	s, c := v.s, &v.c
+	c.APIURL = strings.TrimRight(strings.TrimSpace(s.APIURL), "/")
+	switch u, err := url.Parse(c.APIURL); {
+	case c.APIURL != "" && c.Action != ActionWait:
+		v.bad("api_url", "is only for action wait, whose Sauce Connect the pipeline runs itself; remove it, or set action: wait")
+	case c.APIURL == "":
+		c.APIURL = DefaultAPIURL
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/"):
+		v.bad("api_url", "%q is not the address of SC's API; give scheme, host and port, e.g. http://localhost:8032", s.APIURL)
+	}
 	c.APIPort = parsePort(s.APIPort, "api_port", 1, v.bad)
 	c.APIHostPort = parsePort(s.APIHostPort, "api_host_port", 0, v.bad)
 	c.APIBind = strings.TrimSpace(s.APIBind)

@@ -138,7 +138,7 @@ func TestSingleProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name, key, value, want string
 	}{
-		{"unknown action", "PLUGIN_ACTION", "open", `invalid setting action (PLUGIN_ACTION): "open" is not an action; use start, stop, run or status`},
+		{"unknown action", "PLUGIN_ACTION", "open", `invalid setting action (PLUGIN_ACTION): "open" is not an action; use start, stop, run, status or wait`},
 		{"bare seconds are fine but zero is not", "PLUGIN_STOP_TIMEOUT", "0", `invalid setting stop_timeout (PLUGIN_STOP_TIMEOUT): "0" is not a positive duration; use e.g. 90s, 3m or 1h`},
 		{"env not json", "PLUGIN_ENV", "SAUCE_X=1", `invalid setting env (PLUGIN_ENV): not a JSON object (invalid character 'S' looking for beginning of value); use e.g. {"KEY": "value"}`},
 		{"credentials through env", "PLUGIN_ENV", `{"SAUCE_ACCESS_KEY":"x"}`, `invalid setting env (PLUGIN_ENV): SAUCE_ACCESS_KEY is set by the plugin; use the access_key setting instead`},
@@ -159,6 +159,7 @@ func TestSingleProblems(t *testing.T) {
 		{"toleration effect", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoRun"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: effect "NoRun" is not NoSchedule, PreferNoSchedule or NoExecute`},
 		{"toleration seconds", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoSchedule","tolerationSeconds":5}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: tolerationSeconds needs effect NoExecute`},
 		{"service account", "PLUGIN_KUBERNETES_SERVICE_ACCOUNT", `Sauce_Connect`, `invalid setting kubernetes_service_account (PLUGIN_KUBERNETES_SERVICE_ACCOUNT): "Sauce_Connect" is not a service account name; use lowercase letters, digits, '-' and '.'`},
+		{"api_url without wait", "PLUGIN_API_URL", "http://sauce-connect:8032", `invalid setting api_url (PLUGIN_API_URL): is only for action wait, whose Sauce Connect the pipeline runs itself; remove it, or set action: wait`},
 		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,6 +172,24 @@ func TestSingleProblems(t *testing.T) {
 				t.Errorf("got  %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWaitSettings(t *testing.T) {
+	// Nothing of SC's is required: the pipeline runs SC itself.
+	c, err := load(t, map[string]string{"PLUGIN_ACTION": "wait"})
+	if err != nil || c.APIURL != DefaultAPIURL {
+		t.Fatalf("got %v, api_url %q", err, c.APIURL)
+	}
+	c, err = load(t, map[string]string{"PLUGIN_ACTION": "wait", "PLUGIN_API_URL": "http://sauce-connect:9000/"})
+	if err != nil || c.APIURL != "http://sauce-connect:9000" {
+		t.Fatalf("got %v, api_url %q", err, c.APIURL)
+	}
+	for _, bad := range []string{"sauce-connect:8032", "ftp://sc:8032", "http://sc:8032/readyz", "http://"} {
+		_, err := load(t, map[string]string{"PLUGIN_ACTION": "wait", "PLUGIN_API_URL": bad})
+		if err == nil || !strings.Contains(err.Error(), "invalid setting api_url (PLUGIN_API_URL): ") || ExitCode(err) != ExitSettings {
+			t.Errorf("api_url %q: got %v", bad, err)
+		}
 	}
 }
 

@@ -57,7 +57,12 @@ func NewSession(c Config, o Options) *Session {
 	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs); ok {
 		o.HTTP = WithBasicAuth(o.HTTP, user, pass)
 	}
-	return &Session{Cfg: c, Opt: o, Log: o.Log.WithField("tunnel", c.TunnelName)}
+	log := o.Log.WithField("tunnel", c.TunnelName)
+	if c.Action == ActionWait && c.TunnelNameDerived {
+		// SC names its tunnel itself; its /info tells the name once ready.
+		log = logrus.NewEntry(o.Log)
+	}
+	return &Session{Cfg: c, Opt: o, Log: log}
 }
 
 // Get reads a URL of SC's API: the status and (up to 64 KiB of) the body.
@@ -108,7 +113,11 @@ func (s *Session) Report(t *Tunnel) {
 	if t.Reused {
 		how = "reused"
 	}
-	fmt.Fprintf(s.Opt.Out, "tunnel %s is up in region %s (%s, %s)\n", t.Name, s.Cfg.Region, how, t.Where)
+	region := ""
+	if s.Cfg.Region != "" {
+		region = " in region " + string(s.Cfg.Region)
+	}
+	fmt.Fprintf(s.Opt.Out, "tunnel %s is up%s (%s, %s)\n", t.Name, region, how, t.Where)
 	if t.Endpoints.Container != "" {
 		fmt.Fprintf(s.Opt.Out, "  API for container steps: %s\n", t.Endpoints.Container)
 	}

@@ -33,7 +33,7 @@ func (s Secret) Value() string { return string(s) }
 // contract: the README's settings table is checked against them.
 type Settings struct {
 	Backend string `envconfig:"PLUGIN_BACKEND" default:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes" group:"tuning" example:"kubernetes"`
-	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life) or status" group:"essentials" example:"stop"`
+	Action  string `envconfig:"PLUGIN_ACTION" default:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life), status, or wait (for a Sauce Connect the pipeline runs itself, at api_url)" group:"essentials" example:"stop"`
 
 	Username  string `envconfig:"PLUGIN_USERNAME" desc:"Sauce Labs username; falls back to SAUCE_USERNAME; required for start and run" group:"essentials" required:"start, run" example:"from_secret: sauce_username"`
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run" group:"essentials" required:"start, run" example:"from_secret: sauce_access_key"`
@@ -60,6 +60,7 @@ type Settings struct {
 	RegistryUsername string `envconfig:"PLUGIN_REGISTRY_USERNAME" desc:"username for a private registry or mirror holding the image" group:"docker" example:"from_secret: mirror_user"`
 	RegistryPassword Secret `envconfig:"PLUGIN_REGISTRY_PASSWORD" desc:"password for that registry (a secret)" group:"docker" example:"from_secret: mirror_password"`
 
+	APIURL       string `envconfig:"PLUGIN_API_URL" desc:"action wait: the API of the Sauce Connect your pipeline runs itself (a service, Background step or sidecar, with SAUCE_API_ADDRESS set); default http://localhost:8032, SC in the same pod" group:"sauce connect" example:"http://sauce-connect:8032"`
 	APIPort      string `envconfig:"PLUGIN_API_PORT" default:"8032" desc:"SC's API port inside the container (sets SAUCE_API_ADDRESS=:<port>)" group:"docker" example:"9000"`
 	APIBind      string `envconfig:"PLUGIN_API_BIND" default:"127.0.0.1" desc:"host address the API is published on" group:"docker" example:"0.0.0.0"`
 	APIHostPort  string `envconfig:"PLUGIN_API_HOST_PORT" default:"8032" desc:"host port the API is published on; 0 picks a free port (printed and written to the outputs)" group:"docker" example:"0"`

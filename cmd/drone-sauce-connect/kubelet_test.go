@@ -82,8 +82,14 @@ type buildPod struct {
 type podStep struct {
 	name, image string
 	env         map[string]string
-	command     []string
+	// secretEnv are variables from the pipeline's secrets (a Secret named
+	// after the build pod, as drone-runner-kube keeps them): name → key.
+	secretEnv map[string]string
+	command   []string
 }
+
+// pipelineSecrets are the pipeline's secrets, in the Secret beside the pod.
+var pipelineSecrets = map[string]string{"sauce_username": "alice", "sauce_access_key": accessKey}
 
 func newBuildPod(t *testing.T, n *testenv.Node, name string, steps ...podStep) *buildPod {
 	t.Helper()
@@ -111,12 +117,18 @@ func newBuildPod(t *testing.T, n *testenv.Node, name string, steps ...podStep) *
 		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
 		must(nodeAdmin.Do(ctx, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+b.ns+"/"+kind, doc, nil))
 	}
+	secret := obj("Secret", b.ns, name)
+	secret["stringData"] = pipelineSecrets
+	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/secrets", secret, nil))
 	var containers []map[string]any
 	for _, s := range steps {
 		b.steps[s.name] = s.image
-		var env []map[string]string
+		var env []map[string]any
 		for k, v := range s.env {
-			env = append(env, map[string]string{"name": k, "value": v})
+			env = append(env, map[string]any{"name": k, "value": v})
+		}
+		for k, key := range s.secretEnv {
+			env = append(env, map[string]any{"name": k, "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": name, "key": key}}})
 		}
 		c := map[string]any{"name": s.name, "image": n.Sandbox, "imagePullPolicy": "Never", "env": env,
 			"volumeMounts": []map[string]any{{"name": "harness", "mountPath": "/harness"}}}
@@ -178,6 +190,31 @@ func (b *buildPod) wait(limit time.Duration, what string, ok func(kube.Pod) bool
 // placeholder's), waits for it to end, and returns its exit code and log.
 func (b *buildPod) run(name string) (int, string) {
 	b.t.Helper()
+	b.start(name)
+	image := b.steps[name]
+	ctx := context.Background()
+	var code int
+	b.wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == name && strings.HasSuffix(cs.Image, image) && cs.State.Terminated != nil {
+				code = int(cs.State.Terminated.ExitCode)
+				return true
+			}
+		}
+		return false
+	})
+	logs, err := nodeAdmin.PodLogs(ctx, b.ns, b.name, name, 1000)
+	if err != nil {
+		b.t.Fatalf("log of step %s: %v", name, err)
+	}
+	noKey(b.t, "step "+name+"'s log", logs)
+	return code, logs
+}
+
+// start starts a step and returns at once: a Drone service, a Harness
+// Background step.
+func (b *buildPod) start(name string) {
+	b.t.Helper()
 	image := b.steps[name]
 	ctx := context.Background()
 	path := "/api/v1/namespaces/" + b.ns + "/pods/" + b.name
@@ -200,22 +237,6 @@ func (b *buildPod) run(name string) (int, string) {
 			b.t.Fatalf("swap the image of step %s in: %v", name, err)
 		}
 	}
-	var code int
-	b.wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name == name && strings.HasSuffix(cs.Image, image) && cs.State.Terminated != nil {
-				code = int(cs.State.Terminated.ExitCode)
-				return true
-			}
-		}
-		return false
-	})
-	logs, err := nodeAdmin.PodLogs(ctx, b.ns, b.name, name, 1000)
-	if err != nil {
-		b.t.Fatalf("log of step %s: %v", name, err)
-	}
-	noKey(b.t, "step "+name+"'s log", logs)
-	return code, logs
 }
 
 // tunnelPods lists the tunnel pods in the build pod's namespace.
@@ -453,4 +474,64 @@ func TestKubeletImageNotOnNode(t *testing.T) {
 	}
 	t.Logf("exit %d:\n%s", code, out)
 	b.assertNothingLeft(10 * time.Second)
+}
+
+// sidecarSteps are the README's in-pod pattern: the app under test on the
+// build pod's 127.0.0.1 (a Background step), Sauce Connect as another
+// Background step with its credentials from the pipeline's secrets, the
+// plugin with action wait, and the tests, which have SC fetch the app's
+// page from SC's own network, as a browser in Sauce's cloud would.
+func sidecarSteps(build string, scEnv ...string) []podStep {
+	sc := map[string]string{"SAUCE_REGION": "us-west", "SAUCE_TUNNEL_NAME": "in-pod-" + build, "SAUCE_API_ADDRESS": ":8032",
+		"SAUCE_PROXY_LOCALHOST": "allow", "SAUCE_STANDIN_READY_DELAY": "300ms"}
+	for i := 0; i+1 < len(scEnv); i += 2 {
+		sc[scEnv[i]] = scEnv[i+1]
+	}
+	return []podStep{
+		{name: "app", image: busybox, command: []string{"/bin/sh", "-c",
+			"mkdir -p /tmp/www && echo hello-from-the-build-pod > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:3000 -h /tmp/www"}},
+		{name: "sauce-connect", image: standin, env: sc, secretEnv: map[string]string{"SAUCE_USERNAME": "sauce_username", "SAUCE_ACCESS_KEY": "sauce_access_key"}},
+		{name: "wait", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "wait", "PLUGIN_USERNAME", "", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REGION", "")},
+		{name: "tests", image: busybox, command: []string{"/bin/sh", "-c",
+			`set -a; . /harness/*.out; wget -q -O- "$SAUCE_CONNECT_API/standin/get?url=http://localhost:3000/"`}},
+	}
+}
+
+// TestKubeletAppOnBuildPodLocalhost: the app listens on the build pod's
+// 127.0.0.1, which no other pod can reach. With SC in the build pod and the
+// plugin's action wait, the tunnel reaches it.
+func TestKubeletAppOnBuildPodLocalhost(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8), sidecarSteps("10")...)
+	b.start("app")
+	b.start("sauce-connect")
+	code, out := b.run("wait")
+	if code != 0 || !strings.Contains(out, "tunnel in-pod-10 is up") {
+		t.Fatalf("wait step exited with %d:\n%s", code, out)
+	}
+	t.Logf("wait step:\n%s", out)
+	code, out = b.run("tests")
+	if code != 0 || !strings.Contains(out, "hello-from-the-build-pod") {
+		t.Fatalf("the tunnel did not reach the app on the build pod's localhost: exit %d\n%s", code, out)
+	}
+}
+
+// TestKubeletSidecarFails: SC in the build pod refuses the credentials.
+// The wait step does not sit out ready_timeout: it fails at once with exit
+// 5 and SC's log lines, masked with the value it read from SC's Secret.
+func TestKubeletSidecarFails(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8), sidecarSteps("11",
+		"SAUCE_STANDIN_MODE", "bad-credentials", "SAUCE_STANDIN_LEAK_KEY", "true")...)
+	b.start("sauce-connect")
+	began := time.Now()
+	code, out := b.run("wait")
+	took := time.Since(began)
+	if code != 5 || !strings.Contains(out, "401") || !strings.Contains(out, "access-key=***") {
+		t.Fatalf("wait step exited with %d; want 5 with SC's masked 401 lines:\n%s", code, out)
+	}
+	if took > time.Minute {
+		t.Errorf("the wait step took %s to notice that SC had exited", took)
+	}
+	t.Logf("failed in %s:\n%s", took.Round(time.Millisecond), out)
 }

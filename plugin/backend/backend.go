@@ -54,12 +54,43 @@ func Act(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options
 		s.Log.Info("post step: nothing to clean up (this step's action starts no tunnel)")
 		return nil
 	}
+	if c.Action == plugin.ActionWait {
+		return wait(ctx, s, conn)
+	}
 	b, closeFn, err := Open(ctx, s, conn)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
 	return plugin.Perform(ctx, c, b)
+}
+
+// waiter is a backend that can follow the pipeline's own SC (Kubernetes).
+type waiter interface {
+	Wait(ctx context.Context) (*plugin.Tunnel, error)
+}
+
+// wait is action wait. It needs no Docker engine: SC is the pipeline's own.
+// In a pod, the Kubernetes backend also follows SC's container in the build
+// pod, so that a failed SC fails the step at once; elsewhere the plugin
+// only asks SC's API.
+func wait(ctx context.Context, s *plugin.Session, conn Connectors) error {
+	if s.Cfg.Backend != plugin.BackendDocker {
+		kb, err := conn.Kubernetes(s)
+		switch {
+		case err == nil:
+			if w, ok := kb.(waiter); ok {
+				_, err := w.Wait(ctx)
+				return err
+			}
+		case s.Cfg.Backend == plugin.BackendKubernetes:
+			return fmt.Errorf("backend kubernetes: %w", err)
+		default:
+			s.Log.Debugf("not in a Kubernetes pod (%v): waiting on SC's API alone", err)
+		}
+	}
+	_, err := s.AwaitSidecar(ctx, nil)
+	return err
 }
 
 // Open returns the backend the settings choose. auto takes Docker when an

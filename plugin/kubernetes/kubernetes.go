@@ -317,22 +317,31 @@ func podState(p kube.Pod) (ready bool, err error) {
 		return false, fmt.Errorf("the sauce connect pod cannot be scheduled: %s; check the resource requests and the node selectors", c.Message)
 	}
 	for _, cs := range p.Status.ContainerStatuses {
-		if t := cs.State.Terminated; t != nil {
-			return false, &plugin.ExitedError{ExitCode: t.ExitCode, OOMKilled: t.Reason == "OOMKilled"}
-		}
-		if w := cs.State.Waiting; w != nil {
-			switch w.Reason {
-			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
-				return false, fmt.Errorf("cannot pull image %s (%s): %s; check image, pull and image_pull_secret", cs.Image, w.Reason, w.Message)
-			case "CreateContainerConfigError", "CreateContainerError":
-				return false, fmt.Errorf("cannot create the sauce connect container (%s): %s", w.Reason, w.Message)
-			}
+		if err := containerFailed(cs); err != nil {
+			return false, err
 		}
 	}
 	if p.Status.Phase == "Failed" {
 		return false, fmt.Errorf("the sauce connect pod failed: %s %s", p.Status.Reason, p.Status.Message)
 	}
 	return false, nil
+}
+
+// containerFailed says why SC's container will not become ready: it
+// exited, or its image or configuration is wrong.
+func containerFailed(cs kube.ContainerStatus) error {
+	if t := cs.State.Terminated; t != nil {
+		return &plugin.ExitedError{ExitCode: t.ExitCode, OOMKilled: t.Reason == "OOMKilled"}
+	}
+	if w := cs.State.Waiting; w != nil {
+		switch w.Reason {
+		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+			return fmt.Errorf("cannot pull image %s (%s): %s; check image, pull and image_pull_secret", cs.Image, w.Reason, w.Message)
+		case "CreateContainerConfigError", "CreateContainerError":
+			return fmt.Errorf("cannot create the sauce connect container (%s): %s", w.Reason, w.Message)
+		}
+	}
+	return nil
 }
 
 // watchPod follows a pod with a watch (re-opened when the server ends it)
@@ -413,7 +422,7 @@ func (k *Backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 	if err == nil {
 		return p, nil
 	}
-	tail := k.lastLines(ctx, p)
+	tail := k.lastLines(ctx, p, scContainer)
 	k.PrintLog(tail)
 	if classified := plugin.ClassifyExit(err, tail); classified != err {
 		return p, classified
@@ -502,14 +511,14 @@ func (k *Backend) learnSecrets(ctx context.Context, p kube.Pod) error {
 
 // lastLines returns SC's last log lines: from the log API, or, where no
 // kubelet serves it, from the termination message the kubelet wrote.
-func (k *Backend) lastLines(ctx context.Context, p kube.Pod) string {
+func (k *Backend) lastLines(ctx context.Context, p kube.Pod, container string) string {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if logs, err := k.kc.PodLogs(lctx, k.ns, p.Metadata.Name, scContainer, plugin.TailLines); err == nil && logs != "" {
+	if logs, err := k.kc.PodLogs(lctx, k.ns, p.Metadata.Name, container, plugin.TailLines); err == nil && logs != "" {
 		return logs
 	}
 	for _, cs := range p.Status.ContainerStatuses {
-		if t := cs.State.Terminated; t != nil && t.Message != "" {
+		if t := cs.State.Terminated; t != nil && t.Message != "" && cs.Name == container {
 			return t.Message
 		}
 	}
@@ -589,7 +598,7 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
 	if ferr != nil {
 		// No log stream (a pod never started, a kubelet that serves no
 		// logs): what the kubelet kept is all there is.
-		k.PrintLog(k.lastLines(ctx, p))
+		k.PrintLog(k.lastLines(ctx, p, scContainer))
 	} else {
 		b, _ := io.ReadAll(io.LimitReader(logs, 1<<20))
 		logs.Close()

@@ -33,3 +33,27 @@ func TestPodState(t *testing.T) {
 		}
 	}
 }
+
+func TestRepository(t *testing.T) {
+	for ref, want := range map[string]string{
+		"saucelabs/sauce-connect:5":                       "docker.io/saucelabs/sauce-connect",
+		"docker.io/saucelabs/sauce-connect:5.2.3":         "docker.io/saucelabs/sauce-connect",
+		"saucelabs/sauce-connect@sha256:0123":             "docker.io/saucelabs/sauce-connect",
+		"sc-standin:e2e":                                  "docker.io/library/sc-standin",
+		"docker.io/library/sc-standin":                    "docker.io/library/sc-standin",
+		"mirror.corp:5000/saucelabs/sauce-connect:5":      "mirror.corp:5000/saucelabs/sauce-connect",
+		"localhost/sauce-connect:5":                       "localhost/sauce-connect",
+		"mirror.corp/saucelabs/sauce-connect:5@sha256:01": "mirror.corp/saucelabs/sauce-connect",
+	} {
+		if got := repository(ref); got != want {
+			t.Errorf("repository(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	pod := kube.Pod{Spec: kube.PodSpec{Containers: []kube.Container{{Name: "step-1", Image: "drone-sauce-connect/drone-sauce-connect:1"}, {Name: "step-2", Image: "docker.io/saucelabs/sauce-connect:5.2"}}}}
+	if c, ok := sidecar(pod, "saucelabs/sauce-connect:5"); !ok || c.Name != "step-2" {
+		t.Errorf("sidecar: %v %v", c.Name, ok)
+	}
+	if _, ok := sidecar(pod, "mirror.corp/saucelabs/sauce-connect:5"); ok {
+		t.Error("a mirror's repository is another repository")
+	}
+}
