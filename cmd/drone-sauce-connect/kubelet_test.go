@@ -1,21 +1,16 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
@@ -25,19 +20,15 @@ import (
 // build pod on a real kubelet (testenv.StartNode: kube-scheduler, kubelet,
 // kube-proxy, a private containerd, CNI), with the build pod's own
 // service-account token bound to the README's Role and HOSTNAME set by the
-// kubelet, as Harness CI and Drone run steps on Kubernetes. Steps start the
-// way drone-runner-kube starts them (engine/engine_impl.go): every step is a
-// container of the build pod from the start, running a placeholder image,
-// and a step runs when the runner swaps its image in; the runner then waits
-// for that container to terminate and reads its exit code. At the end the
-// runner deletes the build pod (Destroy, default grace period).
+// kubelet, as Harness CI and Drone run steps on Kubernetes (steps start as
+// drone-runner-kube starts them: testenv.BuildPod). At the end the runner
+// deletes the build pod (Destroy, default grace period).
 var (
-	nodeOnce  sync.Once
-	node      *testenv.Node
-	nodeErr   error
-	nodeUp    time.Duration
-	nodeAdmin *kube.Client
-	nodeUser  = testenv.KubeUser{Name: "admin", Token: "admin-" + testenv.Random(16), Groups: []string{"system:masters"}}
+	nodeOnce sync.Once
+	node     *testenv.Node
+	nodeErr  error
+	nodeUp   time.Duration
+	nodeUser = testenv.KubeUser{Name: "admin", Token: "admin-" + testenv.Random(16), Groups: []string{"system:masters"}}
 )
 
 // kubeletNode starts the node the first time a test needs it; TestMain
@@ -49,9 +40,6 @@ func kubeletNode(t *testing.T) *testenv.Node {
 		began := time.Now()
 		node, nodeErr = testenv.StartNode([]testenv.KubeUser{nodeUser}, pluginImage, standin, busybox)
 		nodeUp = time.Since(began)
-		if nodeErr == nil {
-			nodeAdmin, nodeErr = kube.New(kube.Config{Host: node.URL, Token: nodeUser.Token, CA: node.CA})
-		}
 	})
 	if nodeErr != nil {
 		testenv.Missing(t, fmt.Sprintf("no kubelet node: %v", nodeErr))
@@ -68,181 +56,58 @@ func stopNode() error {
 	return node.Stop()
 }
 
-// buildPod is one pipeline's pod on the node, in a namespace of its own
-// with the `ci-builds` service account bound to testdata/kubernetes/role.yaml
-// as written.
+// buildPod is a testenv.BuildPod failing its test on errors and checking
+// every step's log for the key.
 type buildPod struct {
-	t     *testing.T
-	ns    string
-	name  string
-	steps map[string]string // container → the image it runs when started
+	*testenv.BuildPod
+	t *testing.T
 }
 
 // podStep is one container of the build pod.
-type podStep struct {
-	name, image string
-	env         map[string]string
-	// secretEnv are variables from the pipeline's secrets (a Secret named
-	// after the build pod, as drone-runner-kube keeps them): name → key.
-	secretEnv map[string]string
-	command   []string
-}
+type podStep = testenv.Step
 
 // pipelineSecrets are the pipeline's secrets, in the Secret beside the pod.
 var pipelineSecrets = map[string]string{"sauce_username": "alice", "sauce_access_key": accessKey}
 
 func newBuildPod(t *testing.T, n *testenv.Node, name string, steps ...podStep) *buildPod {
 	t.Helper()
-	ctx := context.Background()
-	b := &buildPod{t: t, ns: "t-" + testenv.Random(10), name: name, steps: map[string]string{}}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	b, err := n.NewBuildPod(name, pipelineSecrets, steps...)
+	if b != nil {
+		t.Cleanup(func() { _ = b.Delete() })
 	}
-	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces", obj("Namespace", "", b.ns), nil))
-	t.Cleanup(func() {
-		_ = nodeAdmin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.ns, nil, nil)
-	})
-	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/serviceaccounts", obj("ServiceAccount", b.ns, "ci-builds"), nil))
-	role, err := os.ReadFile(filepath.Join(testenv.Root(), "testdata", "kubernetes", "role.yaml"))
-	must(err)
-	dec := yaml.NewDecoder(bytes.NewReader(role))
-	for {
-		var doc map[string]any
-		if dec.Decode(&doc) != nil {
-			break
-		}
-		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
-		must(nodeAdmin.Do(ctx, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+b.ns+"/"+kind, doc, nil))
+	if err != nil {
+		t.Fatal(err)
 	}
-	secret := obj("Secret", b.ns, name)
-	secret["stringData"] = pipelineSecrets
-	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/secrets", secret, nil))
-	var containers []map[string]any
-	for _, s := range steps {
-		b.steps[s.name] = s.image
-		var env []map[string]any
-		for k, v := range s.env {
-			env = append(env, map[string]any{"name": k, "value": v})
-		}
-		for k, key := range s.secretEnv {
-			env = append(env, map[string]any{"name": k, "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": name, "key": key}}})
-		}
-		c := map[string]any{"name": s.name, "image": n.Sandbox, "imagePullPolicy": "Never", "env": env,
-			"volumeMounts": []map[string]any{{"name": "harness", "mountPath": "/harness"}}}
-		if s.command != nil {
-			c["command"] = s.command
-		}
-		containers = append(containers, c)
-	}
-	pod := obj("Pod", b.ns, name)
-	pod["spec"] = map[string]any{
-		"serviceAccountName": "ci-builds", "restartPolicy": "Never", "containers": containers,
-		"volumes": []map[string]any{{"name": "harness", "emptyDir": map[string]any{}}},
-	}
-	must(nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+b.ns+"/pods", pod, nil))
-	b.wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
-		running := 0
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.State.Running != nil {
-				running++
-			}
-		}
-		return running == len(steps)
-	})
-	return b
+	return &buildPod{BuildPod: b, t: t}
 }
 
-func obj(kind, ns, name string) map[string]any {
-	meta := map[string]any{"name": name}
-	if ns != "" {
-		meta["namespace"] = ns
-	}
-	return map[string]any{"apiVersion": "v1", "kind": kind, "metadata": meta}
-}
-
-// pod reads the build pod.
-func (b *buildPod) pod() (kube.Pod, error) {
-	var p kube.Pod
-	err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/pods/"+b.name, nil, &p)
-	return p, err
-}
-
-// wait polls the build pod until ok, failing the test after limit.
-func (b *buildPod) wait(limit time.Duration, what string, ok func(kube.Pod) bool) kube.Pod {
-	b.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		p, err := b.pod()
-		if err == nil && ok(p) {
-			return p
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("build pod %s: not %s within %s (last error %v, status %+v)", b.name, what, limit, err, p.Status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// run starts a step as drone-runner-kube does (its image swapped in for the
-// placeholder's), waits for it to end, and returns its exit code and log.
+// run runs a step to its end and returns its exit code and log.
 func (b *buildPod) run(name string) (int, string) {
 	b.t.Helper()
-	b.start(name)
-	image := b.steps[name]
-	ctx := context.Background()
-	var code int
-	b.wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name == name && strings.HasSuffix(cs.Image, image) && cs.State.Terminated != nil {
-				code = int(cs.State.Terminated.ExitCode)
-				return true
-			}
-		}
-		return false
-	})
-	logs, err := nodeAdmin.PodLogs(ctx, b.ns, b.name, name, 1000)
+	code, err := b.Run(name)
 	if err != nil {
-		b.t.Fatalf("log of step %s: %v", name, err)
+		b.t.Fatal(err)
+	}
+	logs, err := b.Logs(name, false)
+	if err != nil {
+		b.t.Fatal(err)
 	}
 	noKey(b.t, "step "+name+"'s log", logs)
 	return code, logs
 }
 
-// start starts a step and returns at once: a Drone service, a Harness
-// Background step.
+// start starts a step (a service, a Background step) and returns at once.
 func (b *buildPod) start(name string) {
 	b.t.Helper()
-	image := b.steps[name]
-	ctx := context.Background()
-	path := "/api/v1/namespaces/" + b.ns + "/pods/" + b.name
-	for attempt := 0; ; attempt++ {
-		// The pod as the server has it (a typed copy would drop fields).
-		var p map[string]any
-		if err := nodeAdmin.Do(ctx, http.MethodGet, path, nil, &p); err != nil {
-			b.t.Fatal(err)
-		}
-		for _, c := range p["spec"].(map[string]any)["containers"].([]any) {
-			if c := c.(map[string]any); c["name"] == name {
-				c["image"] = image
-			}
-		}
-		err := nodeAdmin.Do(ctx, http.MethodPut, path, p, nil)
-		if err == nil {
-			break
-		}
-		if attempt == 5 {
-			b.t.Fatalf("swap the image of step %s in: %v", name, err)
-		}
+	if err := b.Start(name); err != nil {
+		b.t.Fatal(err)
 	}
 }
 
 // tunnelPods lists the tunnel pods in the build pod's namespace.
 func (b *buildPod) tunnelPods() []kube.Pod {
 	b.t.Helper()
-	pods, err := nodeAdmin.ListPods(context.Background(), b.ns, "io.drone-sauce-connect.role=tunnel")
+	pods, err := node.Admin.ListPods(context.Background(), b.NS, "io.drone-sauce-connect.role=tunnel")
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -259,7 +124,7 @@ func (b *buildPod) assertNothingLeft(limit time.Duration) {
 			var list struct {
 				Items []kube.Pod `json:"items"`
 			}
-			if err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/"+kind+"?labelSelector=io.drone-sauce-connect.managed%3Dtrue", nil, &list); err != nil {
+			if err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.NS+"/"+kind+"?labelSelector=io.drone-sauce-connect.managed%3Dtrue", nil, &list); err != nil {
 				b.t.Fatal(err)
 			}
 			for _, it := range list.Items {
@@ -306,10 +171,10 @@ func TestKubeletPipeline(t *testing.T) {
 	settings := []string{"PLUGIN_KUBERNETES_SERVICE", "true",
 		"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"500ms","SAUCE_STANDIN_LEAK_KEY":"true"}`}
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
-		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv(build, settings...)},
-		podStep{name: "tests", image: busybox, command: []string{"/bin/sh", "-c", "cat /harness/*.out"}},
-		podStep{name: "status", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "status", "PLUGIN_ACCESS_KEY", "")},
-		podStep{name: "stop", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "stop", "PLUGIN_ACCESS_KEY", "")},
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv(build, settings...)},
+		podStep{Name: "tests", Image: busybox, Command: []string{"/bin/sh", "-c", "cat /harness/*.out"}},
+		podStep{Name: "status", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "status", "PLUGIN_ACCESS_KEY", "")},
+		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "stop", "PLUGIN_ACCESS_KEY", "")},
 	)
 	code, out := b.run("sauce-connect")
 	if code != 0 {
@@ -339,13 +204,13 @@ func TestKubeletPipeline(t *testing.T) {
 			ClusterIP string `json:"clusterIP"`
 		} `json:"spec"`
 	}
-	if err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/services/"+tunnel.Metadata.Name, nil, &svc); err != nil {
+	if err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.NS+"/services/"+tunnel.Metadata.Name, nil, &svc); err != nil {
 		t.Fatalf("the tunnel's Service: %v", err)
 	}
 	// The node has no cluster DNS: a host alias gives the name handed on
 	// the Service's cluster IP, as DNS would; kube-proxy does the routing.
 	byPod := "http://" + tunnel.Status.PodIP + ":8032/readyz"
-	code, out = runPod(t, n, b.ns, []map[string]any{{"ip": svc.Spec.ClusterIP, "hostnames": []string{u.Hostname()}}},
+	code, out = runPod(t, n, b.NS, []map[string]any{{"ip": svc.Spec.ClusterIP, "hostnames": []string{u.Hostname()}}},
 		"wget -q -O- "+byPod+" && echo && wget -q -O- "+api[1]+"/readyz && echo && echo reached")
 	if code != 0 || !strings.Contains(out, "reached") {
 		t.Fatalf("a second pod could not reach SC's API by pod IP (%s) and through the Service (%s, cluster IP %s): exit %d\n%s", byPod, api[1], svc.Spec.ClusterIP, code, out)
@@ -373,19 +238,19 @@ func TestKubeletPipeline(t *testing.T) {
 func runPod(t *testing.T, n *testenv.Node, ns string, hostAliases []map[string]any, command string) (int, string) {
 	t.Helper()
 	name := "later-" + testenv.Random(6)
-	pod := obj("Pod", ns, name)
+	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name, "namespace": ns}}
 	pod["spec"] = map[string]any{"restartPolicy": "Never", "hostAliases": hostAliases, "containers": []map[string]any{{
 		"name": "step", "image": busybox, "imagePullPolicy": "Never", "command": []string{"sh", "-c", command},
 	}}}
 	ctx := context.Background()
-	if err := nodeAdmin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+ns+"/pods", pod, nil); err != nil {
+	if err := node.Admin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+ns+"/pods", pod, nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		p, err := nodeAdmin.GetPod(ctx, ns, name)
+		p, err := node.Admin.GetPod(ctx, ns, name)
 		if err == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Terminated != nil {
-			logs, _ := nodeAdmin.PodLogs(ctx, ns, name, "step", 100)
+			logs, _ := node.Admin.PodLogs(ctx, ns, name, "step", 100)
 			return int(p.Status.ContainerStatuses[0].State.Terminated.ExitCode), logs
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -402,23 +267,23 @@ func runPod(t *testing.T, n *testenv.Node, ns string, hostAliases []map[string]a
 func TestKubeletBuildPodDeleted(t *testing.T) {
 	n := kubeletNode(t)
 	b := newBuildPod(t, n, "drone-"+testenv.Random(8),
-		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("7", "PLUGIN_STOP_TIMEOUT", "20s",
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("7", "PLUGIN_STOP_TIMEOUT", "20s",
 			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`)},
-		podStep{name: "tests", image: busybox, command: []string{"/bin/sh", "-c", "true"}},
+		podStep{Name: "tests", Image: busybox, Command: []string{"/bin/sh", "-c", "true"}},
 	)
 	if code, out := b.run("sauce-connect"); code != 0 {
 		t.Fatalf("start step exited with %d:\n%s", code, out)
 	}
 	tunnel := b.tunnelPods()[0].Metadata.Name
 	began := time.Now()
-	if err := nodeAdmin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.ns+"/pods/"+b.name, nil, nil); err != nil {
+	if err := node.Admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.NS+"/pods/"+b.Name, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	var grace any
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var p map[string]any
-		err := nodeAdmin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.ns+"/pods/"+tunnel, nil, &p)
+		err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.NS+"/pods/"+tunnel, nil, &p)
 		if kube.IsNotFound(err) {
 			break
 		}
@@ -443,7 +308,7 @@ func TestKubeletBuildPodDeleted(t *testing.T) {
 func TestKubeletBadCredentials(t *testing.T) {
 	n := kubeletNode(t)
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
-		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("8",
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("8",
 			"PLUGIN_ENV", `{"SAUCE_STANDIN_MODE":"bad-credentials","SAUCE_STANDIN_LEAK_KEY":"true"}`)},
 	)
 	began := time.Now()
@@ -466,7 +331,7 @@ func TestKubeletImageNotOnNode(t *testing.T) {
 	n := kubeletNode(t)
 	missing := "dsc-not-on-node:" + testenv.Random(6)
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
-		podStep{name: "sauce-connect", image: pluginImage, env: harnessEnv("9", "PLUGIN_IMAGE", missing)},
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("9", "PLUGIN_IMAGE", missing)},
 	)
 	code, out := b.run("sauce-connect")
 	if code == 0 || !strings.Contains(out, missing) || !strings.Contains(out, "pull") {
@@ -488,11 +353,11 @@ func sidecarSteps(build string, scEnv ...string) []podStep {
 		sc[scEnv[i]] = scEnv[i+1]
 	}
 	return []podStep{
-		{name: "app", image: busybox, command: []string{"/bin/sh", "-c",
+		{Name: "app", Image: busybox, Command: []string{"/bin/sh", "-c",
 			"mkdir -p /tmp/www && echo hello-from-the-build-pod > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:3000 -h /tmp/www"}},
-		{name: "sauce-connect", image: standin, env: sc, secretEnv: map[string]string{"SAUCE_USERNAME": "sauce_username", "SAUCE_ACCESS_KEY": "sauce_access_key"}},
-		{name: "wait", image: pluginImage, env: harnessEnv(build, "PLUGIN_ACTION", "wait", "PLUGIN_USERNAME", "", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REGION", "")},
-		{name: "tests", image: busybox, command: []string{"/bin/sh", "-c",
+		{Name: "sauce-connect", Image: standin, Env: sc, SecretEnv: map[string]string{"SAUCE_USERNAME": "sauce_username", "SAUCE_ACCESS_KEY": "sauce_access_key"}},
+		{Name: "wait", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "wait", "PLUGIN_USERNAME", "", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REGION", "")},
+		{Name: "tests", Image: busybox, Command: []string{"/bin/sh", "-c",
 			`set -a; . /harness/*.out; wget -q -O- "$SAUCE_CONNECT_API/standin/get?url=http://localhost:3000/"`}},
 	}
 }
@@ -534,4 +399,27 @@ func TestKubeletSidecarFails(t *testing.T) {
 		t.Errorf("the wait step took %s to notice that SC had exited", took)
 	}
 	t.Logf("failed in %s:\n%s", took.Round(time.Millisecond), out)
+}
+
+// TestKubeletLongBuildPodName: Harness and Drone name build pods after the
+// pipeline, and the kubelet cuts a pod's hostname to 63 characters; the
+// plugin finds its build pod all the same (by its own IP) and the tunnel
+// pod is owned by it.
+func TestKubeletLongBuildPodName(t *testing.T) {
+	n := kubeletNode(t)
+	name := "harnessci-browser-tests-on-kubernetes-with-a-long-name-" + testenv.Random(20)
+	b := newBuildPod(t, n, name,
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("12", "PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`)},
+		podStep{Name: "hostname", Image: busybox, Command: []string{"/bin/sh", "-c", "echo hostname=$HOSTNAME"}},
+	)
+	if code, out := b.run("hostname"); code != 0 || !strings.Contains(out, "hostname="+name[:63]+"\n") {
+		t.Fatalf("the kubelet did not cut the hostname to 63 characters as expected (exit %d): %s", code, out)
+	}
+	if code, out := b.run("sauce-connect"); code != 0 {
+		t.Fatalf("start step in a build pod named %s (%d characters) exited with %d:\n%s", name, len(name), code, out)
+	}
+	pods := b.tunnelPods()
+	if len(pods) != 1 || len(pods[0].Metadata.OwnerReferences) != 1 || pods[0].Metadata.OwnerReferences[0].Name != name {
+		t.Fatalf("tunnel pods %+v: want one, owned by %s", pods, name)
+	}
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
 // The one node's network: a bridge of its own (created before anything
@@ -45,6 +47,8 @@ const (
 // nftables tables, cgroups, kernel settings and files outside its directory.
 type Node struct {
 	*ControlPlane
+	// Admin is a client of the first user's.
+	Admin   *kube.Client
 	dir     string
 	sock    string
 	procs   []*exec.Cmd
@@ -120,6 +124,9 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 		}
 	}
 	if err := n.components(); err != nil {
+		return n, err
+	}
+	if n.Admin, err = kube.New(kube.Config{Host: n.URL, Token: n.admin, CA: n.CA}); err != nil {
 		return n, err
 	}
 	return n, n.waitNodeReady(60 * time.Second)

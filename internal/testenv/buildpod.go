@@ -1,0 +1,196 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+)
+
+// BuildPod is one pipeline's pod on the node, run the way Harness CI and
+// drone-runner-kube run pipelines on Kubernetes (drone-runner-kube's
+// engine/engine_impl.go and convert.go): every step is a container of the
+// build pod from the start, running a placeholder image, and a step runs
+// when the runner swaps its image in; the runner then waits for that
+// container to terminate and reads its exit code. The pod has a namespace
+// of its own, runs as the `ci-builds` service account bound to
+// testdata/kubernetes/role.yaml as written (its token mounted, HOSTNAME the
+// pod's name), shares an emptyDir at /harness (the outputs) between steps,
+// and the pipeline's secrets are in a Secret named after the pod.
+type BuildPod struct {
+	NS, Name string
+	node     *Node
+	steps    map[string]string // container → the image it runs when started
+}
+
+// Step is one container of a build pod.
+type Step struct {
+	Name, Image string
+	Env         map[string]string
+	// SecretEnv are variables from the pipeline's secrets: name → key.
+	SecretEnv map[string]string
+	Command   []string
+}
+
+// NewBuildPod creates the namespace, service account, Role, secrets and the
+// build pod, and waits until every placeholder runs.
+func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step) (*BuildPod, error) {
+	ctx := context.Background()
+	b := &BuildPod{NS: "t-" + Random(10), Name: name, node: n, steps: map[string]string{}}
+	post := func(path string, obj any) error { return n.Admin.Do(ctx, http.MethodPost, path, obj, nil) }
+	if err := post("/api/v1/namespaces", object("Namespace", "", b.NS)); err != nil {
+		return nil, err
+	}
+	ns := "/api/v1/namespaces/" + b.NS
+	if err := post(ns+"/serviceaccounts", object("ServiceAccount", b.NS, "ci-builds")); err != nil {
+		return b, err
+	}
+	role, err := os.ReadFile(filepath.Join(Root(), "testdata", "kubernetes", "role.yaml"))
+	if err != nil {
+		return b, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(role))
+	for {
+		var doc map[string]any
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
+		if err := post("/apis/rbac.authorization.k8s.io/v1/namespaces/"+b.NS+"/"+kind, doc); err != nil {
+			return b, err
+		}
+	}
+	secret := object("Secret", b.NS, name)
+	secret["stringData"] = secrets
+	if err := post(ns+"/secrets", secret); err != nil {
+		return b, err
+	}
+	var containers []map[string]any
+	for _, s := range steps {
+		b.steps[s.Name] = s.Image
+		var env []map[string]any
+		for k, v := range s.Env {
+			env = append(env, map[string]any{"name": k, "value": v})
+		}
+		for k, key := range s.SecretEnv {
+			env = append(env, map[string]any{"name": k, "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": name, "key": key}}})
+		}
+		c := map[string]any{"name": s.Name, "image": n.Sandbox, "imagePullPolicy": "Never", "env": env,
+			"volumeMounts": []map[string]any{{"name": "harness", "mountPath": "/harness"}}}
+		if s.Command != nil {
+			c["command"] = s.Command
+		}
+		containers = append(containers, c)
+	}
+	pod := object("Pod", b.NS, name)
+	pod["spec"] = map[string]any{
+		"serviceAccountName": "ci-builds", "restartPolicy": "Never", "containers": containers,
+		"volumes": []map[string]any{{"name": "harness", "emptyDir": map[string]any{}}},
+	}
+	if err := post(ns+"/pods", pod); err != nil {
+		return b, err
+	}
+	_, err = b.Wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
+		running := 0
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				running++
+			}
+		}
+		return running == len(steps)
+	})
+	return b, err
+}
+
+// object is the start of a Kubernetes object.
+func object(kind, ns, name string) map[string]any {
+	meta := map[string]any{"name": name}
+	if ns != "" {
+		meta["namespace"] = ns
+	}
+	return map[string]any{"apiVersion": "v1", "kind": kind, "metadata": meta}
+}
+
+// Pod reads the build pod.
+func (b *BuildPod) Pod() (kube.Pod, error) {
+	return b.node.Admin.GetPod(context.Background(), b.NS, b.Name)
+}
+
+// Wait polls the build pod every 20 ms until ok, for at most limit.
+func (b *BuildPod) Wait(limit time.Duration, what string, ok func(kube.Pod) bool) (kube.Pod, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		p, err := b.Pod()
+		if err == nil && ok(p) {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("build pod %s: not %s within %s (last error %v, status %+v)", b.Name, what, limit, err, p.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Start starts a step and returns at once (a Drone service, a Harness
+// Background step): its image is swapped in for the placeholder's.
+func (b *BuildPod) Start(name string) error {
+	ctx := context.Background()
+	path := "/api/v1/namespaces/" + b.NS + "/pods/" + b.Name
+	for attempt := 0; ; attempt++ {
+		// The pod as the server has it (a typed copy would drop fields).
+		var p map[string]any
+		if err := b.node.Admin.Do(ctx, http.MethodGet, path, nil, &p); err != nil {
+			return err
+		}
+		for _, c := range p["spec"].(map[string]any)["containers"].([]any) {
+			if c := c.(map[string]any); c["name"] == name {
+				c["image"] = b.steps[name]
+			}
+		}
+		err := b.node.Admin.Do(ctx, http.MethodPut, path, p, nil)
+		if err == nil || attempt == 5 {
+			return err
+		}
+	}
+}
+
+// Run runs a step to its end and returns its exit code.
+func (b *BuildPod) Run(name string) (int, error) {
+	if err := b.Start(name); err != nil {
+		return 0, fmt.Errorf("start step %s: %w", name, err)
+	}
+	var code int
+	_, err := b.Wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == name && strings.HasSuffix(cs.Image, b.steps[name]) && cs.State.Terminated != nil {
+				code = int(cs.State.Terminated.ExitCode)
+				return true
+			}
+		}
+		return false
+	})
+	return code, err
+}
+
+// Logs returns a step's log; with timestamps, each line begins with the
+// kubelet's RFC 3339 time of it.
+func (b *BuildPod) Logs(name string, timestamps bool) (string, error) {
+	body, code, err := b.node.api(http.MethodGet, fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&timestamps=%t", b.NS, b.Name, name, timestamps), nil)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("log of step %s: %d %s", name, code, body)
+	}
+	return string(body), err
+}
+
+// Delete deletes the build pod's namespace and all in it.
+func (b *BuildPod) Delete() error {
+	return b.node.Admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.NS, nil, nil)
+}
