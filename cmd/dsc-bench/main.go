@@ -2,8 +2,10 @@
 // engine and the offline stand-in Sauce Connect, and prints figures:
 // readiness detection latency, plugin overhead, stop time, time to ready
 // side by side with the seed's procedure (start the container, then poll
-// /readyz every 2 s), binary and image size, and peak RSS. It prints; it
-// does not judge pass or fail beyond marking each figure against its target.
+// /readyz every 2 s), binary and image size, and peak RSS; then many
+// pipelines at once (sweep.go) and the Kubernetes backend on a real kubelet
+// (kubernetes.go). It prints; it does not judge pass or fail beyond marking
+// each figure against its target.
 //
 //	go run ./cmd/dsc-bench -n 20
 package main
@@ -132,15 +134,7 @@ func bench() error {
 		return err
 	}
 
-	row := func(name string, s sample, target string, ok bool) {
-		mark := "ok"
-		if !ok {
-			mark = "MISSED"
-		}
-		fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", name, ms(s.pct(0.5)), ms(s.pct(0.95)), ms(s.pct(1)), target, mark)
-	}
-	fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", "measure", "median", "p95", "max", "target", "")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 46), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 20), strings.Repeat("-", 8))
+	header()
 	row("readiness detection (SC logs its ready line)", detect, "p50≤150, p95≤300 ms", detect.pct(0.5) <= 150*time.Millisecond && detect.pct(0.95) <= 300*time.Millisecond)
 	row("readiness detection (/readyz probe alone)", detectProbe, "p50≤150, p95≤300 ms", detectProbe.pct(0.5) <= 150*time.Millisecond && detectProbe.pct(0.95) <= 300*time.Millisecond)
 	row("plugin overhead (start → SC started)", overhead, "median ≤400 ms", overhead.pct(0.5) <= 400*time.Millisecond)
@@ -156,7 +150,22 @@ func bench() error {
 		return err
 	}
 	printSweep(ls)
-	return nil
+	return b.kubernetes(pluginImage)
+}
+
+// header starts a table of rows.
+func header() {
+	fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", "measure", "median", "p95", "max", "target", "")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 46), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 20), strings.Repeat("-", 8))
+}
+
+// row prints one measure: median, p95 and max, against its target.
+func row(name string, s sample, target string, ok bool) {
+	mark := "ok"
+	if !ok {
+		mark = "MISSED"
+	}
+	fmt.Printf("| %-44s | %10s | %10s | %10s | %-18s | %-6s |\n", name, ms(s.pct(0.5)), ms(s.pct(0.95)), ms(s.pct(1)), target, mark)
 }
 
 func mb(n int64) float64 { return float64(n) / 1e6 }

@@ -183,11 +183,7 @@ func (b *BuildPod) Run(name string) (int, error) {
 // Logs returns a step's log; with timestamps, each line begins with the
 // kubelet's RFC 3339 time of it.
 func (b *BuildPod) Logs(name string, timestamps bool) (string, error) {
-	body, code, err := b.node.api(http.MethodGet, fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&timestamps=%t", b.NS, b.Name, name, timestamps), nil)
-	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("log of step %s: %d %s", name, code, body)
-	}
-	return string(body), err
+	return b.node.Logs(b.NS, b.Name, name, timestamps)
 }
 
 // Delete deletes the build pod's namespace and all in it.

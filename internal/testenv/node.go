@@ -341,6 +341,16 @@ func (n *Node) api(method, path string, body any) ([]byte, int, error) {
 	return b, resp.StatusCode, err
 }
 
+// Logs returns a container's log; with timestamps, each line begins with
+// the kubelet's RFC 3339 time of it.
+func (n *Node) Logs(ns, pod, container string, timestamps bool) (string, error) {
+	body, code, err := n.api(http.MethodGet, fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&timestamps=%t", ns, pod, container, timestamps), nil)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("log of %s/%s/%s: %d %s", ns, pod, container, code, body)
+	}
+	return string(body), err
+}
+
 // waitNodeReady waits until the node reports Ready.
 func (n *Node) waitNodeReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
