@@ -3,7 +3,9 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,20 +55,8 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 	if err := post(ns+"/serviceaccounts", object("ServiceAccount", b.NS, "ci-builds")); err != nil {
 		return b, err
 	}
-	role, err := os.ReadFile(filepath.Join(Root(), "testdata", "kubernetes", "role.yaml"))
-	if err != nil {
+	if err := ApplyRole(n.Admin, b.NS); err != nil {
 		return b, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(role))
-	for {
-		var doc map[string]any
-		if dec.Decode(&doc) != nil {
-			break
-		}
-		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
-		if err := post("/apis/rbac.authorization.k8s.io/v1/namespaces/"+b.NS+"/"+kind, doc); err != nil {
-			return b, err
-		}
 	}
 	secret := object("Secret", b.NS, name)
 	secret["stringData"] = secrets
@@ -98,7 +88,7 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 	if err := post(ns+"/pods", pod); err != nil {
 		return b, err
 	}
-	_, err = b.Wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
+	_, err := b.Wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
 		running := 0
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.State.Running != nil {
@@ -108,6 +98,46 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 		return running == len(steps)
 	})
 	return b, err
+}
+
+// RoleManifests are the documents of testdata/kubernetes/role.yaml, the
+// README's Role and RoleBinding.
+func RoleManifests() ([]map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(Root(), "testdata", "kubernetes", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var docs []map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				return docs, nil
+			}
+			return nil, fmt.Errorf("role.yaml: %w", err)
+		}
+		docs = append(docs, doc)
+	}
+}
+
+// ApplyRole applies role.yaml exactly as written in namespace ns, as
+// `kubectl apply -n ns` would.
+func ApplyRole(kc *kube.Client, ns string) error {
+	docs, err := RoleManifests()
+	if err != nil {
+		return err
+	}
+	for _, doc := range docs {
+		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[fmt.Sprint(doc["kind"])]
+		if kind == "" {
+			return fmt.Errorf("role.yaml holds a %v, which ApplyRole does not apply", doc["kind"])
+		}
+		if err := kc.Do(context.Background(), http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/"+kind, doc, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // object is the start of a Kubernetes object.

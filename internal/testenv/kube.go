@@ -38,7 +38,7 @@ type ControlPlane struct {
 	// CA is the PEM certificate the API server serves (self-signed).
 	CA    []byte
 	dir   string
-	procs []*exec.Cmd
+	procs []*proc
 }
 
 // StartControlPlane starts the control plane with these users; the first
@@ -124,18 +124,63 @@ current-context: t
 
 // start starts one component from KubeBin, its output in a log of its name.
 func (cp *ControlPlane) start(name string, args ...string) error {
-	log, err := os.Create(filepath.Join(cp.dir, name+".log"))
-	if err != nil {
-		return err
+	p, err := startLogged(cp.dir, filepath.Join(KubeBin(), name), args...)
+	if err == nil {
+		cp.procs = append(cp.procs, p)
 	}
-	cmd := exec.Command(filepath.Join(KubeBin(), name), args...)
+	return err
+}
+
+// proc is a started process, and done once it has exited.
+type proc struct {
+	*exec.Cmd
+	done chan struct{}
+}
+
+// startLogged starts a process that dies with the test, its output in
+// dir/<its name>.log.
+func startLogged(dir, path string, args ...string) (*proc, error) {
+	log, err := os.Create(filepath.Join(dir, filepath.Base(path)+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return err
+		log.Close()
+		return nil, err
 	}
-	cp.procs = append(cp.procs, cmd)
+	p := &proc{Cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited names the first of procs that has exited, with its log's end.
+func exited(procs []*proc, log func(name string) string) error {
+	for _, p := range procs {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited (%v): %s", p.Path, p.ProcessState, log(filepath.Base(p.Path)))
+		default:
+		}
+	}
 	return nil
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after grace.
+func (p *proc) stop(grace time.Duration) {
+	_ = p.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.Process.Kill()
+		<-p.done
+	}
 }
 
 func (cp *ControlPlane) waitReady(token string, limit time.Duration) error {
@@ -150,10 +195,8 @@ func (cp *ControlPlane) waitReady(token string, limit time.Duration) error {
 				return nil
 			}
 		}
-		for _, p := range cp.procs {
-			if p.ProcessState != nil {
-				return fmt.Errorf("%s exited: %s", p.Path, cp.Log(filepath.Base(p.Path)))
-			}
+		if err := exited(cp.procs, cp.Log); err != nil {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -172,16 +215,7 @@ func (cp *ControlPlane) Log(name string) string {
 // Stop ends the components and removes their files.
 func (cp *ControlPlane) Stop() {
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		p := cp.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
-		}
+		cp.procs[i].stop(10 * time.Second)
 	}
 	_ = os.RemoveAll(cp.dir)
 }

@@ -51,7 +51,7 @@ type Node struct {
 	Admin   *kube.Client
 	dir     string
 	sock    string
-	procs   []*exec.Cmd
+	procs   []*proc
 	admin   string
 	before  hostState
 	sysctls map[string]string
@@ -91,6 +91,10 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 		if b, err := os.ReadFile("/proc/sys/" + k); err == nil {
 			n.sysctls[k] = strings.TrimSpace(string(b))
 		}
+	}
+	if exec.Command("ip", "link", "show", nodeBridge).Run() == nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("bridge %s exists: another node tier runs on this host (or one was killed: then ip link delete %s)", nodeBridge, nodeBridge)
 	}
 	defer func() {
 		if err != nil {
@@ -179,10 +183,11 @@ state = %q
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = %q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = %q
-`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock, cni)
+`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock, filepath.Join(n.dir, "runc"), cni)
 	// The sandbox image is imported right after containerd starts.
 	n.Sandbox = "dsc-pause:" + Random(8)
 	config = strings.Replace(config, "restrict_oom_score_adj = true", "restrict_oom_score_adj = true\n  sandbox_image = "+strconv.Quote("docker.io/library/"+n.Sandbox), 1)
@@ -259,18 +264,11 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 
 // start starts a node process, its output in a log of its name.
 func (n *Node) start(path string, args ...string) error {
-	log, err := os.Create(filepath.Join(n.dir, filepath.Base(path)+".log"))
-	if err != nil {
-		return err
+	p, err := startLogged(n.dir, path, args...)
+	if err == nil {
+		n.procs = append(n.procs, p)
 	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	n.procs = append(n.procs, cmd)
-	return nil
+	return err
 }
 
 // Log returns the end of one component's log (node or control plane).
@@ -369,10 +367,8 @@ func (n *Node) waitNodeReady(limit time.Duration) error {
 				}
 			}
 		}
-		for _, p := range n.procs {
-			if p.ProcessState != nil {
-				return fmt.Errorf("%s exited: %s", p.Path, n.Log(filepath.Base(p.Path)))
-			}
+		if err := exited(n.procs, n.Log); err != nil {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -392,7 +388,7 @@ func (n *Node) Stop() error {
 			// The kubelet is gone: kill what still runs, then containerd.
 			n.killTasks()
 		}
-		stopProcess(p, 10*time.Second)
+		p.stop(10 * time.Second)
 	}
 	if n.ControlPlane != nil {
 		n.ControlPlane.Stop()
@@ -503,21 +499,6 @@ func (n *Node) killTasks() {
 	}
 }
 
-func stopProcess(p *exec.Cmd, grace time.Duration) {
-	if p.Process == nil || p.ProcessState != nil {
-		return
-	}
-	_ = p.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = p.Process.Kill()
-		<-done
-	}
-}
-
 // hostState is what the node may add to the host, as it was before.
 type hostState struct {
 	chains  map[string]bool // "table chain" of iptables
@@ -537,8 +518,10 @@ func readHostState() hostState {
 	return hostState{chains: iptablesChains(), tables: nftTables(), dirs: dirs, netns: dirNames("/run/netns"), results: dirNames("/var/lib/cni/results")}
 }
 
-// hostDirs are created by the kubelet and by containerd's CNI use.
-var hostDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni", "/run/netns"}
+// hostDirs are created by the kubelet and by containerd and its CNI use
+// (containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever
+// its state directory), deepest first.
+var hostDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni", "/run/netns", "/run/containerd/s", "/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd"}
 
 // nftTables lists the nftables tables; iptables-nft and kube-proxy add some.
 func nftTables() map[string]bool {

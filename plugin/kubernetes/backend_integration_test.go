@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"gopkg.in/yaml.v3"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
@@ -119,14 +118,9 @@ func newCluster(t *testing.T) *cluster {
 // loadRole reads the Role from testdata/kubernetes/role.yaml (the documented
 // one, or, for "without-secrets", that Role less its secrets rule).
 func loadRole(t *testing.T, which string) map[string]any {
-	b, err := os.ReadFile(filepath.Join(testenv.Root(), "testdata", "kubernetes", "role.yaml"))
+	docs, err := testenv.RoleManifests()
 	must(t, err)
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			t.Fatalf("no Role in role.yaml: %v", err)
-		}
+	for _, doc := range docs {
 		if doc["kind"] != "Role" {
 			continue
 		}
@@ -142,6 +136,8 @@ func loadRole(t *testing.T, which string) map[string]any {
 		}
 		return doc
 	}
+	t.Fatal("no Role in role.yaml")
+	return nil
 }
 
 func must(t *testing.T, err error) {

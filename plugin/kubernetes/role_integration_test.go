@@ -27,25 +27,13 @@ func TestReadmeManifestsAsWritten(t *testing.T) {
 	ns := "t-" + testenv.Random(10)
 	must(t, admin.Do(ctx, http.MethodPost, "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}, nil))
 	t.Cleanup(func() { _ = admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+ns, nil, nil) })
-	b, err := os.ReadFile(filepath.Join(testenv.Root(), "testdata", "kubernetes", "role.yaml"))
-	must(t, err)
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for {
-		var doc map[string]any
-		if dec.Decode(&doc) != nil {
-			break
-		}
-		kind := map[string]string{"Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"].(string)]
-		if kind == "" {
-			t.Fatalf("role.yaml holds a %v, not applied by this test", doc["kind"])
-		}
-		must(t, admin.Do(ctx, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/"+kind, doc, nil))
-	}
+	must(t, testenv.ApplyRole(admin, ns))
 
 	accounts := map[string]string{}
 	for file, key := range map[string][]string{
-		"drone-kubernetes.yml":   {"service_account_name"},
-		"harness-kubernetes.yml": {"pipeline", "stages", "stage", "spec", "infrastructure", "spec", "serviceAccountName"},
+		"drone-kubernetes.yml":          {"service_account_name"},
+		"harness-kubernetes.yml":        {"pipeline", "stages", "stage", "spec", "infrastructure", "spec", "serviceAccountName"},
+		"harness-kubernetes-in-pod.yml": {"pipeline", "stages", "stage", "spec", "infrastructure", "spec", "serviceAccountName"},
 	} {
 		accounts[file] = pipelineValue(t, file, key)
 	}
