@@ -518,10 +518,11 @@ func readHostState() hostState {
 	return hostState{chains: iptablesChains(), tables: nftTables(), dirs: dirs, netns: dirNames("/run/netns"), results: dirNames("/var/lib/cni/results")}
 }
 
-// hostDirs are created by the kubelet and by containerd and its CNI use
-// (containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever
-// its state directory), deepest first.
-var hostDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni", "/run/netns", "/run/containerd/s", "/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd"}
+// hostDirs are created by the kubelet and by containerd and its CNI use,
+// deepest first. (containerd 1.6 keeps every shim's socket in
+// /run/containerd/s whatever its state directory; Docker's own containerd
+// does too, so that one is not ours to remove.)
+var hostDirs = []string{"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni", "/run/netns", "/run/containerd/runc/k8s.io", "/run/containerd/runc"}
 
 // nftTables lists the nftables tables; iptables-nft and kube-proxy add some.
 func nftTables() map[string]bool {
