@@ -423,3 +423,30 @@ func TestKubeletLongBuildPodName(t *testing.T) {
 		t.Fatalf("tunnel pods %+v: want one, owned by %s", pods, name)
 	}
 }
+
+// TestKubeletStopCutsALongDrain: SC drains longer than stop_timeout, the
+// tunnel pod's grace period. The kubelet kills it then; the stop step shows
+// the drain it began, says it was cut short, and does not wait longer.
+func TestKubeletStopCutsALongDrain(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_STOP_TIMEOUT", "2s",
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"30s"}`)},
+		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_ACTION", "stop", "PLUGIN_STOP_TIMEOUT", "2s", "PLUGIN_ACCESS_KEY", "")},
+	)
+	if code, out := b.run("sauce-connect"); code != 0 {
+		t.Fatalf("start step exited with %d:\n%s", code, out)
+	}
+	began := time.Now()
+	code, out := b.run("stop")
+	took := time.Since(began)
+	if code != 0 || !strings.Contains(out, "draining for 30s") || strings.Contains(out, "tunnel closed, bye") ||
+		!strings.Contains(out, "did not finish draining within stop_timeout (2s) and was killed") {
+		t.Fatalf("stop step (exit %d) should show the drain begun, cut at stop_timeout:\n%s", code, out)
+	}
+	if took > 20*time.Second {
+		t.Errorf("the stop step took %s with a stop_timeout of 2s", took)
+	}
+	t.Logf("stop step, %s:\n%s", took.Round(time.Millisecond), out)
+	b.assertNothingLeft(10 * time.Second)
+}

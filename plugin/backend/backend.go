@@ -83,7 +83,7 @@ func wait(ctx context.Context, s *plugin.Session, conn Connectors) error {
 				_, err := w.Wait(ctx)
 				return err
 			}
-		case s.Cfg.Backend == plugin.BackendKubernetes:
+		case s.Cfg.Backend == plugin.BackendKubernetes || !errors.Is(err, ErrNotInCluster):
 			return fmt.Errorf("backend kubernetes: %w", err)
 		default:
 			s.Log.Debugf("not in a Kubernetes pod (%v): waiting on SC's API alone", err)

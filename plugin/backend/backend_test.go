@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
@@ -90,5 +93,53 @@ func TestPostStepNeedsNoBackend(t *testing.T) {
 	}
 	if err := Act(context.Background(), plugin.Config{Action: plugin.ActionNone}, conn, plugin.Options{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitingFake is a Kubernetes backend that can follow the pipeline's SC.
+type waitingFake struct{ fake }
+
+func (f waitingFake) Wait(context.Context) (*plugin.Tunnel, error) {
+	*f.did = f.name + " wait"
+	return &plugin.Tunnel{}, nil
+}
+
+// TestWaitNeedsNoEngine: action wait never asks Docker; in a pod the
+// Kubernetes backend follows SC, elsewhere SC's API alone is asked.
+func TestWaitNeedsNoEngine(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name     string
+		choice   plugin.BackendChoice
+		kubeErr  error
+		did, err string
+	}{
+		{"in a pod", plugin.BackendAuto, nil, "kubernetes wait", ""},
+		{"outside a pod", plugin.BackendAuto, ErrNotInCluster, "", ""},
+		{"docker: SC's API alone", plugin.BackendDocker, nil, "", ""},
+		{"kubernetes outside a pod", plugin.BackendKubernetes, ErrNotInCluster, "", "backend kubernetes:"},
+		{"a pod, but refused settings", plugin.BackendAuto, errDenied, "", "permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var did string
+			conn := Connectors{
+				Docker: func(context.Context, *plugin.Session) (plugin.Backend, func(), error) {
+					t.Fatal("Docker was asked")
+					return nil, nil, nil
+				},
+				Kubernetes: func(*plugin.Session) (plugin.Backend, error) {
+					if tc.kubeErr != nil {
+						return nil, tc.kubeErr
+					}
+					return waitingFake{fake{"kubernetes", &did}}, nil
+				},
+			}
+			c := plugin.Config{Backend: tc.choice, Action: plugin.ActionWait, APIURL: srv.URL, ReadyTimeout: 5 * time.Second}
+			err := Act(context.Background(), c, conn, plugin.Options{})
+			if did != tc.did || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("did %q, %v; want %q, %q", did, err, tc.did, tc.err)
+			}
+		})
 	}
 }

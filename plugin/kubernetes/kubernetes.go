@@ -587,29 +587,40 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
 	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.Cfg.StopTimeout+plugin.CleanupTimeout)
 	defer cancel()
-	logs, ferr := k.kc.FollowPodLogs(ctx, k.ns, p.Metadata.Name, scContainer, plugin.TailLines)
+	// The kubelet kills SC at the end of the grace period; its log stream
+	// ends soon after (it checks an ended container's log once a second).
+	lctx, lcancel := context.WithTimeout(ctx, k.Cfg.StopTimeout+logEndSlack)
+	defer lcancel()
+	logs, ferr := k.kc.FollowPodLogs(lctx, k.ns, p.Metadata.Name, scContainer, plugin.TailLines)
+	if logs != nil {
+		defer logs.Close()
+	}
 	fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
 	if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
-		if logs != nil {
-			logs.Close()
-		}
 		return err
 	}
 	if ferr != nil {
 		// No log stream (a pod never started, a kubelet that serves no
 		// logs): what the kubelet kept is all there is.
+		k.Log.Debugf("follow sauce connect's log: %v", ferr)
 		k.PrintLog(k.lastLines(ctx, p, scContainer))
 	} else {
-		b, _ := io.ReadAll(io.LimitReader(logs, 1<<20))
-		logs.Close()
+		b, err := io.ReadAll(io.LimitReader(logs, 1<<20))
+		if err != nil {
+			k.Log.Debugf("sauce connect's log stream did not end: %v", err)
+		}
 		k.PrintLog(string(b))
 	}
-	if ctx.Err() != nil {
-		k.Log.Warnf("sauce connect did not finish draining within stop_timeout (%s); the kubelet kills it then; raise stop_timeout to give it longer", k.Cfg.StopTimeout)
+	took := k.Opt.Now().Sub(began)
+	if took >= k.Cfg.StopTimeout {
+		k.Log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed by the kubelet; raise stop_timeout to give it longer", k.Cfg.StopTimeout)
 	}
-	k.Log.Infof("tunnel %s stopped (pod %s deleted) in %s", k.Cfg.TunnelName, p.Metadata.Name, k.Opt.Now().Sub(began).Round(time.Millisecond))
+	k.Log.Infof("tunnel %s stopped (pod %s deleted) in %s", k.Cfg.TunnelName, p.Metadata.Name, took.Round(time.Millisecond))
 	return nil
 }
+
+// logEndSlack is how long after stop_timeout the stop still reads SC's log.
+const logEndSlack = 10 * time.Second
 
 // status prints the tunnel pod's phase and readiness, and SC's /info when
 // the pod is reachable.
