@@ -151,6 +151,9 @@ type KubernetesConfig struct {
 	NodeSelector    map[string]string
 	Tolerations     []Toleration
 	ServiceAccount  string
+	// RunAsUser, when set, runs SC as that uid in a pod fit for the
+	// restricted Pod Security level.
+	RunAsUser *int64
 }
 
 // Toleration lets the tunnel pod run on nodes with a matching taint: the
@@ -442,6 +445,13 @@ func (v *validation) kubernetes() {
 		NodeSelector:    parseObject(s.NodeSelector, "kubernetes_node_selector", v.bad),
 		Tolerations:     parseTolerations(s.Tolerations, v.bad),
 		ServiceAccount:  strings.TrimSpace(s.ServiceAccount),
+	}
+	if u := strings.TrimSpace(s.RunAsUser); u != "" {
+		if n, err := strconv.ParseInt(u, 10, 64); err != nil || n < 1 || n > 2147483647 {
+			v.bad("kubernetes_run_as_user", "%q is not a non-root uid; use a number from 1 to 2147483647 that the image can run as, e.g. 65532", s.RunAsUser)
+		} else {
+			c.Kubernetes.RunAsUser = &n
+		}
 	}
 	if sa := c.Kubernetes.ServiceAccount; sa != "" && (len(sa) > 253 || !dnsSubdomain.MatchString(sa)) {
 		v.bad("kubernetes_service_account", "%q is not a service account name; use lowercase letters, digits, '-' and '.'", sa)

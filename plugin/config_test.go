@@ -159,6 +159,7 @@ func TestSingleProblems(t *testing.T) {
 		{"toleration effect", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoRun"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: effect "NoRun" is not NoSchedule, PreferNoSchedule or NoExecute`},
 		{"toleration seconds", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effect":"NoSchedule","tolerationSeconds":5}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): item 1: tolerationSeconds needs effect NoExecute`},
 		{"service account", "PLUGIN_KUBERNETES_SERVICE_ACCOUNT", `Sauce_Connect`, `invalid setting kubernetes_service_account (PLUGIN_KUBERNETES_SERVICE_ACCOUNT): "Sauce_Connect" is not a service account name; use lowercase letters, digits, '-' and '.'`},
+		{"run as root", "PLUGIN_KUBERNETES_RUN_AS_USER", "0", `invalid setting kubernetes_run_as_user (PLUGIN_KUBERNETES_RUN_AS_USER): "0" is not a non-root uid; use a number from 1 to 2147483647 that the image can run as, e.g. 65532`},
 		{"api_url without wait", "PLUGIN_API_URL", "http://sauce-connect:8032", `invalid setting api_url (PLUGIN_API_URL): is only for action wait, whose Sauce Connect the pipeline runs itself; remove it, or set action: wait`},
 		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
 	} {

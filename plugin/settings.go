@@ -86,6 +86,7 @@ type Settings struct {
 	ImagePullSecret     string `envconfig:"PLUGIN_IMAGE_PULL_SECRET" desc:"Kubernetes: name of a docker-registry Secret for pulling the image" group:"kubernetes" example:"mirror-login"`
 	NodeSelector        string `envconfig:"PLUGIN_KUBERNETES_NODE_SELECTOR" desc:"Kubernetes: node labels the tunnel pod must run on, a JSON object" group:"kubernetes" example:"{\"kubernetes.io/arch\": \"amd64\", \"pool\": \"ci\"}"`
 	Tolerations         string `envconfig:"PLUGIN_KUBERNETES_TOLERATIONS" desc:"Kubernetes: taints the tunnel pod tolerates, a JSON list of Kubernetes tolerations" group:"kubernetes" example:"[{\"key\": \"ci\", \"operator\": \"Equal\", \"value\": \"true\", \"effect\": \"NoSchedule\"}]"`
+	RunAsUser           string `envconfig:"PLUGIN_KUBERNETES_RUN_AS_USER" desc:"Kubernetes: a non-root uid to run SC as, with what the restricted Pod Security level asks of a pod (no privilege escalation, no capabilities, the runtime's default seccomp profile); for namespaces that enforce it" group:"kubernetes" example:"65532"`
 	ServiceAccount      string `envconfig:"PLUGIN_KUBERNETES_SERVICE_ACCOUNT" desc:"Kubernetes: service account of the tunnel pod (its token is never mounted); default the namespace's default" group:"kubernetes" example:"sauce-connect"`
 
 	ContainerName string `envconfig:"PLUGIN_CONTAINER_NAME" desc:"name of the SC container; default sauce-connect-<tunnel name>" group:"docker" example:"sauce-connect-web"`

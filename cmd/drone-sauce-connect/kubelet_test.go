@@ -450,3 +450,41 @@ func TestKubeletStopCutsALongDrain(t *testing.T) {
 	t.Logf("stop step, %s:\n%s", took.Round(time.Millisecond), out)
 	b.assertNothingLeft(10 * time.Second)
 }
+
+// TestKubeletPodSecurityRestricted: the namespace enforces the restricted
+// Pod Security level. A plain tunnel pod is refused by admission, and the
+// error says so (not RBAC) and names the setting; with
+// kubernetes_run_as_user the pod is admitted and runs as that uid.
+func TestKubeletPodSecurityRestricted(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{Name: "plain", Image: pluginImage, Env: harnessEnv("14"), RunAsUser: 1000},
+		podStep{Name: "restricted", Image: pluginImage, Env: harnessEnv("15", "PLUGIN_KUBERNETES_RUN_AS_USER", "65532",
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`), RunAsUser: 1000},
+	)
+	// The build pod meets the level too (its steps run as uid 1000), as it
+	// must in such a namespace.
+	ctx := context.Background()
+	path := "/api/v1/namespaces/" + b.NS
+	var ns map[string]any
+	if err := node.Admin.Do(ctx, http.MethodGet, path, nil, &ns); err != nil {
+		t.Fatal(err)
+	}
+	ns["metadata"].(map[string]any)["labels"] = map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}
+	if err := node.Admin.Do(ctx, http.MethodPut, path, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out := b.run("plain")
+	if code != 1 || !strings.Contains(out, "refuses it") || !strings.Contains(out, "violates PodSecurity") ||
+		!strings.Contains(out, "kubernetes_run_as_user") || strings.Contains(out, "grant the build pod's service account") {
+		t.Fatalf("plain start step exited with %d; want 1, naming Pod Security and kubernetes_run_as_user, not RBAC:\n%s", code, out)
+	}
+	b.assertNothingLeft(10 * time.Second)
+	if code, out = b.run("restricted"); code != 0 {
+		t.Fatalf("start step with kubernetes_run_as_user exited with %d:\n%s", code, out)
+	}
+	pods := b.tunnelPods()
+	if len(pods) != 1 || pods[0].Spec.SecurityContext == nil || *pods[0].Spec.SecurityContext.RunAsUser != 65532 {
+		t.Fatalf("tunnel pods %+v: want one, running as 65532", pods)
+	}
+}

@@ -40,6 +40,9 @@ type Step struct {
 	// SecretEnv are variables from the pipeline's secrets: name → key.
 	SecretEnv map[string]string
 	Command   []string
+	// RunAsUser, when set, runs the step as that uid with what the
+	// restricted Pod Security level asks of a container.
+	RunAsUser int64
 }
 
 // NewBuildPod creates the namespace, service account, Role, secrets and the
@@ -77,6 +80,10 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 			"volumeMounts": []map[string]any{{"name": "harness", "mountPath": "/harness"}}}
 		if s.Command != nil {
 			c["command"] = s.Command
+		}
+		if s.RunAsUser != 0 {
+			c["securityContext"] = map[string]any{"runAsNonRoot": true, "runAsUser": s.RunAsUser, "allowPrivilegeEscalation": false,
+				"capabilities": map[string]any{"drop": []string{"ALL"}}, "seccompProfile": map[string]any{"type": "RuntimeDefault"}}
 		}
 		containers = append(containers, c)
 	}

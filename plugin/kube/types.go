@@ -74,6 +74,46 @@ type PodSpec struct {
 	ServiceAccountName            string                 `json:"serviceAccountName,omitempty"`
 	NodeSelector                  map[string]string      `json:"nodeSelector,omitempty"`
 	Tolerations                   []Toleration           `json:"tolerations,omitempty"`
+	SecurityContext               *PodSecurityContext    `json:"securityContext,omitempty"`
+	Volumes                       []Volume               `json:"volumes,omitempty"`
+}
+
+// Volume is a pod's volume; only emptyDir is used.
+type Volume struct {
+	Name     string                `json:"name"`
+	EmptyDir *EmptyDirVolumeSource `json:"emptyDir,omitempty"`
+}
+
+// EmptyDirVolumeSource is a scratch directory that lives with the pod.
+type EmptyDirVolumeSource struct{}
+
+// VolumeMount mounts a pod's volume into a container.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+}
+
+// PodSecurityContext is what a pod's containers run as.
+type PodSecurityContext struct {
+	RunAsNonRoot   *bool           `json:"runAsNonRoot,omitempty"`
+	RunAsUser      *int64          `json:"runAsUser,omitempty"`
+	SeccompProfile *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// SeccompProfile names a seccomp profile (RuntimeDefault).
+type SeccompProfile struct {
+	Type string `json:"type"`
+}
+
+// SecurityContext is what one container may do.
+type SecurityContext struct {
+	AllowPrivilegeEscalation *bool         `json:"allowPrivilegeEscalation,omitempty"`
+	Capabilities             *Capabilities `json:"capabilities,omitempty"`
+}
+
+// Capabilities are Linux capabilities added to or dropped from a container.
+type Capabilities struct {
+	Drop []string `json:"drop,omitempty"`
 }
 
 // Toleration lets a pod run on nodes with a matching taint.
@@ -101,6 +141,8 @@ type Container struct {
 	Resources                ResourceRequirements `json:"resources,omitempty"`
 	ImagePullPolicy          string               `json:"imagePullPolicy,omitempty"`
 	TerminationMessagePolicy string               `json:"terminationMessagePolicy,omitempty"`
+	SecurityContext          *SecurityContext     `json:"securityContext,omitempty"`
+	VolumeMounts             []VolumeMount        `json:"volumeMounts,omitempty"`
 }
 
 // EnvVar is an environment variable, by value or from a secret.

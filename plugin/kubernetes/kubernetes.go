@@ -126,6 +126,15 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 	for _, t := range c.Kubernetes.Tolerations {
 		pod.Spec.Tolerations = append(pod.Spec.Tolerations, kube.Toleration(t))
 	}
+	if uid := c.Kubernetes.RunAsUser; uid != nil {
+		// What the restricted Pod Security level asks of a pod.
+		yes := true
+		pod.Spec.SecurityContext = &kube.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: uid, SeccompProfile: &kube.SeccompProfile{Type: "RuntimeDefault"}}
+		pod.Spec.Containers[0].SecurityContext = &kube.SecurityContext{AllowPrivilegeEscalation: &no, Capabilities: &kube.Capabilities{Drop: []string{"ALL"}}}
+		// Not root, SC may not write the image's own /tmp (its API socket).
+		pod.Spec.Volumes = []kube.Volume{{Name: "tmp", EmptyDir: &kube.EmptyDirVolumeSource{}}}
+		pod.Spec.Containers[0].VolumeMounts = []kube.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	}
 	objs := ObjectSet{
 		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
 			StringData: secretData},
@@ -269,6 +278,14 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	fmt.Fprintf(k.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", objs.Pod.Metadata.Name, k.ns, k.Cfg.Image, owner.Metadata.Name, strings.Join(objs.Pod.Spec.Containers[0].Args, " "))
 	pod, err := k.kc.CreatePod(ctx, k.ns, objs.Pod)
 	if err != nil {
+		if kube.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity") {
+			// Admission, not RBAC: the namespace enforces a Pod Security level.
+			hint := "set kubernetes_run_as_user to a non-root uid the image can run as, which makes the pod fit the restricted level"
+			if k.Cfg.Kubernetes.RunAsUser != nil {
+				hint = "the namespace's policy asks for more than the restricted level; run the tunnel in another namespace (kubernetes_namespace)"
+			}
+			return fail(fmt.Errorf("create the sauce connect pod: namespace %s refuses it: %w; %s", k.ns, err, hint))
+		}
 		if sa := k.Cfg.Kubernetes.ServiceAccount; sa != "" && kube.IsForbidden(err) {
 			// Admission refuses a pod whose service account is missing with
 			// the same 403 as RBAC: name both causes.

@@ -26,7 +26,8 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 	}{
 		{"kubernetes-defaults", plugin.Settings{}},
 		{"kubernetes-service", plugin.Settings{KubernetesService: "true", ImagePullSecret: "mirror-login", MemoryLimit: "1Gi", Pull: "always", SCArgs: "--log-http=api:url",
-			NodeSelector: `{"pool":"ci"}`, Tolerations: `[{"key":"ci","operator":"Exists","effect":"NoExecute","tolerationSeconds":60}]`, ServiceAccount: "sauce-connect"}},
+			NodeSelector: `{"pool":"ci"}`, Tolerations: `[{"key":"ci","operator":"Exists","effect":"NoExecute","tolerationSeconds":60}]`, ServiceAccount: "sauce-connect",
+			RunAsUser: "65532"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := harness(tc.s)
