@@ -48,8 +48,19 @@ func StartControlPlane(users []KubeUser) (*ControlPlane, error) {
 }
 
 // startControlPlane starts the control plane with its API server on addr
-// and these controllers of the controller manager.
+// and these controllers of the controller manager. The free ports it picks
+// are free when picked: a process of another test package may take one
+// before etcd or the API server binds it, and then it starts again.
 func startControlPlane(users []KubeUser, addr, controllers string) (*ControlPlane, error) {
+	for attempt := 1; ; attempt++ {
+		cp, err := startControlPlaneOnce(users, addr, controllers)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return cp, err
+		}
+	}
+}
+
+func startControlPlaneOnce(users []KubeUser, addr, controllers string) (*ControlPlane, error) {
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
 		if _, err := os.Stat(filepath.Join(KubeBin(), b)); err != nil {
 			return nil, fmt.Errorf("%s is not built (run make kube-tools): %w", b, err)
