@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -268,13 +269,19 @@ func TestKubeletBuildPodDeleted(t *testing.T) {
 	n := kubeletNode(t)
 	b := newBuildPod(t, n, "drone-"+testenv.Random(8),
 		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("7", "PLUGIN_STOP_TIMEOUT", "20s",
-			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`)},
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"1s"}`)},
 		podStep{Name: "tests", Image: busybox, Command: []string{"/bin/sh", "-c", "true"}},
 	)
 	if code, out := b.run("sauce-connect"); code != 0 {
 		t.Fatalf("start step exited with %d:\n%s", code, out)
 	}
 	tunnel := b.tunnelPods()[0].Metadata.Name
+	// SC's log, followed through its end: the drain shows a SIGTERM.
+	logs, err := node.Admin.FollowPodLogs(context.Background(), b.NS, tunnel, "sauce-connect", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
 	began := time.Now()
 	if err := node.Admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.NS+"/pods/"+b.Name, nil, nil); err != nil {
 		t.Fatal(err)
@@ -298,6 +305,9 @@ func TestKubeletBuildPodDeleted(t *testing.T) {
 	t.Logf("tunnel pod gone %s after the build pod's deletion; its grace period was %v s", time.Since(began).Round(time.Millisecond), grace)
 	if grace != float64(20) {
 		t.Errorf("tunnel pod deleted with grace period %v, want stop_timeout's 20 s (a graceful termination)", grace)
+	}
+	if sc, _ := io.ReadAll(logs); !strings.Contains(string(sc), "draining for 1s") || !strings.Contains(string(sc), "tunnel closed, bye") {
+		t.Errorf("SC did not drain (no SIGTERM, or killed before its end):\n%s", sc)
 	}
 	b.assertNothingLeft(10 * time.Second)
 }
