@@ -78,7 +78,7 @@ type Settings struct {
 
 	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`
 	KubernetesPod       string `envconfig:"PLUGIN_KUBERNETES_POD" desc:"Kubernetes: name of the build pod that owns the tunnel; default HOSTNAME (a name the kubelet cut to 63 characters is completed by the pod's IP)" group:"kubernetes" example:"harnessci-build-abc"`
-	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP" group:"kubernetes" example:"true"`
+	KubernetesService   string `envconfig:"PLUGIN_KUBERNETES_SERVICE" default:"false" desc:"Kubernetes: true to add a Service, so later steps use a stable DNS name instead of the pod IP (the start then waits for the kubelet's Ready condition, which the Service routes by: about 0.7 s more)" group:"kubernetes" example:"true"`
 	CPURequest          string `envconfig:"PLUGIN_CPU_REQUEST" default:"100m" desc:"Kubernetes: CPU request of the tunnel pod" group:"kubernetes" example:"250m"`
 	CPULimit            string `envconfig:"PLUGIN_CPU_LIMIT" default:"1" desc:"Kubernetes: CPU limit of the tunnel pod" group:"kubernetes" example:"2"`
 	MemoryRequest       string `envconfig:"PLUGIN_MEMORY_REQUEST" default:"128Mi" desc:"Kubernetes: memory request of the tunnel pod" group:"kubernetes" example:"256Mi"`
