@@ -73,7 +73,7 @@ type Settings struct {
 	MaxLifetime string `envconfig:"PLUGIN_MAX_LIFETIME" desc:"the longest the tunnel may live; default the runner's build timeout (Drone io.drone.expires / io.drone.ttl), else 3h" group:"tuning" example:"2h"`
 
 	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included" group:"tuning" example:"5m"`
-	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed" group:"tuning" example:"2m"`
+	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed (on Kubernetes, the tunnel pod's termination grace period)" group:"tuning" example:"2m"`
 	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)" group:"tuning" example:"0"`
 
 	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`
