@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -157,6 +156,8 @@ func (n *Node) bridge() error {
 // process lacks CAP_SYS_RESOURCE, and a sandbox's oom_score_adj of -998
 // would fail every pod ("can't get final child's PID from pipe").
 func (n *Node) containerd() error {
+	// The sandbox image is imported right after containerd starts.
+	n.Sandbox = "dsc-pause:" + Random(8)
 	cni := filepath.Join(n.dir, "cni")
 	if err := os.MkdirAll(cni, 0o755); err != nil {
 		return err
@@ -176,6 +177,7 @@ state = %q
   address = %q
 [plugins."io.containerd.grpc.v1.cri"]
   restrict_oom_score_adj = true
+  sandbox_image = %q
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -187,10 +189,7 @@ state = %q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = %q
-`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock, filepath.Join(n.dir, "runc"), cni)
-	// The sandbox image is imported right after containerd starts.
-	n.Sandbox = "dsc-pause:" + Random(8)
-	config = strings.Replace(config, "restrict_oom_score_adj = true", "restrict_oom_score_adj = true\n  sandbox_image = "+strconv.Quote("docker.io/library/"+n.Sandbox), 1)
+`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock, "docker.io/library/"+n.Sandbox, filepath.Join(n.dir, "runc"), cni)
 	path := filepath.Join(n.dir, "containerd.toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		return err
@@ -215,6 +214,8 @@ func (n *Node) components() error {
 	if err != nil {
 		return err
 	}
+	// Nothing can be pulled back, so the imported images are never
+	// collected, and a nearly full disk does not evict the test pods.
 	kubelet := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
