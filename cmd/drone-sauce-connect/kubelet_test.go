@@ -211,7 +211,7 @@ func TestKubeletPipeline(t *testing.T) {
 	// The node has no cluster DNS: a host alias gives the name handed on
 	// the Service's cluster IP, as DNS would; kube-proxy does the routing.
 	byPod := "http://" + tunnel.Status.PodIP + ":8032/readyz"
-	code, out = runPod(t, n, b.NS, []map[string]any{{"ip": svc.Spec.ClusterIP, "hostnames": []string{u.Hostname()}}},
+	code, out = runPod(t, b.NS, []map[string]any{{"ip": svc.Spec.ClusterIP, "hostnames": []string{u.Hostname()}}},
 		"wget -q -O- "+byPod+" && echo && wget -q -O- "+api[1]+"/readyz && echo && echo reached")
 	if code != 0 || !strings.Contains(out, "reached") {
 		t.Fatalf("a second pod could not reach SC's API by pod IP (%s) and through the Service (%s, cluster IP %s): exit %d\n%s", byPod, api[1], svc.Spec.ClusterIP, code, out)
@@ -236,7 +236,7 @@ func TestKubeletPipeline(t *testing.T) {
 }
 
 // runPod runs a busybox pod with a shell command in ns to its end.
-func runPod(t *testing.T, n *testenv.Node, ns string, hostAliases []map[string]any, command string) (int, string) {
+func runPod(t *testing.T, ns string, hostAliases []map[string]any, command string) (int, string) {
 	t.Helper()
 	name := "later-" + testenv.Random(6)
 	pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name, "namespace": ns}}
