@@ -169,7 +169,7 @@ func harnessEnv(build string, extra ...string) map[string]string {
 func TestKubeletPipeline(t *testing.T) {
 	n := kubeletNode(t)
 	build := strconv.Itoa(int(time.Now().UnixNano() % 1e6))
-	settings := []string{"PLUGIN_KUBERNETES_SERVICE", "true",
+	settings := []string{"PLUGIN_KUBERNETES_SERVICE", "true", "PLUGIN_DEBUG", "true",
 		"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"500ms","SAUCE_STANDIN_LEAK_KEY":"true"}`}
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
 		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv(build, settings...)},

@@ -326,8 +326,10 @@ func (c *Client) DeleteSecret(ctx context.Context, ns, name string) error {
 }
 
 // CreateService creates a service.
-func (c *Client) CreateService(ctx context.Context, ns string, s Service) error {
-	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services", s, nil)
+func (c *Client) CreateService(ctx context.Context, ns string, s Service) (Service, error) {
+	var out Service
+	err := c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services", s, &out)
+	return out, err
 }
 
 // DeleteService deletes a service; a missing one is success.

@@ -45,6 +45,8 @@ type Service struct {
 type ServiceSpec struct {
 	Selector map[string]string `json:"selector"`
 	Ports    []ServicePort     `json:"ports"`
+	// ClusterIP is the address the API server gave the Service.
+	ClusterIP string `json:"clusterIP,omitempty"`
 }
 
 // ServicePort is one port of a service.

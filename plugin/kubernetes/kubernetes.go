@@ -296,8 +296,9 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	cl.Add(func(ctx context.Context) error {
 		return k.kc.DeletePod(ctx, k.ns, pod.Metadata.Name, plugin.FailureGrace)
 	})
+	var svc kube.Service
 	if objs.Service != nil {
-		if err := k.kc.CreateService(ctx, k.ns, *objs.Service); err != nil {
+		if svc, err = k.kc.CreateService(ctx, k.ns, *objs.Service); err != nil {
 			return fail(fmt.Errorf("create the sauce connect service: %w", forbidden(err)))
 		}
 		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
@@ -306,10 +307,47 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if objs.Service != nil {
+		k.awaitRoute(ctx, svc)
+	}
 	t := &plugin.Tunnel{ID: pod.Metadata.Name, Where: "pod " + pod.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(ready), ReadyIn: k.Opt.Now().Sub(began)}
 	cl.Forget()
 	k.Report(t)
 	return t, nil
+}
+
+// routeWait bounds the wait for a Service to route to a Ready tunnel pod.
+const routeWait = 5 * time.Second
+
+// awaitRoute waits, briefly, until the Service answers. The kubelet's Ready
+// condition comes first; the endpoints controller and kube-proxy then take
+// a moment to route to the pod, and a later step that came at once could
+// find nothing there. From the build pod the plugin sees what later steps
+// will see; if the Service does not answer in routeWait, that is a warning.
+func (k *Backend) awaitRoute(ctx context.Context, svc kube.Service) {
+	ip := svc.Spec.ClusterIP
+	if ip == "" || ip == "None" {
+		return
+	}
+	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(k.Cfg.APIPort)) + "/readyz"
+	began := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, routeWait)
+	defer cancel()
+	for {
+		pctx, pcancel := context.WithTimeout(rctx, time.Second)
+		code, _, err := k.Get(pctx, url)
+		pcancel()
+		if err == nil && code == http.StatusOK {
+			k.Log.Debugf("service %s routes to the tunnel %s after the pod was Ready", svc.Metadata.Name, time.Since(began).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-rctx.Done():
+			k.Log.Warnf("service %s (%s) did not answer from this pod within %s (last: %v, HTTP %d); later steps may have to retry", svc.Metadata.Name, ip, routeWait, err, code)
+			return
+		case <-time.After(probePeriod):
+		}
+	}
 }
 
 // endpoints is where later steps reach SC's API: the Service's DNS name
