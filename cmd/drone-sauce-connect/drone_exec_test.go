@@ -413,11 +413,22 @@ func killMidStart(t *testing.T, remove bool) (*droneBuild, int) {
 			t.Fatal(err)
 		}
 	} else {
+		// The exit code from the die event: the runner may remove the
+		// container as soon as it has stopped, before an inspect. The
+		// subscription is made in the background: give it a moment (the
+		// plugin waits for a never-ready SC meanwhile).
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		events, _ := eng.WatchContainer(wctx, plugin)
+		time.Sleep(500 * time.Millisecond)
 		if _, err := eng.StopContainer(ctx, plugin, 0); err != nil {
 			t.Fatal(err)
 		}
-		if c, err := eng.InspectContainer(ctx, plugin); err == nil {
-			code = c.State.ExitCode
+		for ev := range events {
+			if ev.Action == "die" {
+				code = ev.ExitCode
+				break
+			}
 		}
 	}
 	if exit := b.wait(); exit == 0 {

@@ -167,7 +167,8 @@ func runPulled(t *testing.T, ref string, r Release) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testenv.RemoveImage(ref) })
-	ran, err := testenv.RunContainer(ctx, eng, engine.ContainerSpec{Name: "release-" + testenv.Random(6), Image: ref, Cmd: []string{"--version"}, AutoRemove: true}, time.Minute, false)
+	// Not auto-removed: it ends at once, and its exit and log are read after.
+	ran, err := testenv.RunContainer(ctx, eng, engine.ContainerSpec{Name: "release-" + testenv.Random(6), Image: ref, Cmd: []string{"--version"}}, time.Minute, false)
 	want := "drone-sauce-connect 9.9.9-test (commit 0123abcd, built 2026-11-28T09:30:00Z)"
 	if err != nil || !strings.Contains(ran.Logs, want) {
 		t.Fatalf("--version: %v\n%s\nwant %s", err, ran.Logs, want)

@@ -214,11 +214,36 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 		defer close(logsDone)
 		_ = e.ContainerLogs(ctx, id, engine.LogsOptions{Follow: true}, logs, logs)
 	}()
+	// The event subscription is made in the background and may come too
+	// late for a container that ends at once: its state is polled as well.
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	finish := func(r Ran) (Ran, error) {
+		select {
+		case <-logsDone:
+		case <-time.After(5 * time.Second):
+		}
+		r.Logs = logs.String()
+		return r, nil
+	}
 	var ran Ran
 	for {
 		select {
 		case <-ctx.Done():
 			return Ran{Logs: logs.String()}, fmt.Errorf("container %s did not finish within %s", s.Name, timeout)
+		case <-poll.C:
+			c, err := e.InspectContainer(ctx, id)
+			switch {
+			case s.AutoRemove && ran.ID != "" && engine.IsNotFound(err):
+				// Died, then removed by the engine: its destroy event was missed.
+			case s.AutoRemove && engine.IsNotFound(err):
+				return Ran{Logs: logs.String()}, fmt.Errorf("container %s ended and was removed before its exit code was seen", s.Name)
+			case !s.AutoRemove && err == nil && !c.State.Running && c.State.Status != "created":
+				ran = Ran{ID: id, ExitCode: c.State.ExitCode}
+			default:
+				continue
+			}
+			return finish(ran)
 		case ev, ok := <-events:
 			if !ok {
 				return Ran{Logs: logs.String()}, fmt.Errorf("event stream of %s ended", s.Name)
@@ -233,12 +258,7 @@ func RunContainer(ctx context.Context, e *engine.Engine, s engine.ContainerSpec,
 			default:
 				continue
 			}
-			select {
-			case <-logsDone:
-			case <-time.After(5 * time.Second):
-			}
-			ran.Logs = logs.String()
-			return ran, nil
+			return finish(ran)
 		}
 	}
 }
