@@ -17,12 +17,13 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
 )
 
-// BuildPod is one pipeline's pod on the node, run the way Harness CI and
-// drone-runner-kube run pipelines on Kubernetes (drone-runner-kube's
-// engine/engine_impl.go and convert.go): every step is a container of the
-// build pod from the start, running a placeholder image, and a step runs
-// when the runner swaps its image in; the runner then waits for that
-// container to terminate and reads its exit code. The pod has a namespace
+// BuildPod is one pipeline's pod on the node, run the way drone-runner-kube
+// runs pipelines on Kubernetes (its engine/engine_impl.go and convert.go):
+// every step is a container of the build pod from the start, running a
+// placeholder image, and a step runs when the runner swaps its image in;
+// the runner then waits for that container to terminate and reads its exit
+// code. (Harness CI's engine also runs each step in a container of the
+// build pod, through an addon in it; to the plugin the two look alike.) The pod has a namespace
 // of its own, runs as the `ci-builds` service account bound to
 // testdata/kubernetes/role.yaml as written (its token mounted, HOSTNAME the
 // pod's name), shares an emptyDir at /harness (the outputs) between steps,
