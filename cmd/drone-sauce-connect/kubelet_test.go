@@ -498,3 +498,29 @@ func TestKubeletPodSecurityRestricted(t *testing.T) {
 		t.Fatalf("tunnel pods %+v: want one, running as 65532", pods)
 	}
 }
+
+// TestKubeletNodeSelector: the real scheduler places the tunnel pod by
+// kubernetes_node_selector. A selector no node matches fails the start at
+// once with the scheduler's reason, and removes what it created; one the
+// node matches runs the tunnel there.
+func TestKubeletNodeSelector(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{Name: "nowhere", Image: pluginImage, Env: harnessEnv("16", "PLUGIN_KUBERNETES_NODE_SELECTOR", `{"pool": "gpu"}`)},
+		podStep{Name: "here", Image: pluginImage, Env: harnessEnv("17", "PLUGIN_KUBERNETES_NODE_SELECTOR", `{"kubernetes.io/hostname": "`+testenv.NodeName+`"}`,
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`)},
+	)
+	began := time.Now()
+	code, out := b.run("nowhere")
+	if code != 1 || !strings.Contains(out, "cannot be scheduled") || !strings.Contains(out, "kubernetes_node_selector") {
+		t.Fatalf("start step with an unmatched node selector exited with %d; want 1 naming the scheduling:\n%s", code, out)
+	}
+	t.Logf("failed in %s:\n%s", time.Since(began).Round(time.Millisecond), out)
+	b.assertNothingLeft(10 * time.Second)
+	if code, out = b.run("here"); code != 0 {
+		t.Fatalf("start step with the node's own hostname as selector exited with %d:\n%s", code, out)
+	}
+	if pods := b.tunnelPods(); len(pods) != 1 || pods[0].Spec.NodeSelector["kubernetes.io/hostname"] != testenv.NodeName {
+		t.Fatalf("tunnel pods %+v: want one, with the node selector", pods)
+	}
+}

@@ -369,7 +369,7 @@ func podState(p kube.Pod) (ready bool, err error) {
 		return true, nil
 	}
 	if c, ok := p.Condition("PodScheduled"); ok && c.Status == "False" && c.Reason == "Unschedulable" {
-		return false, fmt.Errorf("the sauce connect pod cannot be scheduled: %s; check the resource requests and the node selectors", c.Message)
+		return false, fmt.Errorf("the sauce connect pod cannot be scheduled: %s; check cpu_request and memory_request, kubernetes_node_selector and kubernetes_tolerations", strings.TrimSuffix(strings.TrimSpace(c.Message), "."))
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		if err := containerFailed(cs); err != nil {
