@@ -9,8 +9,36 @@ import (
 	"time"
 )
 
-// WaitPeriod is how often action wait asks SC's /readyz.
-const WaitPeriod = 50 * time.Millisecond
+// PollPeriod is how often the plugin asks SC's /readyz where it polls: in
+// action wait, and beside the Kubernetes readiness watch.
+const PollPeriod = 50 * time.Millisecond
+
+// PollReady asks url (an SC /readyz) every PollPeriod, each request
+// bounded by ProbeTimeout, until it answers 200 (true) or ctx ends (false).
+// last says what the final failed request got.
+func (s *Session) PollReady(ctx context.Context, url string) (last string, ready bool) {
+	tick := time.NewTicker(PollPeriod)
+	defer tick.Stop()
+	last = "no answer yet"
+	for {
+		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+		code, _, err := s.Get(pctx, url)
+		cancel()
+		switch {
+		case err == nil && code == http.StatusOK:
+			return last, true
+		case err == nil:
+			last = fmt.Sprintf("/readyz answered %d", code)
+		case ctx.Err() == nil:
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return last, false
+		case <-tick.C:
+		}
+	}
+}
 
 // AwaitSidecar is action wait: the pipeline runs Sauce Connect itself (a
 // Harness Background step, a Drone service, a sidecar in the build pod, so
@@ -39,36 +67,21 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 		}()
 	}
 	s.Log.Infof("waiting for sauce connect at %s (up to %s)", url, s.Cfg.ReadyTimeout)
-	tick := time.NewTicker(WaitPeriod)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, ProbeTimeout)
-		code, _, err := s.Get(pctx, url+"/readyz")
-		pcancel()
-		switch {
-		case err == nil && code == http.StatusOK:
-			gone(nil)
-			<-watched
-			t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}, ReadyIn: s.Opt.Now().Sub(began)}
-			s.Report(t)
-			return t, nil
-		case err == nil:
-			last = fmt.Sprintf("/readyz answered %d", code)
-		case ctx.Err() == nil:
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			<-watched
-			err := context.Cause(ctx)
-			if errors.Is(err, errWaitTimeout) {
-				return nil, &TimeoutError{Awaited: "sauce connect's API at " + url + " to answer /readyz with 200 (is SC running there, with SAUCE_API_ADDRESS set?)", After: s.Opt.Now().Sub(began), Last: last}
-			}
-			return nil, err
-		case <-tick.C:
-		}
+	last, ready := s.PollReady(ctx, url+"/readyz")
+	if ready {
+		gone(nil)
 	}
+	<-watched
+	if !ready {
+		err := context.Cause(ctx)
+		if errors.Is(err, errWaitTimeout) {
+			return nil, &TimeoutError{Awaited: "sauce connect's API at " + url + " to answer /readyz with 200 (is SC running there, with SAUCE_API_ADDRESS set?)", After: s.Opt.Now().Sub(began), Last: last}
+		}
+		return nil, err
+	}
+	t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}, ReadyIn: s.Opt.Now().Sub(began)}
+	s.Report(t)
+	return t, nil
 }
 
 var errWaitTimeout = errors.New("ready_timeout reached")

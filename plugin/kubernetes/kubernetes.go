@@ -333,21 +333,11 @@ func (k *Backend) awaitRoute(ctx context.Context, svc kube.Service) {
 	began := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, routeWait)
 	defer cancel()
-	for {
-		pctx, pcancel := context.WithTimeout(rctx, time.Second)
-		code, _, err := k.Get(pctx, url)
-		pcancel()
-		if err == nil && code == http.StatusOK {
-			k.Log.Debugf("service %s routes to the tunnel %s after the pod was Ready", svc.Metadata.Name, time.Since(began).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-rctx.Done():
-			k.Log.Warnf("service %s (%s) did not answer from this pod within %s (last: %v, HTTP %d); later steps may have to retry", svc.Metadata.Name, ip, routeWait, err, code)
-			return
-		case <-time.After(probePeriod):
-		}
+	if last, ok := k.PollReady(rctx, url); !ok {
+		k.Log.Warnf("service %s (%s) did not answer from this pod within %s (last: %s); later steps may have to retry", svc.Metadata.Name, ip, routeWait, last)
+		return
 	}
+	k.Log.Debugf("service %s routes to the tunnel %s after the pod was Ready", svc.Metadata.Name, time.Since(began).Round(time.Millisecond))
 }
 
 // endpoints is where later steps reach SC's API: the Service's DNS name
@@ -490,12 +480,9 @@ var errReadyTimeout = errors.New("ready_timeout reached")
 // errProbedReady ends the watch when SC's /readyz answered 200 directly.
 var errProbedReady = errors.New("probed ready")
 
-// probePeriod is how often the plugin itself asks SC's /readyz.
-const probePeriod = 50 * time.Millisecond
-
 // probeAlongside wraps a readiness check of the watched pod so that, once
 // the pod has an IP, the plugin also asks SC's /readyz there itself every
-// probePeriod: the kubelet probes at most once a second and then the Ready
+// plugin.PollPeriod: the kubelet probes at most once a second and then the Ready
 // condition still has to reach the plugin, while a step in a pod can
 // usually reach another pod's IP. Where it cannot (a NetworkPolicy, a
 // plugin outside the cluster network), the probes fail quietly and the
@@ -521,21 +508,8 @@ func (k *Backend) probeAlongside(ctx context.Context, probed context.CancelCause
 
 // probe asks url until it answers 200, then ends the readiness watch.
 func (k *Backend) probe(ctx context.Context, probed context.CancelCauseFunc, url string) {
-	tick := time.NewTicker(probePeriod)
-	defer tick.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		code, _, err := k.Get(pctx, url)
-		cancel()
-		if err == nil && code == http.StatusOK {
-			probed(errProbedReady)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	if _, ok := k.PollReady(ctx, url); ok {
+		probed(errProbedReady)
 	}
 }
 
