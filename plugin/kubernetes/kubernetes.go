@@ -524,18 +524,21 @@ func (k *Backend) learnSecrets(ctx context.Context, p kube.Pod) error {
 		return fmt.Errorf("read the tunnel's secret to mask its values: %w", forbidden(err))
 	}
 	for key, v := range s.Data {
-		if key == secretUsername {
-			continue
+		if key != secretUsername {
+			k.mask(string(v))
 		}
-		// The whole value, and its parts that are secret alone: an
-		// --option=value argument, a user:pass, a proxy URL's password.
-		val := string(v)
-		k.Opt.Masker.Add(val)
-		k.Opt.Masker.Add(plugin.SecretsOfArgs([]string{val})...)
-		k.Opt.Masker.Add(plugin.SecretsOfOption("auth", val)...)
-		k.Opt.Masker.Add(plugin.ProxyPassword(val)...)
 	}
 	return nil
+}
+
+// mask adds a secret value to the masker: the whole value, and its parts
+// that are secret alone (an --option=value argument, a user:pass, a proxy
+// URL's password).
+func (k *Backend) mask(val string) {
+	k.Opt.Masker.Add(val)
+	k.Opt.Masker.Add(plugin.SecretsOfArgs([]string{val})...)
+	k.Opt.Masker.Add(plugin.SecretsOfOption("auth", val)...)
+	k.Opt.Masker.Add(plugin.ProxyPassword(val)...)
 }
 
 // lastLines returns SC's last log lines: from the log API, or, where no

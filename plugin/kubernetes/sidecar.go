@@ -96,20 +96,30 @@ func repository(ref string) string {
 func (k *Backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
 	var env []string
 	ok := true
+	// Each Secret read once: a pipeline's one Secret usually backs several variables.
+	type read struct {
+		s   kube.Secret
+		err error
+	}
+	secrets := map[string]read{}
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
 			env = append(env, e.Name+"="+e.Value)
 		case e.ValueFrom.SecretKeyRef != nil && e.Name != "SAUCE_USERNAME":
 			ref := e.ValueFrom.SecretKeyRef
-			s, err := k.kc.GetSecret(ctx, k.ns, ref.Name)
-			if err != nil {
-				k.Log.Debugf("read secret %s for %s: %v", ref.Name, e.Name, err)
+			r, done := secrets[ref.Name]
+			if !done {
+				r.s, r.err = k.kc.GetSecret(ctx, k.ns, ref.Name)
+				secrets[ref.Name] = r
+			}
+			if r.err != nil {
+				k.Log.Debugf("read secret %s for %s: %v", ref.Name, e.Name, r.err)
 				ok = false
 				continue
 			}
-			v := string(s.Data[ref.Key])
-			k.Opt.Masker.Add(v)
+			v := string(r.s.Data[ref.Key])
+			k.mask(v)
 			env = append(env, e.Name+"="+v)
 		}
 	}
