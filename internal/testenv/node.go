@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +108,9 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 	if n.ControlPlane, err = startControlPlane(users, NodeIP, "*"); err != nil {
 		return n, err
 	}
+	if n.Admin, err = kube.New(kube.Config{Host: n.URL, Token: n.admin, CA: n.CA}); err != nil {
+		return n, err
+	}
 	if err := n.containerd(); err != nil {
 		return n, err
 	}
@@ -127,9 +129,6 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 		}
 	}
 	if err := n.components(); err != nil {
-		return n, err
-	}
-	if n.Admin, err = kube.New(kube.Config{Host: n.URL, Token: n.admin, CA: n.CA}); err != nil {
 		return n, err
 	}
 	return n, n.waitNodeReady(60 * time.Second)
@@ -317,51 +316,39 @@ func (n *Node) Import(tag string) error {
 	return nil
 }
 
-// api calls the API server as the admin.
-func (n *Node) api(method, path string, body any) ([]byte, int, error) {
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, n.URL+path, r)
+// Logs returns a container's log; with timestamps, each line begins with
+// the kubelet's RFC 3339 time of it. (The log API answers text, which
+// Admin, a JSON client, does not read.)
+func (n *Node) Logs(ns, pod, container string, timestamps bool) (string, error) {
+	path := fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&timestamps=%t", ns, pod, container, timestamps)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, n.URL+path, nil)
 	if err != nil {
-		return nil, 0, err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+n.admin)
-	req.Header.Set("Content-Type", "application/json")
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test API server
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return b, resp.StatusCode, err
-}
-
-// Logs returns a container's log; with timestamps, each line begins with
-// the kubelet's RFC 3339 time of it.
-func (n *Node) Logs(ns, pod, container string, timestamps bool) (string, error) {
-	body, code, err := n.api(http.MethodGet, fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?container=%s&timestamps=%t", ns, pod, container, timestamps), nil)
-	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("log of %s/%s/%s: %d %s", ns, pod, container, code, body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("log of %s/%s/%s: %d %s", ns, pod, container, resp.StatusCode, b)
 	}
-	return string(body), err
+	return string(b), err
 }
 
 // waitNodeReady waits until the node reports Ready.
 func (n *Node) waitNodeReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		b, code, err := n.api(http.MethodGet, "/api/v1/nodes/"+NodeName, nil)
-		if err == nil && code == http.StatusOK {
-			var node struct {
-				Status struct {
-					Conditions []struct{ Type, Status string } `json:"conditions"`
-				} `json:"status"`
-			}
-			_ = json.Unmarshal(b, &node)
+		var node struct {
+			Status struct {
+				Conditions []struct{ Type, Status string } `json:"conditions"`
+			} `json:"status"`
+		}
+		if n.Admin.Do(context.Background(), http.MethodGet, "/api/v1/nodes/"+NodeName, nil, &node) == nil {
 			for _, c := range node.Status.Conditions {
 				if c.Type == "Ready" && c.Status == "True" {
 					return nil
@@ -451,16 +438,15 @@ func (n *Node) leftovers() error {
 
 // drain deletes every pod at once and waits until no container runs.
 func (n *Node) drain(limit time.Duration) {
-	b, _, err := n.api(http.MethodGet, "/api/v1/namespaces", nil)
-	if err == nil {
-		var list struct {
-			Items []struct {
-				Metadata struct{ Name string } `json:"metadata"`
-			} `json:"items"`
-		}
-		_ = json.Unmarshal(b, &list)
+	ctx := context.Background()
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string } `json:"metadata"`
+		} `json:"items"`
+	}
+	if n.Admin.Do(ctx, http.MethodGet, "/api/v1/namespaces", nil, &list) == nil {
 		for _, ns := range list.Items {
-			_, _, _ = n.api(http.MethodDelete, "/api/v1/namespaces/"+ns.Metadata.Name+"/pods?gracePeriodSeconds=0", nil)
+			_ = n.Admin.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+ns.Metadata.Name+"/pods?gracePeriodSeconds=0", nil, nil)
 		}
 	}
 	deadline := time.Now().Add(limit)
