@@ -145,7 +145,82 @@ func ApplyRole(kc *kube.Client, ns string) error {
 			return err
 		}
 	}
+	return awaitBindings(kc, ns, docs)
+}
+
+// awaitBindings waits (at most 10 s) until the API server's authorizer lets
+// every service account the RoleBindings name do the first thing their Role
+// allows. The RBAC authorizer reads bindings from an informer cache, so a
+// request made at once after the create can still be refused (a CI run saw
+// exactly that); `kubectl apply` users meet the same lag.
+func awaitBindings(kc *kube.Client, ns string, docs []map[string]any) error {
+	var verb, resource string
+	var subjects []string
+	for _, doc := range docs {
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		var d struct { // yaml.v3 keys: the field names in lower case
+			Rules    []struct{ Resources, Verbs []string }
+			Subjects []struct{ Kind, Name string }
+		}
+		if err := yaml.Unmarshal(b, &d); err != nil {
+			return err
+		}
+		if len(d.Rules) > 0 && len(d.Rules[0].Verbs) > 0 && len(d.Rules[0].Resources) > 0 && verb == "" {
+			verb, resource = d.Rules[0].Verbs[0], d.Rules[0].Resources[0]
+		}
+		for _, s := range d.Subjects {
+			if s.Kind == "ServiceAccount" {
+				subjects = append(subjects, "system:serviceaccount:"+ns+":"+s.Name)
+			}
+		}
+	}
+	if verb == "" {
+		return errors.New("role.yaml: no rule with a verb and a resource")
+	}
+	for _, user := range subjects {
+		if err := AwaitAllowed(kc, ns, user, verb, resource); err != nil {
+			return fmt.Errorf("role.yaml applied, but %w", err)
+		}
+	}
 	return nil
+}
+
+// AwaitAllowed waits (at most 10 s) until the authorizer lets user do verb
+// on resource in ns: a binding just created is not in force at once.
+func AwaitAllowed(kc *kube.Client, ns, user, verb, resource string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ok, reason, err := CanI(kc, ns, user, verb, resource, "")
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still may not %s %s after 10 s (%q)", user, verb, resource, reason)
+		}
+	}
+}
+
+// CanI asks the API server's authorizer (a SubjectAccessReview) whether
+// user may do verb on resource/sub in ns; a service account of ns is asked
+// about with the groups the API server gives it.
+func CanI(kc *kube.Client, ns, user, verb, resource, sub string) (allowed bool, reason string, err error) {
+	spec := map[string]any{"user": user, "resourceAttributes": map[string]any{"namespace": ns, "verb": verb, "resource": resource, "subresource": sub}}
+	if strings.HasPrefix(user, "system:serviceaccount:"+ns+":") {
+		spec["groups"] = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns}
+	}
+	review := map[string]any{"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+	var out struct {
+		Status struct {
+			Allowed bool   `json:"allowed"`
+			Reason  string `json:"reason"`
+		} `json:"status"`
+	}
+	if err := kc.Do(context.Background(), http.MethodPost, "/apis/authorization.k8s.io/v1/subjectaccessreviews", review, &out); err != nil {
+		return false, "", err
+	}
+	return out.Status.Allowed, out.Status.Reason, nil
 }
 
 // object is the start of a Kubernetes object.

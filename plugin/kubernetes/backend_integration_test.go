@@ -97,6 +97,7 @@ func newCluster(t *testing.T) *cluster {
 			"subjects": []any{map[string]any{"kind": "User", "name": u.Name, "apiGroup": "rbac.authorization.k8s.io"}},
 			"roleRef":  map[string]any{"kind": "Role", "name": roleName, "apiGroup": "rbac.authorization.k8s.io"}}
 		must(t, admin.Do(ctx, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+c.ns+"/rolebindings", binding, nil))
+		must(t, testenv.AwaitAllowed(admin, c.ns, u.Name, "get", "pods"))
 	}
 	// The default service account must exist before pods can be created.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -44,19 +44,11 @@ func TestReadmeManifestsAsWritten(t *testing.T) {
 			{"get", "pods", "log"}, {"create", "secrets", ""}, {"get", "secrets", ""}, {"delete", "secrets", ""},
 			{"create", "services", ""}, {"delete", "services", ""},
 		} {
-			review := map[string]any{"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-				"spec": map[string]any{"user": user, "groups": []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
-					"resourceAttributes": map[string]any{"namespace": ns, "verb": r.verb, "resource": r.resource, "subresource": r.sub}}}
-			var out struct {
-				Status struct {
-					Allowed bool   `json:"allowed"`
-					Reason  string `json:"reason"`
-				} `json:"status"`
-			}
-			must(t, admin.Do(ctx, http.MethodPost, "/apis/authorization.k8s.io/v1/subjectaccessreviews", review, &out))
-			if !out.Status.Allowed {
+			allowed, reason, err := testenv.CanI(admin, ns, user, r.verb, r.resource, r.sub)
+			must(t, err)
+			if !allowed {
 				t.Errorf("%s may not %s %s/%s with the README's manifests (%q): the pipelines' service account and the RoleBinding disagree",
-					user, r.verb, r.resource, r.sub, out.Status.Reason)
+					user, r.verb, r.resource, r.sub, reason)
 			}
 		}
 	}
