@@ -391,3 +391,67 @@ func TestPullFromAPrivateMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// neighbour is a second harness on a tunnel whose name, and so whose
+// container name, begins with h's (tunnel T and T-b: sauce-connect-T and
+// sauce-connect-T-b), with its own stand-in knobs and output.
+func (h *harness) neighbour(env map[string]string) *harness {
+	n := *h
+	n.tunnel = h.tunnel + "-b"
+	n.s.TunnelName = n.tunnel
+	n.out = &testenv.SafeBuffer{}
+	knobs := `{"SAUCE_STANDIN_READY_DELAY":"300ms"`
+	for k, v := range env {
+		knobs += fmt.Sprintf(",%q:%q", k, v)
+	}
+	n.s.Env = knobs + "}"
+	h.t.Cleanup(func() {
+		testenv.AssertNoTunnel(h.t, h.eng, n.tunnel)
+		if h.t.Failed() {
+			h.t.Logf("neighbour's output:\n%s", n.out.String())
+		}
+	})
+	return &n
+}
+
+// TestNamePrefixNeighbours: the engine matches container filters by
+// prefix, so tunnel T must not read the death of tunnel T-b (whose
+// container name begins with T's) as its own, and stop and status of one
+// must not touch the other.
+func TestNamePrefixNeighbours(t *testing.T) {
+	h := newHarness(t, map[string]string{"SAUCE_STANDIN_READY_DELAY": "2s"})
+	bad := h.neighbour(map[string]string{"SAUCE_STANDIN_MODE": "bad-credentials"})
+	h.s.Retries = "2"
+	ctx := context.Background()
+	errs := make(chan error, 1)
+	go func() { errs <- bad.exec(ctx, "start") }()
+	if err := h.exec(ctx, "start"); err != nil {
+		t.Fatalf("tunnel %s failed beside its refused neighbour: %v", h.tunnel, err)
+	}
+	if err := <-errs; plugin.ExitCode(err) != plugin.ExitCredentials {
+		t.Fatalf("the neighbour: got %v, want exit %d", err, plugin.ExitCredentials)
+	}
+	if n := strings.Count(h.output(), "+ docker run"); n != 1 || strings.Contains(h.output(), "retrying") {
+		t.Fatalf("tunnel %s started SC %d times; its neighbour's death was read as its own:\n%s", h.tunnel, n, h.output())
+	}
+
+	good := h.neighbour(nil)
+	if err := good.exec(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.exec(ctx, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	if left := good.containers(); len(left) != 1 || left[0].State != "running" {
+		t.Fatalf("stopping %s touched %s: %v", h.tunnel, good.tunnel, left)
+	}
+	if err := h.exec(ctx, "status"); err == nil || !strings.Contains(err.Error(), "no tunnel named "+h.tunnel) {
+		t.Fatalf("status of the stopped tunnel answered for its neighbour: %v", err)
+	}
+	if err := good.exec(ctx, "status"); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.exec(ctx, "stop"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -140,3 +140,23 @@ func HTTPProbe(client *http.Client, base string) func(ctx context.Context) (int,
 		return code, err
 	}
 }
+
+// onlyOf passes on the events of container id alone, until ctx ends or the
+// stream closes.
+func onlyOf(ctx context.Context, id string, events <-chan engine.Event) <-chan engine.Event {
+	out := make(chan engine.Event)
+	go func() {
+		defer close(out)
+		for ev := range events {
+			if ev.ID != id {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}

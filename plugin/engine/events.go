@@ -18,16 +18,21 @@ type Event struct {
 	ExitCode int
 	// TimeNano is the engine's timestamp.
 	TimeNano int64
+	// ID is the container's full ID.
+	ID string
 }
 
-// WatchContainer streams the lifecycle events of container id (the name or
-// the ID) until ctx ends. Subscribe before starting the container so that no
-// event is missed. The error channel reports a broken stream; callers then
-// fall back to inspecting.
-func (e *Engine) WatchContainer(ctx context.Context, id string) (<-chan Event, <-chan error) {
+// WatchContainer streams the lifecycle events of one container until ctx
+// ends: ref is its full ID, or its exact name (to subscribe before the
+// container exists, so that no event is missed). The engine matches its
+// container filter by prefix, on IDs and names alike (tunnel ci would hear
+// of tunnel ci-b and of its own watchdog), so every event is checked here
+// against ref exactly. The error channel reports a broken stream; callers
+// then fall back to inspecting.
+func (e *Engine) WatchContainer(ctx context.Context, ref string) (<-chan Event, <-chan error) {
 	f := make(client.Filters).
 		Add("type", "container").
-		Add("container", id).
+		Add("container", ref).
 		Add("event", "start", "die", "oom", "destroy", "health_status")
 	res := e.api.Events(ctx, client.EventsListOptions{Filters: f})
 	out := make(chan Event)
@@ -41,7 +46,10 @@ func (e *Engine) WatchContainer(ctx context.Context, id string) (<-chan Event, <
 				if !ok {
 					return
 				}
-				ev := Event{Action: string(m.Action), TimeNano: m.TimeNano}
+				if m.Actor.ID != ref && m.Actor.Attributes["name"] != ref {
+					continue
+				}
+				ev := Event{Action: string(m.Action), TimeNano: m.TimeNano, ID: m.Actor.ID}
 				if h, ok := strings.CutPrefix(ev.Action, "health_status: "); ok {
 					ev.Action, ev.Health = "health_status", h
 				}
