@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -332,6 +333,39 @@ func faults() []fault {
 			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=12s")
 			if !strings.Contains(f.out.String(), "replacing it") {
 				t.Error("the stale tunnel was not replaced")
+			}
+			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
+				t.Errorf("stop exited %d", code)
+			}
+		}},
+		{"never-ready tunnel of another start, within its ready_timeout", plugin.ExitOK, func(t *testing.T, f *faultRun) {
+			// Left by a start killed mid-start: its ready-by label says it
+			// may still come up, but it never does.
+			// Its ready-by is past this start's own ready_timeout.
+			readyBy := time.Now().Add(6 * time.Second)
+			id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
+				Name: "young-" + f.tunnel, Image: standin, Cmd: []string{"run"},
+				Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel,
+					plugin.LabelReadyBy: strconv.FormatInt(readyBy.Unix(), 10)},
+				Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
+					{Name: "SAUCE_TUNNEL_NAME", Value: f.tunnel}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.StartContainer(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			// Its wait is bounded by its ready-by, and the replacement then
+			// has a ready_timeout of its own, not what is left of this one's.
+			began := time.Now()
+			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=4s")
+			out := f.out.String()
+			if !strings.Contains(out, "did not become ready by its ready_timeout") || !strings.Contains(out, "with its own ready_timeout (4s)") {
+				t.Error("the log does not say the other start's tunnel was replaced and the new one got its own ready_timeout")
+			}
+			if took := time.Since(began); took < 3500*time.Millisecond {
+				t.Errorf("the start ended after %s: it did not wait for the other start's tunnel", took)
 			}
 			if code := f.binary(t, "PLUGIN_ACTION=stop"); code != 0 {
 				t.Errorf("stop exited %d", code)

@@ -36,7 +36,7 @@ var Real = Connectors{
 		}
 		s.Log.Debugf("docker engine %s, API %s", eng.Host, eng.APIVersion)
 		eng.OnRetry = docker.RetryWarning(s.Log)
-		return docker.New(s, eng, eng.Host), func() { _ = eng.Close() }, nil
+		return docker.New(s, eng, eng.Access), func() { _ = eng.Close() }, nil
 	},
 	Kubernetes: func(s *plugin.Session) (plugin.Backend, error) {
 		kc, ns, err := kube.InCluster()

@@ -50,18 +50,19 @@ func RetryWarning(log logrus.FieldLogger) func(engine.Retry) {
 	}
 }
 
-// New returns the Docker backend for session s on engine eng, whose
-// address is host (a tcp:// engine is probed there).
-func New(s *plugin.Session, eng Engine, host string) *Backend {
-	return &Backend{Session: s, eng: eng, host: host}
+// New returns the Docker backend for session s on engine eng, reached as
+// access says (a tcp:// engine is probed there, and the watchdog reaches
+// it the same way).
+func New(s *plugin.Session, eng Engine, access engine.Access) *Backend {
+	return &Backend{Session: s, eng: eng, access: access}
 }
 
 // Backend is the Docker backend: SC as a sibling container on the engine
 // the plugin reaches, with a watchdog beside it.
 type Backend struct {
 	*plugin.Session
-	eng  Engine
-	host string
+	eng    Engine
+	access engine.Access
 }
 
 var _ plugin.Backend = (*Backend)(nil)
@@ -93,6 +94,8 @@ func socketDenied(path string) string {
 // from connecting to one.
 func EngineHint(err error, p plugin.Pipeline) error {
 	switch {
+	case errors.Is(err, engine.ErrAccess):
+		return &plugin.SettingsError{Problems: []string{err.Error()}}
 	case errors.Is(err, engine.ErrDenied):
 		return &plugin.EngineError{Err: fmt.Errorf("%w; %s", err, socketDenied(socketPath()))}
 	case errors.Is(err, engine.ErrTooOld):

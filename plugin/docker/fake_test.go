@@ -131,7 +131,7 @@ func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*Backend, *bytes.Buffe
 	log.SetOutput(&out)
 	log.SetFormatter(plugin.LogFormatter("text"))
 	s := plugin.NewSession(c, plugin.Options{Out: &out, Log: log, Now: func() time.Time { return now }})
-	return New(s, f, ""), &out
+	return New(s, f, engine.Access{}), &out
 }
 
 func TestSweepRemovesOnlyExpired(t *testing.T) {

@@ -107,7 +107,7 @@ func (h *harness) exec(ctx context.Context, action string) error {
 	log := logrus.New()
 	log.SetOutput(w)
 	log.SetFormatter(plugin.LogFormatter("text"))
-	b := docker.New(plugin.NewSession(c, plugin.Options{Out: w, Masker: m, Log: log}), h.eng, h.eng.Host)
+	b := docker.New(plugin.NewSession(c, plugin.Options{Out: w, Masker: m, Log: log}), h.eng, h.eng.Access)
 	return plugin.Perform(ctx, c, b)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -162,6 +163,14 @@ func ResolveEndpoints(c plugin.Config, owner *engine.Container, sc engine.Contai
 	if u, err := url.Parse(dockerHost); err == nil && u.Scheme == "tcp" && ep.Host != "" {
 		_, hp, _ := net.SplitHostPort(strings.TrimPrefix(ep.Host, "http://"))
 		ep.Probe = "http://" + net.JoinHostPort(u.Hostname(), hp)
+		if owner == nil {
+			// The plugin is no container of that engine (a dind service, a
+			// remote engine): later steps reach SC where the plugin does, at
+			// the engine's host and the published port (docker:8032, or
+			// localhost:8032 where the engine shares the build pod's
+			// network), never at SC's address on that engine's networks.
+			ep.Host, ep.Container = ep.Probe, ep.Probe
+		}
 		return ep
 	}
 	if onHostNetwork(owner) {
@@ -217,4 +226,22 @@ func firstIP(c engine.Container) string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// PublishForRemoteEngine widens the API's publish address on an engine on
+// another host (DOCKER_HOST tcp:// to a host other than this one's
+// loopback, the plugin no container of it): there 127.0.0.1 is the engine
+// host's own, which no step reaches, so the API is published on every
+// address of that host, as a dind service's ports are. It returns the
+// engine's host when it changed pl.
+func PublishForRemoteEngine(pl *Placement, a engine.Access, owner *engine.Container) (string, bool) {
+	host, remote := a.Remote()
+	if !remote || owner != nil || pl.Publish == nil {
+		return "", false
+	}
+	if ip, err := netip.ParseAddr(pl.Publish.IP); err != nil || !ip.IsLoopback() {
+		return "", false
+	}
+	pl.Publish.IP = "0.0.0.0"
+	return host, true
 }

@@ -61,7 +61,10 @@ func TestResolveEndpoints(t *testing.T) {
 	}{
 		{"step and SC share the build network", step, onNet, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://172.20.0.9:8032", Container: "http://sauce-connect:8032"}},
 		{"host plugin probes the published port", nil, published, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://127.0.0.1:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
-		{"remote engine is probed at its address", nil, published, "tcp://10.1.2.3:2375", plugin.Endpoints{Probe: "http://10.1.2.3:49153", Container: "http://172.17.0.9:8032", Host: "http://127.0.0.1:49153"}},
+		{"remote engine: every step reaches SC at its address", nil, published, "tcp://10.1.2.3:2375", plugin.Endpoints{Probe: "http://10.1.2.3:49153", Container: "http://10.1.2.3:49153", Host: "http://10.1.2.3:49153"}},
+		{"dind service: at its name", nil, published, "tcp://docker:2376", plugin.Endpoints{Probe: "http://docker:49153", Container: "http://docker:49153", Host: "http://docker:49153"}},
+		{"dind in the build pod: at localhost", nil, published, "tcp://localhost:2375", plugin.Endpoints{Probe: "http://localhost:49153", Container: "http://localhost:49153", Host: "http://localhost:49153"}},
+		{"the plugin as a container of a tcp engine: as on a socket", step, onNet, "tcp://127.0.0.1:2376", plugin.Endpoints{Probe: "http://172.20.0.9:8032", Container: "http://sauce-connect:8032"}},
 		{"SC in host mode, step on a bridge: via the gateway", step, engine.Container{NetworkMode: "host"}, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://172.20.0.1:8032", Host: "http://127.0.0.1:8032"}},
 		{"SC in host mode on a host port", nil, engine.Container{NetworkMode: "host", Env: []string{"SAUCE_API_ADDRESS=127.0.0.1:41000"}}, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://127.0.0.1:41000", Host: "http://127.0.0.1:41000"}},
 	} {
@@ -81,5 +84,28 @@ func TestHostPath(t *testing.T) {
 	}
 	if _, err := hostPath(self, "/etc/sc.yaml"); err == nil {
 		t.Error("a path on no volume was accepted")
+	}
+}
+
+func TestPublishForRemoteEngine(t *testing.T) {
+	for _, tc := range []struct {
+		host  string
+		owner *engine.Container
+		bind  string
+		want  string
+	}{
+		{"tcp://docker:2376", nil, "127.0.0.1", "0.0.0.0"},
+		{"tcp://10.1.2.3:2375", nil, "127.0.0.1", "0.0.0.0"},
+		{"tcp://docker:2376", nil, "10.9.9.9", "10.9.9.9"},
+		{"tcp://localhost:2375", nil, "127.0.0.1", "127.0.0.1"},
+		{"tcp://127.0.0.1:2376", nil, "127.0.0.1", "127.0.0.1"},
+		{"tcp://docker:2376", &engine.Container{ID: "self"}, "127.0.0.1", "127.0.0.1"},
+		{"unix:///var/run/docker.sock", nil, "127.0.0.1", "127.0.0.1"},
+	} {
+		pl := Placement{Publish: &engine.HostPort{IP: tc.bind, Port: 8032}}
+		_, changed := PublishForRemoteEngine(&pl, engine.Access{Host: tc.host}, tc.owner)
+		if pl.Publish.IP != tc.want || changed != (tc.want != tc.bind) {
+			t.Errorf("%s (plugin a container of it: %v), api_bind %s: published on %s, want %s", tc.host, tc.owner != nil, tc.bind, pl.Publish.IP, tc.want)
+		}
 	}
 }

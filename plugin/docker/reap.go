@@ -274,7 +274,7 @@ type watchdog struct {
 // cleanup cannot leave SC unguarded.
 func (p *Backend) launchWatchdog(ctx context.Context, self *engine.Container, g Guard, scID string, deadline time.Time) <-chan *watchdog {
 	out := make(chan *watchdog, 1)
-	spec, ok := WatchdogSpec(p.Cfg, *self, g, scID, deadline, p.Opt.Now(), p.host)
+	spec, ok := WatchdogSpec(p.Cfg, *self, g, scID, deadline, p.Opt.Now(), p.access)
 	if !ok {
 		p.Log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
 		out <- nil

@@ -85,7 +85,7 @@ func TestWatchdogThatExitsAtOnceIsOneWarning(t *testing.T) {
 	}
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
-	p.host = "unix:///var/run/docker.sock"
+	p.access = engine.Access{Host: "unix:///var/run/docker.sock"}
 	w := <-p.launchWatchdog(context.Background(), self, Guard{Anchor: "self"}, "sc", time.Now().Add(time.Hour))
 	if w == nil {
 		t.Fatalf("no watchdog:\n%s", out.String())
@@ -110,7 +110,7 @@ func TestWatchdogThatCannotStartIsAWarning(t *testing.T) {
 	}}
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
-	p.host = "unix:///var/run/docker.sock"
+	p.access = engine.Access{Host: "unix:///var/run/docker.sock"}
 	if w := <-p.launchWatchdog(context.Background(), self, Guard{}, "sc", time.Now().Add(time.Hour)); w != nil {
 		t.Fatal("a watchdog that did not start was handed back")
 	}

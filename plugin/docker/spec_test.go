@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
@@ -60,7 +61,7 @@ func TestContainerSpecGolden(t *testing.T) {
 			testenv.Golden(t, "spec-"+tc.name+".json", string(js)+"\n")
 			testenv.Golden(t, "trace-"+tc.name+".txt", trace+"\n")
 			if tc.owner != nil {
-				dog, ok := WatchdogSpec(c, *tc.owner, GuardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, "unix:///var/run/docker.sock")
+				dog, ok := WatchdogSpec(c, *tc.owner, GuardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, engine.Access{Host: "unix:///var/run/docker.sock"})
 				if !ok {
 					t.Fatal("no watchdog for a container with the socket mounted")
 				}
@@ -78,4 +79,42 @@ func hasSecret(s engine.ContainerSpec, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestWatchdogReachesTheEngineAsThePluginDoes: over TLS the watchdog gets
+// the plugin's certificates as files copied in before it starts (the key
+// 0400), never through its environment, labels or command line; on another
+// socket path (rootless Docker, Podman) that socket, at that path.
+func TestWatchdogReachesTheEngineAsThePluginDoes(t *testing.T) {
+	now := testenv.GoldenTime
+	c := testenv.SpecConfig(t, plugin.Settings{}, plugin.Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "42"})
+	self := engine.Container{ID: "0123456789ab0123456789ab0123456789ab0123456789ab0123456789abcdef", ImageID: "sha256:d5c0", NetworkMode: "drone-abc",
+		Mounts: map[string]string{"/run/user/1000/docker.sock": "/run/user/1000/docker.sock"}}
+	const key = "-----BEGIN EC PRIVATE KEY-----\nSECRET-KEY-MATERIAL\n-----END EC PRIVATE KEY-----\n"
+	tls := engine.Access{Host: "tcp://docker:2376", TLS: &engine.TLSFiles{Dir: "/certs/client", Verify: true, CA: []byte("ca"), Cert: []byte("cert"), Key: []byte(key)}}
+	dog, ok := WatchdogSpec(c, self, Guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, tls)
+	if !ok {
+		t.Fatal("no watchdog over TLS")
+	}
+	js, _ := json.MarshalIndent(dog, "", "  ")
+	if strings.Contains(string(js)+Trace(dog)+strings.Join(dog.Cmd, " "), "SECRET-KEY-MATERIAL") {
+		t.Fatal("the private key is in the watchdog's spec, labels, command line or trace")
+	}
+	testenv.Golden(t, "watchdog-tls.json", string(js)+"\n")
+	files := map[string]engine.File{}
+	for _, f := range dog.Files {
+		files[f.Path] = f
+	}
+	if k := files[watchdogCerts+"/key.pem"]; string(k.Content) != key || k.Mode != 0o400 || len(files) != 3 {
+		t.Errorf("the watchdog does not get the TLS files (key mode %o): %v", k.Mode, dog.Files)
+	}
+
+	rootless := engine.Access{Host: "unix:///run/user/1000/docker.sock"}
+	dog, ok = WatchdogSpec(c, self, Guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, rootless)
+	if !ok || len(dog.Mounts) != 1 || dog.Mounts[0].Target != "/run/user/1000/docker.sock" || dog.Env[0] != (engine.EnvVar{Name: "DOCKER_HOST", Value: rootless.Host}) {
+		t.Errorf("the watchdog does not reach the engine at %s: mounts %v, env %v", rootless.Host, dog.Mounts, dog.Env)
+	}
+	if _, ok := WatchdogSpec(c, self, Guard{}, "5c0ffee5", now.Add(time.Hour), now, engine.Access{Host: engine.DefaultHost}); ok {
+		t.Error("a watchdog without the socket the plugin uses")
+	}
 }

@@ -44,16 +44,27 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	}
 	deadline := began.Add(p.Cfg.ReadyTimeout)
 	// A transient engine failure is retried, within ready_timeout.
-	ctx = engine.RetryUntil(ctx, deadline)
-	p.sweep(ctx)
-	if t, err := p.reuse(ctx, owner, foreground, deadline); err != nil || t != nil {
+	rctx := engine.RetryUntil(ctx, deadline)
+	p.sweep(rctx)
+	t, replaced, err := p.reuse(rctx, owner, foreground, deadline)
+	if err != nil || t != nil {
 		if t != nil {
 			p.Report(&t.Tunnel)
 		}
 		return t, err
 	}
+	if replaced {
+		// The wait for another start's tunnel took this start's time: the
+		// replacement gets a ready_timeout of its own.
+		began, deadline = p.Opt.Now(), p.Opt.Now().Add(p.Cfg.ReadyTimeout)
+		p.Log.Infof("starting tunnel %s afresh, with its own ready_timeout (%s)", p.Cfg.TunnelName, p.Cfg.ReadyTimeout)
+	}
+	ctx = engine.RetryUntil(ctx, deadline)
 	pl := Place(p.Cfg, owner)
-	if pl.NetworkMode == "host" && p.Cfg.APIHostPort == 0 && onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
+	if host, ok := PublishForRemoteEngine(&pl, p.access, owner); ok {
+		p.Log.Infof("the docker engine runs on %s, another host than this step's: SC's API is published on every address there (api_bind %s there is out of this pipeline's reach)", host, p.Cfg.APIBind)
+	}
+	if pl.NetworkMode == "host" && p.Cfg.APIHostPort == 0 && onHostNetwork(owner) && !strings.HasPrefix(p.access.Host, "tcp://") {
 		// api_host_port 0 in the host's network: pick a free port here.
 		if pl.APIPort, err = freeHostPort(p.Cfg.APIBind); err != nil {
 			return nil, err
@@ -87,7 +98,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 		}
 		if errors.Is(err, errLostRace) && !foreground && p.Opt.Now().Before(deadline) {
 			// A concurrent start of this tunnel created its container first.
-			t, rerr := p.reuse(ctx, owner, foreground, deadline)
+			t, _, rerr := p.reuse(ctx, owner, foreground, deadline)
 			if t != nil || rerr != nil {
 				if t != nil {
 					p.Report(&t.Tunnel)
@@ -133,6 +144,9 @@ func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement
 		}
 		return nil, err
 	}
+	// From here on only this very container counts, never an earlier or a
+	// concurrent one that had its name.
+	events = onlyOf(wctx, id, events)
 
 	// The watchdog is created before SC starts and its start is issued
 	// alongside SC's, so the two starts overlap. Killed before this point,
@@ -165,7 +179,7 @@ func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement
 	if err != nil {
 		return nil, err
 	}
-	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
+	ep := ResolveEndpoints(p.Cfg, owner, sc, p.access.Host)
 	p.Log.WithField("container", plugin.Short(id)).Debugf("waiting for %s/readyz", ep.Probe)
 
 	inspect := func(ctx context.Context) (engine.State, error) {
@@ -308,11 +322,12 @@ const staleCheck = 5 * time.Second
 // name). One still within the ready_timeout of the start that created it
 // (its ready-by label) is waited for, until deadline: parallel stages that
 // share a tunnel name get the tunnel that won the race. Anything else of
-// that name is removed so that a fresh one can start.
-func (p *Backend) reuse(ctx context.Context, owner *engine.Container, foreground bool, deadline time.Time) (*tunnel, error) {
+// that name is removed so that a fresh one can start; replaced says that a
+// tunnel this start waited for never became ready, and was removed.
+func (p *Backend) reuse(ctx context.Context, owner *engine.Container, foreground bool, deadline time.Time) (_ *tunnel, replaced bool, _ error) {
 	found, err := p.eng.ListContainers(ctx, tunnelLabels(p.Cfg.TunnelName))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, s := range found {
 		log := p.Log.WithField("container", plugin.Short(s.ID))
@@ -328,22 +343,26 @@ func (p *Backend) reuse(ctx context.Context, owner *engine.Container, foreground
 			switch {
 			case t != nil:
 				log.Infof("tunnel %s is already running and ready; reusing it", p.Cfg.TunnelName)
-				return t, nil
+				return t, false, nil
 			case ctx.Err() != nil:
-				return nil, context.Cause(ctx)
+				return nil, false, context.Cause(ctx)
 			case young && isGone(err):
 				// Its own start failed and removed it: start afresh.
 				continue
+			case young:
+				log.Warnf("the tunnel another start was bringing up did not become ready by its ready_timeout (%v); replacing it", err)
+			default:
+				log.Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
 			}
-			log.Warnf("the running tunnel of this name did not become ready (%v); replacing it", err)
+			replaced = true
 		} else {
 			log.Infof("replacing the %s container of tunnel %s", s.State, p.Cfg.TunnelName)
 		}
 		if err := p.remove(ctx, s.ID, plugin.FailureGrace); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return nil, nil
+	return nil, replaced, nil
 }
 
 // awaitRunning waits up to budget for an existing SC container to be ready;
@@ -362,7 +381,7 @@ func (p *Backend) awaitRunning(ctx context.Context, owner *engine.Container, id 
 	if err != nil {
 		return nil, err
 	}
-	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
+	ep := ResolveEndpoints(p.Cfg, owner, sc, p.access.Host)
 	closed := make(chan engine.Event)
 	close(closed)
 	err = WaitReady(ctx, Target{
@@ -411,7 +430,7 @@ var errLostRace = errors.New("waiting for it")
 // the API is to be published on is already taken. The engine itself does
 // not always refuse: two containers may bind the same address.
 func (p *Backend) checkHostPort(ctx context.Context, pl Placement, owner *engine.Container) error {
-	if pl.NetworkMode == "host" && onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
+	if pl.NetworkMode == "host" && onHostNetwork(owner) && !strings.HasPrefix(p.access.Host, "tcp://") {
 		l, err := net.Listen("tcp", net.JoinHostPort(p.Cfg.APIBind, strconv.Itoa(pl.APIPort)))
 		if err != nil {
 			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, p.Cfg.APIBind)
@@ -435,7 +454,7 @@ func (p *Backend) checkHostPort(ctx context.Context, pl Placement, owner *engine
 			}
 		}
 	}
-	if onHostNetwork(owner) && !strings.HasPrefix(p.host, "tcp://") {
+	if onHostNetwork(owner) && !strings.HasPrefix(p.access.Host, "tcp://") {
 		l, err := net.Listen("tcp", net.JoinHostPort(pl.Publish.IP, strconv.Itoa(port)))
 		if err != nil {
 			return taken

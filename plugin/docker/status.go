@@ -41,7 +41,7 @@ func (p *Backend) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ep := ResolveEndpoints(p.Cfg, owner, sc, p.host)
+	ep := ResolveEndpoints(p.Cfg, owner, sc, p.access.Host)
 	if ep.Container != "" {
 		fmt.Fprintf(p.Opt.Out, "API for container steps: %s\n", ep.Container)
 	}

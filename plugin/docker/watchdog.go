@@ -89,11 +89,17 @@ func GuardOf(c plugin.Config, self, owner *engine.Container, pl Placement) Guard
 	return g
 }
 
+// watchdogCerts is where the watchdog finds the engine's TLS files.
+const watchdogCerts = "/run/drone-sauce-connect/docker-certs"
+
 // WatchdogSpec is the watchdog container: the plugin's own image (by
 // content ID, so it is this very plugin whatever the tag) running its reap
-// command, removed by the engine when it exits, with the Docker socket the
-// plugin has and no network of its own. It is pure and golden-tested.
-func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, deadline, now time.Time, dockerHost string) (engine.ContainerSpec, bool) {
+// command, removed by the engine when it exits, reaching the engine as the
+// plugin does: through the socket the plugin has (at the same path), with
+// no network of its own; or over TCP on the plugin's network, with the
+// plugin's TLS files copied in before it starts (the private key 0400, never
+// in its environment, labels or command line). It is pure and golden-tested.
+func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, deadline, now time.Time, access engine.Access) (engine.ContainerSpec, bool) {
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
 		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat)}
 	s := engine.ContainerSpec{
@@ -105,17 +111,30 @@ func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, 
 	labels := plugin.Labels(c, now, deadline.Add(c.StopTimeout+plugin.CleanupTimeout), PlatformLabels(&self))
 	labels[plugin.LabelRole] = plugin.RoleWatchdog
 	s.Labels = labels
-	if sock, ok := strings.CutPrefix(dockerHost, "unix://"); ok {
+	s.Env = []engine.EnvVar{{Name: "DOCKER_HOST", Value: access.Host}}
+	if sock, ok := strings.CutPrefix(access.Host, "unix://"); ok {
 		src, found := self.Mounts[sock]
 		if !found {
 			return s, false
 		}
 		s.Mounts = []engine.Mount{{Source: src, Target: sock}}
 		s.NetworkMode = "none"
-	} else {
-		// A tcp:// engine is reached over the network the plugin uses.
-		s.Env = append(s.Env, engine.EnvVar{Name: "DOCKER_HOST", Value: dockerHost})
-		s.NetworkMode = self.NetworkMode
+		return s, true
+	}
+	// A tcp:// engine is reached over the network the plugin uses.
+	s.NetworkMode = self.NetworkMode
+	if t := access.TLS; t != nil {
+		s.Env = append(s.Env, engine.EnvVar{Name: "DOCKER_CERT_PATH", Value: watchdogCerts})
+		if t.Verify {
+			s.Env = append(s.Env, engine.EnvVar{Name: "DOCKER_TLS_VERIFY", Value: "1"})
+		}
+		for i, content := range [][]byte{t.CA, t.Cert, t.Key} {
+			mode := int64(0o444)
+			if engine.TLSFileNames[i] == "key.pem" {
+				mode = 0o400
+			}
+			s.Files = append(s.Files, engine.File{Path: watchdogCerts + "/" + engine.TLSFileNames[i], Mode: mode, Content: content})
+		}
 	}
 	return s, true
 }

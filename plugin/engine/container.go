@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +107,53 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 			return id, err
 		}
 	}
+	if len(s.Files) > 0 {
+		if err := e.putFiles(ctx, id, s.Files); err != nil {
+			return id, err
+		}
+	}
 	return id, nil
+}
+
+// putFiles copies files into a created container, as one tar archive
+// extracted at its root (the folders are made 0755, the files root's).
+func (e *Engine) putFiles(ctx context.Context, id string, files []File) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		rel := strings.TrimPrefix(path.Clean(f.Path), "/")
+		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Clean(f.Path), "/"), Mode: f.Mode, Size: int64(len(f.Content))}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	archive := buf.Bytes()
+	op := "copy files into " + short(id)
+	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
+		_, err := e.api.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(archive)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("copy files into container %s: %w", short(id), err)
+	}
+	return nil
 }
 
 // Connect joins container id to a network with the given aliases.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ type Engine struct {
 	api *client.Client
 	// Host is the engine address the client dials (unix:///var/run/docker.sock, tcp://…).
 	Host string
+	// Access is how the engine is reached (its address and TLS files).
+	Access Access
 	// APIVersion is the negotiated API version.
 	APIVersion string
 	// OnRetry, when set, hears of each transient failure before its retry.
@@ -50,11 +53,29 @@ type Engine struct {
 // negotiates the API version and pings it, so that an absent or old engine
 // fails here with a clear error instead of on the first real call.
 func NewEnv(ctx context.Context) (*Engine, error) {
-	api, err := client.New(client.FromEnv, client.WithUserAgent(UserAgent))
+	access, err := AccessFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return Connect(ctx, access)
+}
+
+// Connect connects to the engine as access says, negotiates the API
+// version and pings it.
+func Connect(ctx context.Context, access Access) (*Engine, error) {
+	opts := []client.Opt{client.WithUserAgent(UserAgent), client.WithAPIVersionFromEnv()}
+	if t := access.TLS; t != nil {
+		cfg, err := t.config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, CheckRedirect: client.CheckRedirect}))
+	}
+	api, err := client.New(append(opts, client.WithHost(access.Host))...)
 	if err != nil {
 		return nil, fmt.Errorf("configure docker client: %w", err)
 	}
-	e := &Engine{api: api, Host: api.DaemonHost()}
+	e := &Engine{api: api, Host: api.DaemonHost(), Access: access}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	ping, err := api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
@@ -64,6 +85,9 @@ func NewEnv(ctx context.Context) (*Engine, error) {
 		_ = api.Close()
 		return nil, fmt.Errorf("%w: engine at %s speaks API %s, at least %s is needed: %w",
 			ErrTooOld, e.Host, ping.APIVersion, client.MinAPIVersion, err)
+	case access.tlsTrouble(err) != nil:
+		_ = api.Close()
+		return nil, access.tlsTrouble(err)
 	case socketDenied(e.Host):
 		// The SDK words this error but keeps no cause to test: dial ourselves.
 		_ = api.Close()

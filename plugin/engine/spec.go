@@ -36,6 +36,18 @@ type ContainerSpec struct {
 	Mounts   []Mount             `json:"mounts,omitempty"`
 	// AutoRemove makes the engine remove the container when it exits.
 	AutoRemove bool `json:"auto_remove,omitempty"`
+	// Files are copied into the container after it is created and before
+	// it starts, through the engine's archive API: what they hold appears
+	// in no inspect, label, environment or command line.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is one file put into a container, owned by root.
+type File struct {
+	Path string `json:"path"`
+	Mode int64  `json:"mode"`
+	// Content is never printed nor golden-tested: it may be a private key.
+	Content []byte `json:"-"`
 }
 
 // EnvVar is one environment variable. Secret values are never printed.
