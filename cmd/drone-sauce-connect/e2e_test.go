@@ -87,6 +87,7 @@ func TestMain(m *testing.M) {
 			defer rmBusybox()
 		}
 		code := m.Run()
+		stopSecondEngine()
 		if err := stopNode(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1

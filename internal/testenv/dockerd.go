@@ -27,13 +27,16 @@ import (
 // remote engine. No iptables rules of its own: published ports go through
 // docker-proxy, and the machine's engine is left as it was.
 type Dockerd struct {
-	// Socket is its unix socket (unix://…); TCP its TLS address (tcp://IP:PORT).
-	Socket, TCP string
+	// Socket is its unix socket (unix://…); TCP its TLS address on the
+	// loopback (tcp://127.0.0.1:PORT), Remote the same port on its bridge's
+	// address, which plays another host's: steps of the machine's engine
+	// reach it there too.
+	Socket, TCP, Remote string
 	// ClientCerts holds ca.pem, cert.pem and key.pem for DOCKER_CERT_PATH;
 	// OtherCA a ca.pem of another authority (a CA that does not match).
 	ClientCerts, OtherCA string
 	// Key is the client's private key, to search outputs for.
-	Key string
+	Key    string
 	dir    string
 	bridge string
 	cmd    *exec.Cmd
@@ -43,10 +46,10 @@ type Dockerd struct {
 // DockerdHosts are the names and addresses the engine's certificate is for.
 var DockerdHosts = []string{"localhost", "127.0.0.1", "docker"}
 
-// StartDockerd starts the second engine listening with TLS on listenIP (a
-// free port) and loads the images into it from the machine's engine. The
-// caller must Stop it. It needs root and dockerd.
-func StartDockerd(listenIP string, images ...string) (d *Dockerd, err error) {
+// StartDockerd starts the second engine listening with TLS (a free port)
+// and loads the images into it from the machine's engine. The caller must
+// Stop it. It needs root and dockerd.
+func StartDockerd(images ...string) (d *Dockerd, err error) {
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		return nil, fmt.Errorf("no dockerd: %w", err)
 	}
@@ -65,17 +68,19 @@ func StartDockerd(listenIP string, images ...string) (d *Dockerd, err error) {
 			d.Stop()
 		}
 	}()
-	if err := d.certs(append(DockerdHosts, listenIP)); err != nil {
+	bridgeIP, err := d.makeBridge()
+	if err != nil {
 		return nil, err
 	}
-	if err := d.makeBridge(); err != nil {
+	if err := d.certs(append(DockerdHosts, bridgeIP)); err != nil {
 		return nil, err
 	}
 	port, err := freePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	d.TCP = "tcp://" + net.JoinHostPort(listenIP, strconv.Itoa(port[0]))
+	d.TCP = "tcp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port[0]))
+	d.Remote = "tcp://" + net.JoinHostPort(bridgeIP, strconv.Itoa(port[0]))
 	server := filepath.Join(dir, "server")
 	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
@@ -86,7 +91,7 @@ func StartDockerd(listenIP string, images ...string) (d *Dockerd, err error) {
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "x"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "--bridge", d.bridge,
 		"--iptables=false", "--ip-masq=false", "--containerd-namespace", "dscd-"+id, "--containerd-plugins-namespace", "dscd-"+id+"-plugins",
-		"-H", d.Socket, "-H", d.TCP,
+		"-H", d.Socket, "-H", d.TCP, "-H", d.Remote,
 		"--tlsverify", "--tlscacert", filepath.Join(server, "ca.pem"), "--tlscert", filepath.Join(server, "cert.pem"), "--tlskey", filepath.Join(server, "key.pem"))
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -179,19 +184,19 @@ func (d *Dockerd) Stop() {
 
 // makeBridge creates the engine's own bridge, on an address range picked
 // from the bridge's name, so that two engines of parallel tests differ.
-func (d *Dockerd) makeBridge() error {
+func (d *Dockerd) makeBridge() (string, error) {
 	n, _ := strconv.ParseUint(d.bridge[len(d.bridge)-4:], 16, 16)
-	cidr := fmt.Sprintf("10.%d.%d.1/24", 200+n%50, n/50%250)
+	ip := fmt.Sprintf("10.%d.%d.1", 200+n%50, n/50%250)
 	for _, args := range [][]string{
 		{"link", "add", d.bridge, "type", "bridge"},
-		{"addr", "add", cidr, "dev", d.bridge},
+		{"addr", "add", ip + "/24", "dev", d.bridge},
 		{"link", "set", d.bridge, "up"},
 	} {
 		if b, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, b)
+			return "", fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, b)
 		}
 	}
-	return nil
+	return ip, nil
 }
 
 // certs makes the engine's certificates in its folder.

@@ -22,13 +22,15 @@ import (
 // path without its API version prefix, e.g. `^/containers/create$`).
 type Fault struct {
 	Method, Path string
-	Times        int
-	Status       int           // answer with this status (500, 503, …)
-	Drop         bool          // close the connection without an answer
-	Lose         bool          // forward, then close the connection instead of answering
-	Delay        time.Duration // forward, but only after this pause
-	path         *regexp.Regexp
-	hits         int
+	// Query, when set, must match the raw query too (e.g. `name=.*-watchdog`).
+	Query       string
+	Times       int
+	Status      int           // answer with this status (500, 503, …)
+	Drop        bool          // close the connection without an answer
+	Lose        bool          // forward, then close the connection instead of answering
+	Delay       time.Duration // forward, but only after this pause
+	path, query *regexp.Regexp
+	hits        int
 }
 
 // EngineProxy stands in front of the real engine's socket, as a busy engine
@@ -56,7 +58,7 @@ func NewEngineProxy(t *testing.T, faults ...*Fault) *EngineProxy {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	for _, f := range faults {
-		f.path = regexp.MustCompile(f.Path)
+		f.path, f.query = regexp.MustCompile(f.Path), regexp.MustCompile(f.Query)
 	}
 	p := &EngineProxy{Socket: filepath.Join(dir, "engine.sock"), faults: faults}
 	l, err := net.Listen("unix", p.Socket)
@@ -103,7 +105,7 @@ func (p *EngineProxy) match(r *http.Request) *Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, f := range p.faults {
-		if f.hits < f.Times && f.Method == r.Method && f.path.MatchString(path) {
+		if f.hits < f.Times && f.Method == r.Method && f.path.MatchString(path) && f.query.MatchString(r.URL.RawQuery) {
 			f.hits++
 			return f
 		}

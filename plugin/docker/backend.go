@@ -105,6 +105,10 @@ func EngineHint(err error, p plugin.Pipeline) error {
 	}
 	hint := "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock (trusted repository); " +
 		"Harness Cloud and VM pools mount it already; GitHub Actions: use a Linux runner; or set DOCKER_HOST"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "tcp://") {
+		hint = "check that an engine listens at DOCKER_HOST=" + h + " and that this step reaches it (a dind service: its name, e.g. tcp://docker:2376); " +
+			"an engine with TLS (port 2376) needs DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH with ca.pem, cert.pem and key.pem"
+	}
 	if p.KubernetesServiceHost != "" {
 		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in the README (\"Kubernetes\")"
 	}
