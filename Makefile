@@ -15,7 +15,7 @@ TEST_TIMEOUT  ?= 20m
 # Its deprecation notice goes to a file, shown only when the build fails.
 DOCKER_BUILD := DOCKER_BUILDKIT=0 docker build --quiet --label io.drone-sauce-connect.test=true
 
-.PHONY: help build release test kube-tools runner-tools test-unit image standin demo lint tidy bench faults fuzz clean
+.PHONY: help build release test deps kube-tools runner-tools test-unit image standin demo lint tidy bench faults fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,8 +24,17 @@ build: ## build the static plugin binary (and its post-step name) into release/l
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/drone-sauce-connect
 	ln -sf drone-sauce-connect $(dir $(BIN))drone-sauce-connect-post
 
-test: kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server and a real kubelet)
-	go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: deps kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server and a real kubelet, a second engine over TLS); ends naming any tier it skipped
+	@skipped=$$(mktemp); rc=0; \
+	echo "go test -count=1 -timeout $(TEST_TIMEOUT) ./..."; \
+	DSC_SKIPPED=$$skipped go test -count=1 -timeout $(TEST_TIMEOUT) ./... || rc=$$?; \
+	if [ -s $$skipped ]; then \
+	  echo "== test tiers skipped (run 'sudo bash .ci/deps' and make test again as root, or set CI=true to fail instead):"; \
+	  sort -u $$skipped | sed 's/^/  - /'; \
+	fi; rm -f $$skipped; exit $$rc
+
+deps: ## install what the test tiers need from Debian's packages (as root; otherwise it names them)
+	@bash .ci/deps
 
 kube-tools: ## build the test cluster (etcd, kube-apiserver, kube-controller-manager; kubelet, kube-scheduler, kube-proxy) once, from the Go module proxy
 	@bash testdata/kube-tools/build.sh

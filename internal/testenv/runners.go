@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,7 +28,23 @@ func Missing(tb testing.TB, why string) {
 	if os.Getenv("CI") == "true" {
 		tb.Fatal(why)
 	}
+	recordSkip(why)
 	tb.Skip(why)
+}
+
+// recordSkip notes a skipped tier in the file DSC_SKIPPED names, so that
+// make test ends with a summary of every tier it did not run.
+func recordSkip(why string) {
+	path := os.Getenv("DSC_SKIPPED")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(strings.ReplaceAll(why, "\n", " ") + "\n")
 }
 
 // BusyboxPath is where Debian's busybox-static installs its binary.

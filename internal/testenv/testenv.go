@@ -294,6 +294,7 @@ func Unavailable(what string, err error) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "skipping the tests that need a %s: %v\n", what, err)
+	recordSkip(fmt.Sprintf("the tests that need a %s: %v", what, err))
 	return 0
 }
 
