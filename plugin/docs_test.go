@@ -335,7 +335,8 @@ func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
 	readme := string(b)
 	for _, name := range []string{"pipelines/drone.yml", "pipelines/drone-service.yml", "pipelines/harness.yml",
 		"pipelines/harness-background.yml", "pipelines/github.yml",
-		"pipelines/harness-kubernetes.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml"} {
+		"pipelines/harness-kubernetes.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml",
+		"pipelines/gitlab-dind.yml", "pipelines/woodpecker-dind.yml", "pipelines/harness-dind.yml"} {
 		begin, end := "<!-- example:"+name+" -->\n", "<!-- /example -->"
 		i := strings.Index(readme, begin)
 		j := strings.Index(readme[max(i, 0):], end) + max(i, 0)
@@ -409,6 +410,20 @@ func TestReadmeShape(t *testing.T) {
 	for _, want := range []string{"## The tunnel never outlives its pipeline", "## Where later steps find the tunnel", "## The Kubernetes backend", "plugin/docker"} {
 		if !strings.Contains(string(hw), want) {
 			t.Errorf("docs/how-it-works.md lacks %q", want)
+		}
+	}
+}
+
+// TestPipelineFilesParse: every example pipeline is valid YAML, those of
+// runners the suite cannot run (GitLab, Woodpecker) included.
+func TestPipelineFilesParse(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "pipelines", "*.yml"))
+	if len(files) < 10 {
+		t.Fatalf("only %d pipeline files", len(files))
+	}
+	for _, f := range files {
+		if doc := readYAML(t, filepath.Join("testdata", "pipelines", filepath.Base(f))); len(doc) == 0 {
+			t.Errorf("%s is empty", f)
 		}
 	}
 }
