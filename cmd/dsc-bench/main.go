@@ -134,10 +134,16 @@ func bench() error {
 		return err
 	}
 
+	overTLS, err := b.tlsRuns(ctx)
+	if err != nil {
+		return err
+	}
+
 	header()
 	row("readiness detection (SC logs its ready line)", detect, "p50≤150, p95≤300 ms", detect.pct(0.5) <= 150*time.Millisecond && detect.pct(0.95) <= 300*time.Millisecond)
 	row("readiness detection (/readyz probe alone)", detectProbe, "p50≤150, p95≤300 ms", detectProbe.pct(0.5) <= 150*time.Millisecond && detectProbe.pct(0.95) <= 300*time.Millisecond)
 	row("plugin overhead (start → SC started)", overhead, "median ≤400 ms", overhead.pct(0.5) <= 400*time.Millisecond)
+	row("plugin overhead over TCP with TLS", overTLS, "median ≤400 ms", overTLS.pct(0.5) <= 400*time.Millisecond)
 	row("plugin overhead in a container (+ watchdog)", overheadInContainer, "median ≤400 ms", overheadInContainer.pct(0.5) <= 400*time.Millisecond)
 	row("stop (begins → container removed)", stop, "≤500 ms + drain", stop.pct(0.5) <= 500*time.Millisecond)
 	row("time to ready, plugin", toReady, "", true)
@@ -196,9 +202,15 @@ var readyAt = regexp.MustCompile(`ready_at_unix_nano=(\d+)`)
 // startRun runs the plugin binary on the host (action start) and times it.
 // quiet makes the stand-in keep its ready line to itself.
 func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult, error) {
+	return b.startRunOn(ctx, b.eng, nil, i, quiet)
+}
+
+// startRunOn is startRun against engine eng, which the plugin reaches
+// through the DOCKER_* variables in via.
+func (b *bencher) startRunOn(ctx context.Context, eng *engine.Engine, via []string, i int, quiet bool) (startResult, error) {
 	r := startResult{tunnel: fmt.Sprintf("bench-%d-%s", i, testenv.Random(6))}
 	cmd := exec.Command(b.binary)
-	cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+b.standin,
+	cmd.Env = append(append(os.Environ(), via...), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+b.standin,
 		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", "PLUGIN_TUNNEL_NAME="+r.tunnel,
 		fmt.Sprintf(`PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":%q,"SAUCE_STANDIN_QUIET_READY":"%t"}`, readyDelay.String(), quiet))
 	out, err := cmd.StdoutPipe()
@@ -225,12 +237,12 @@ func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult,
 		return r, errors.New("the plugin never said the tunnel is up")
 	}
 	r.maxRSS = <-hwm
-	c, err := b.eng.InspectContainer(ctx, "sauce-connect-"+r.tunnel)
+	c, err := eng.InspectContainer(ctx, "sauce-connect-"+r.tunnel)
 	if err != nil {
 		return r, err
 	}
 	var logs strings.Builder
-	if err := b.eng.ContainerLogs(ctx, c.ID, engine.LogsOptions{}, &logs, io.Discard); err != nil {
+	if err := eng.ContainerLogs(ctx, c.ID, engine.LogsOptions{}, &logs, io.Discard); err != nil {
 		return r, err
 	}
 	m := readyAt.FindStringSubmatch(logs.String())
@@ -272,11 +284,16 @@ func watchHWM(pid int) <-chan int64 {
 
 // stopRun runs the plugin's stop and times it to the container's removal.
 func (b *bencher) stopRun(ctx context.Context, tunnel string) (time.Duration, error) {
+	return b.stopRunOn(ctx, b.eng, nil, tunnel)
+}
+
+// stopRunOn is stopRun against engine eng, reached through via.
+func (b *bencher) stopRunOn(ctx context.Context, eng *engine.Engine, via []string, tunnel string) (time.Duration, error) {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	events, _ := b.eng.WatchContainer(wctx, "sauce-connect-"+tunnel)
+	events, _ := eng.WatchContainer(wctx, "sauce-connect-"+tunnel)
 	cmd := exec.Command(b.binary)
-	cmd.Env = append(os.Environ(), "PLUGIN_ACTION=stop", "PLUGIN_TUNNEL_NAME="+tunnel)
+	cmd.Env = append(append(os.Environ(), via...), "PLUGIN_ACTION=stop", "PLUGIN_TUNNEL_NAME="+tunnel)
 	began := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("plugin stop: %w\n%s", err, out)
@@ -365,4 +382,33 @@ func (b *bencher) seedRun(ctx context.Context, i int) (time.Duration, error) {
 		time.Sleep(2 * time.Second) // the seed's `sleep 2`
 	}
 	return 0, errors.New("the seed procedure never saw the tunnel ready")
+}
+
+// tlsRuns measures the plugin overhead (start → SC started) against a
+// second engine reached over TCP with TLS (testenv.StartDockerd), in the
+// same run as the unix socket's, so the two rows compare.
+func (b *bencher) tlsRuns(ctx context.Context) (sample, error) {
+	d, err := testenv.StartDockerd(b.standin)
+	if err != nil {
+		return nil, fmt.Errorf("the TLS engine row needs a second dockerd: %w", err)
+	}
+	defer d.Stop()
+	eng, err := engine.Connect(ctx, engine.Access{Host: d.Socket})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	via := []string{"DOCKER_HOST=" + d.TCP, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + d.ClientCerts}
+	var s sample
+	for i := range *runs {
+		r, err := b.startRunOn(ctx, eng, via, i, false)
+		if err != nil {
+			return nil, fmt.Errorf("over TLS: %w", err)
+		}
+		s = append(s, r.overhead)
+		if _, err := b.stopRunOn(ctx, eng, via, r.tunnel); err != nil {
+			return nil, fmt.Errorf("over TLS: %w", err)
+		}
+	}
+	return s, nil
 }
