@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,25 @@ type faultResult struct {
 	code, want           int
 	containers, networks int
 	keyShown             int
+}
+
+// neverReadyTunnel starts an SC container of the row's tunnel, as the
+// plugin labels one (plus labels), that never becomes ready.
+func (f *faultRun) neverReadyTunnel(t *testing.T, prefix string, labels map[string]string) {
+	t.Helper()
+	l := map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel}
+	maps.Copy(l, labels)
+	id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
+		Name: prefix + f.tunnel, Image: standin, Cmd: []string{"run"}, Labels: l,
+		Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
+			{Name: "SAUCE_TUNNEL_NAME", Value: f.tunnel}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.StartContainer(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestFaults drives the real plugin binary and image through the fault
@@ -317,18 +337,7 @@ func faults() []fault {
 		}},
 		{"stale never-ready tunnel of the same name", plugin.ExitOK, func(t *testing.T, f *faultRun) {
 			// Left by a run that died long ago: no ready-by label, never ready.
-			id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
-				Name: "stale-" + f.tunnel, Image: standin, Cmd: []string{"run"},
-				Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel},
-				Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
-					{Name: "SAUCE_TUNNEL_NAME", Value: f.tunnel}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := eng.StartContainer(context.Background(), id); err != nil {
-				t.Fatal(err)
-			}
+			f.neverReadyTunnel(t, "stale-", nil)
 			// The stale one may not eat the new start's ready_timeout.
 			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=12s")
 			if !strings.Contains(f.out.String(), "replacing it") {
@@ -340,22 +349,10 @@ func faults() []fault {
 		}},
 		{"never-ready tunnel of another start, within its ready_timeout", plugin.ExitOK, func(t *testing.T, f *faultRun) {
 			// Left by a start killed mid-start: its ready-by label says it
-			// may still come up, but it never does.
-			// Its ready-by is past this start's own ready_timeout.
+			// may still come up, but it never does; and it is past this
+			// start's own ready_timeout.
 			readyBy := time.Now().Add(6 * time.Second)
-			id, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
-				Name: "young-" + f.tunnel, Image: standin, Cmd: []string{"run"},
-				Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: f.tunnel, plugin.LabelRole: plugin.RoleTunnel,
-					plugin.LabelReadyBy: strconv.FormatInt(readyBy.Unix(), 10)},
-				Env: []engine.EnvVar{{Name: "SAUCE_USERNAME", Value: "x"}, {Name: "SAUCE_ACCESS_KEY", Value: "x"}, {Name: "SAUCE_REGION", Value: "us-west"},
-					{Name: "SAUCE_TUNNEL_NAME", Value: f.tunnel}, {Name: "SAUCE_STANDIN_MODE", Value: "never-ready"}},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := eng.StartContainer(context.Background(), id); err != nil {
-				t.Fatal(err)
-			}
+			f.neverReadyTunnel(t, "young-", map[string]string{plugin.LabelReadyBy: strconv.FormatInt(readyBy.Unix(), 10)})
 			// Its wait is bounded by its ready-by, and the replacement then
 			// has a ready_timeout of its own, not what is left of this one's.
 			began := time.Now()

@@ -51,7 +51,7 @@ var DockerdHosts = []string{"localhost", "127.0.0.1", "docker"}
 // Stop it. It needs root and dockerd.
 func StartDockerd(images ...string) (d *Dockerd, err error) {
 	if _, err := exec.LookPath("dockerd"); err != nil {
-		return nil, fmt.Errorf("no dockerd: %w", err)
+		return nil, fmt.Errorf("no dockerd (Debian's docker.io): %w", err)
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("a second dockerd needs root")
