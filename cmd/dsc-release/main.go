@@ -33,9 +33,9 @@ import (
 // Image is where the plugin is published; its major tag is what users pin.
 const Image = "drone-sauce-connect/drone-sauce-connect"
 
-// License is the SPDX expression of the image's licence label: the project
-// has not chosen a licence yet, so it asserts none.
-const License = "NOASSERTION"
+// License is the SPDX expression of the image's licence label: the
+// repository's LICENSE, Apache-2.0 as the Drone plugins' convention.
+const License = "Apache-2.0"
 
 // Platforms are the platforms released, each from release/<os>/<arch>/bin.
 var Platforms = []v1.Platform{

@@ -75,6 +75,9 @@ func TestRelease(t *testing.T) {
 			t.Errorf("the index lacks the %s annotation: %v", k, m.Annotations)
 		}
 	}
+	if got := m.Annotations["org.opencontainers.image.licenses"]; got != License {
+		t.Errorf("the index says licence %q, want %q", got, License)
+	}
 	if len(m.Manifests) != len(Platforms) {
 		t.Fatalf("%d manifests, want %d", len(m.Manifests), len(Platforms))
 	}
@@ -254,5 +257,25 @@ func TestNamesAgree(t *testing.T) {
 	wf, _ := os.ReadFile(filepath.Join(root, ".github", "workflows", "release.yml"))
 	if !strings.Contains(string(wf), "git push -f origin \"$major\"") || !strings.Contains(string(wf), "-push \"drone-sauce-connect/drone-sauce-connect:$tag\"") {
 		t.Error("the GitHub release workflow does not publish the image and move the major tag")
+	}
+}
+
+// TestLicense: the repository's LICENSE is the licence the image labels name.
+func TestLicense(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if License != "Apache-2.0" || !strings.Contains(text, "Apache License") || !strings.Contains(text, "Version 2.0, January 2004") ||
+		!strings.Contains(text, "END OF TERMS AND CONDITIONS") {
+		t.Errorf("LICENSE is not the Apache License 2.0 that the label %q names", License)
+	}
+	df, err := os.ReadFile(filepath.Join(testenv.Root(), "docker", "Dockerfile.linux.amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(df), `org.opencontainers.image.licenses="`+License+`"`) {
+		t.Errorf("docker/Dockerfile.linux.amd64 does not label the image %s", License)
 	}
 }
