@@ -91,72 +91,88 @@ func bench() error {
 	defer rmPlugin()
 
 	fmt.Printf("drone-sauce-connect benchmark: %d runs each, stand-in ready after %s, engine API %s\n\n", *runs, *readyDelay, eng.APIVersion)
-	var detect, detectProbe, overhead, overheadInContainer, toReady, seed, stop sample
-	var peakRSS int64
-	for i := range *runs {
-		// Readiness shown only on /readyz: the probe's backoff alone.
-		q, err := b.startRun(ctx, i, true)
-		if err != nil {
-			return err
-		}
-		detectProbe = append(detectProbe, q.detect)
-		if _, err := b.stopRun(ctx, q.tunnel); err != nil {
-			return err
-		}
-		r, err := b.startRun(ctx, i, false)
-		if err != nil {
-			return err
-		}
-		detect, overhead, toReady = append(detect, r.detect), append(overhead, r.overhead), append(toReady, r.toReady)
-		peakRSS = max(peakRSS, r.maxRSS)
-		d, err := b.stopRun(ctx, r.tunnel)
-		if err != nil {
-			return err
-		}
-		stop = append(stop, d)
-		s, err := b.seedRun(ctx, i)
-		if err != nil {
-			return err
-		}
-		seed = append(seed, s)
-		o, err := b.containerRun(ctx, i, pluginImage)
-		if err != nil {
-			return err
-		}
-		overheadInContainer = append(overheadInContainer, o)
-	}
-	binSize, err := fileSize(b.binary)
+	f, err := b.single(ctx, pluginImage)
 	if err != nil {
 		return err
 	}
-	imgSize, err := testenv.ImageSize(pluginImage)
-	if err != nil {
-		return err
-	}
-
-	overTLS, err := b.tlsRuns(ctx)
-	if err != nil {
-		return err
-	}
-
-	header()
-	row("readiness detection (SC logs its ready line)", detect, "p50≤150, p95≤300 ms", detect.pct(0.5) <= 150*time.Millisecond && detect.pct(0.95) <= 300*time.Millisecond)
-	row("readiness detection (/readyz probe alone)", detectProbe, "p50≤150, p95≤300 ms", detectProbe.pct(0.5) <= 150*time.Millisecond && detectProbe.pct(0.95) <= 300*time.Millisecond)
-	row("plugin overhead (start → SC started)", overhead, "median ≤400 ms", overhead.pct(0.5) <= 400*time.Millisecond)
-	row("plugin overhead over TCP with TLS", overTLS, "median ≤400 ms", overTLS.pct(0.5) <= 400*time.Millisecond)
-	row("plugin overhead in a container (+ watchdog)", overheadInContainer, "median ≤400 ms", overheadInContainer.pct(0.5) <= 400*time.Millisecond)
-	row("stop (begins → container removed)", stop, "≤500 ms + drain", stop.pct(0.5) <= 500*time.Millisecond)
-	row("time to ready, plugin", toReady, "", true)
-	row("time to ready, seed procedure (2 s curl loop)", seed, "", true)
-	fmt.Printf("\ntime to ready, plugin / seed (medians): %.2f\n", float64(toReady.pct(0.5))/float64(seed.pct(0.5)))
-	fmt.Printf("plugin binary: %.1f MB; plugin image: %.1f MB (target ≤15 MB: %s)\n", mb(binSize), mb(imgSize), okIf(imgSize <= 15e6))
-	fmt.Printf("plugin peak RSS during start: %.1f MB (target ≤30 MB: %s)\n", float64(peakRSS)/1024, okIf(peakRSS <= 30*1024))
+	f.print()
 	ls, err := b.sweep(ctx, pluginImage)
 	if err != nil {
 		return err
 	}
 	printSweep(ls)
 	return b.kubernetes(pluginImage)
+}
+
+// figures are the measures of one pipeline at a time on Docker.
+type figures struct {
+	detect, detectProbe, overhead, overTLS, overheadInContainer, toReady, seed, stop sample
+	peakRSS, binSize, imgSize                                                        int64
+}
+
+// single measures one pipeline at a time, *runs times: on the host, over
+// TLS, as a container, and the seed's procedure.
+func (b *bencher) single(ctx context.Context, pluginImage string) (*figures, error) {
+	f := &figures{}
+	for i := range *runs {
+		// Readiness shown only on /readyz: the probe's backoff alone.
+		q, err := b.startRun(ctx, i, true)
+		if err != nil {
+			return nil, err
+		}
+		f.detectProbe = append(f.detectProbe, q.detect)
+		if _, err := b.stopRun(ctx, q.tunnel); err != nil {
+			return nil, err
+		}
+		r, err := b.startRun(ctx, i, false)
+		if err != nil {
+			return nil, err
+		}
+		f.detect, f.overhead, f.toReady = append(f.detect, r.detect), append(f.overhead, r.overhead), append(f.toReady, r.toReady)
+		f.peakRSS = max(f.peakRSS, r.maxRSS)
+		d, err := b.stopRun(ctx, r.tunnel)
+		if err != nil {
+			return nil, err
+		}
+		f.stop = append(f.stop, d)
+		s, err := b.seedRun(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		f.seed = append(f.seed, s)
+		o, err := b.containerRun(ctx, i, pluginImage)
+		if err != nil {
+			return nil, err
+		}
+		f.overheadInContainer = append(f.overheadInContainer, o)
+	}
+	var err error
+	if f.binSize, err = fileSize(b.binary); err != nil {
+		return nil, err
+	}
+	if f.imgSize, err = testenv.ImageSize(pluginImage); err != nil {
+		return nil, err
+	}
+	if f.overTLS, err = b.tlsRuns(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// print shows the figures against their targets.
+func (f *figures) print() {
+	header()
+	row("readiness detection (SC logs its ready line)", f.detect, "p50≤150, p95≤300 ms", f.detect.pct(0.5) <= 150*time.Millisecond && f.detect.pct(0.95) <= 300*time.Millisecond)
+	row("readiness detection (/readyz probe alone)", f.detectProbe, "p50≤150, p95≤300 ms", f.detectProbe.pct(0.5) <= 150*time.Millisecond && f.detectProbe.pct(0.95) <= 300*time.Millisecond)
+	row("plugin overhead (start → SC started)", f.overhead, "median ≤400 ms", f.overhead.pct(0.5) <= 400*time.Millisecond)
+	row("plugin overhead over TCP with TLS", f.overTLS, "median ≤400 ms", f.overTLS.pct(0.5) <= 400*time.Millisecond)
+	row("plugin overhead in a container (+ watchdog)", f.overheadInContainer, "median ≤400 ms", f.overheadInContainer.pct(0.5) <= 400*time.Millisecond)
+	row("stop (begins → container removed)", f.stop, "≤500 ms + drain", f.stop.pct(0.5) <= 500*time.Millisecond)
+	row("time to ready, plugin", f.toReady, "", true)
+	row("time to ready, seed procedure (2 s curl loop)", f.seed, "", true)
+	fmt.Printf("\ntime to ready, plugin / seed (medians): %.2f\n", float64(f.toReady.pct(0.5))/float64(f.seed.pct(0.5)))
+	fmt.Printf("plugin binary: %.1f MB; plugin image: %.1f MB (target ≤15 MB: %s)\n", mb(f.binSize), mb(f.imgSize), okIf(f.imgSize <= 15e6))
+	fmt.Printf("plugin peak RSS during start: %.1f MB (target ≤30 MB: %s)\n", float64(f.peakRSS)/1024, okIf(f.peakRSS <= 30*1024))
 }
 
 // header starts a table of rows.
