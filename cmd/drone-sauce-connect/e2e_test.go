@@ -193,10 +193,14 @@ func (d *drone) run(name string, s engine.ContainerSpec) testenv.Ran {
 }
 
 // left counts the tunnel's SC containers and watchdogs still on the engine.
-func (d *drone) left() (sc, watchdogs int) {
-	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel})
+func (d *drone) left() (sc, watchdogs int) { return tunnelLeft(d.t, d.tunnel) }
+
+// tunnelLeft counts a tunnel's SC containers and watchdogs on the engine.
+func tunnelLeft(t *testing.T, tunnel string) (sc, watchdogs int) {
+	t.Helper()
+	found, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: tunnel})
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, c := range found {
 		if c.Labels[plugin.LabelRole] == plugin.RoleWatchdog {

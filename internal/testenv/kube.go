@@ -151,11 +151,19 @@ type proc struct {
 // startLogged starts a process that dies with the test, its output in
 // dir/<its name>.log.
 func startLogged(dir, path string, args ...string) (*proc, error) {
+	return startLoggedEnv(dir, nil, path, args...)
+}
+
+// startLoggedEnv is startLogged with env added to the test's environment.
+func startLoggedEnv(dir string, env []string, path string, args ...string) (*proc, error) {
 	log, err := os.Create(filepath.Join(dir, filepath.Base(path)+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
