@@ -330,13 +330,7 @@ func (p *proc) wait(t *testing.T) int {
 
 func (p *proc) waitFor(t *testing.T, text string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.output(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the output:\n%s", text, p.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitText(t, &p.out, text, 30*time.Second)
 }
 
 var hostAPI = regexp.MustCompile(`API for host steps: +(\S+)`)

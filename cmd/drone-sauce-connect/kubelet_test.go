@@ -118,28 +118,7 @@ func (b *buildPod) tunnelPods() []kube.Pod {
 // assertNothingLeft fails when a tunnel pod, its Secret or Service remain.
 func (b *buildPod) assertNothingLeft(limit time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		var left []string
-		for _, kind := range []string{"pods", "secrets", "services"} {
-			var list struct {
-				Items []kube.Pod `json:"items"`
-			}
-			if err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.NS+"/"+kind+"?labelSelector=io.drone-sauce-connect.managed%3Dtrue", nil, &list); err != nil {
-				b.t.Fatal(err)
-			}
-			for _, it := range list.Items {
-				left = append(left, kind+"/"+it.Metadata.Name)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("left behind after %s: %v", limit, left)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitNoTunnelPods(b.t, b.NS, limit)
 }
 
 // harnessEnv is what Harness CI gives a Plugin step on Kubernetes, with the

@@ -52,16 +52,10 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 	ctx := context.Background()
 	b := &BuildPod{NS: "t-" + Random(10), Name: name, node: n, steps: map[string]string{}}
 	post := func(path string, obj any) error { return n.Admin.Do(ctx, http.MethodPost, path, obj, nil) }
-	if err := post("/api/v1/namespaces", object("Namespace", "", b.NS)); err != nil {
-		return nil, err
+	if err := n.CreateBuildNamespace(b.NS); err != nil {
+		return b, err
 	}
 	ns := "/api/v1/namespaces/" + b.NS
-	if err := post(ns+"/serviceaccounts", object("ServiceAccount", b.NS, "ci-builds")); err != nil {
-		return b, err
-	}
-	if err := ApplyRole(n.Admin, b.NS); err != nil {
-		return b, err
-	}
 	secret := object("Secret", b.NS, name)
 	secret["stringData"] = secrets
 	if err := post(ns+"/secrets", secret); err != nil {
@@ -106,6 +100,25 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 		return running == len(steps)
 	})
 	return b, err
+}
+
+// CreateBuildNamespace creates namespace ns with the `ci-builds` service
+// account bound to testdata/kubernetes/role.yaml as written, as a cluster's
+// admin prepares one for pipelines. DeleteNamespace removes it.
+func (n *Node) CreateBuildNamespace(ns string) error {
+	ctx := context.Background()
+	if err := n.Admin.Do(ctx, http.MethodPost, "/api/v1/namespaces", object("Namespace", "", ns), nil); err != nil {
+		return err
+	}
+	if err := n.Admin.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+ns+"/serviceaccounts", object("ServiceAccount", ns, "ci-builds"), nil); err != nil {
+		return err
+	}
+	return ApplyRole(n.Admin, ns)
+}
+
+// DeleteNamespace deletes a namespace and all in it.
+func (n *Node) DeleteNamespace(ns string) error {
+	return n.Admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+ns, nil, nil)
 }
 
 // RoleManifests are the documents of testdata/kubernetes/role.yaml, the
@@ -300,6 +313,4 @@ func (b *BuildPod) Logs(name string, timestamps bool) (string, error) {
 }
 
 // Delete deletes the build pod's namespace and all in it.
-func (b *BuildPod) Delete() error {
-	return b.node.Admin.Do(context.Background(), http.MethodDelete, "/api/v1/namespaces/"+b.NS, nil, nil)
-}
+func (b *BuildPod) Delete() error { return b.node.DeleteNamespace(b.NS) }

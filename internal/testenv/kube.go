@@ -142,6 +142,10 @@ func (cp *ControlPlane) start(name string, args ...string) error {
 	return err
 }
 
+// AdminKubeconfig is a kubeconfig file for the first (admin) user, as a
+// runner in the cluster is given one.
+func (cp *ControlPlane) AdminKubeconfig() string { return filepath.Join(cp.dir, "admin.kubeconfig") }
+
 // proc is a started process, and done once it has exited.
 type proc struct {
 	*exec.Cmd

@@ -57,6 +57,9 @@ type Node struct {
 	started bool   // the kubelet and the other node components
 }
 
+// DronePlaceholder is the image drone-runner-kube starts every step in.
+const DronePlaceholder = "drone/placeholder:1"
+
 // NodeTools are the binaries and packages the node needs beyond KubeBin.
 var NodeTools = []string{"/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/firewall", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/usr/sbin/nft", "/usr/sbin/iptables", "/usr/sbin/ip"}
 
@@ -121,6 +124,11 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 	err = n.Import(n.Sandbox)
 	rm()
 	if err != nil {
+		return n, err
+	}
+	// drone-runner-kube's placeholder, under the name its compiler gives
+	// every step container: a name in the node's store only.
+	if err := n.ctr("images", "tag", "docker.io/library/"+n.Sandbox, "docker.io/"+DronePlaceholder); err != nil {
 		return n, err
 	}
 	for _, img := range images {
