@@ -24,7 +24,7 @@ build: ## build the static plugin binary (and its post-step name) into release/l
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/drone-sauce-connect
 	ln -sf drone-sauce-connect $(dir $(BIN))drone-sauce-connect-post
 
-test: deps kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners, real Kubernetes API server and a real kubelet, a second engine over TLS); ends naming any tier it skipped
+test: deps kube-tools runner-tools ## run every test: unit, integration and end-to-end (real Docker engine, real runners (drone exec, act, lite-engine, drone-runner-kube), real Kubernetes API server and a real kubelet, a second engine over TLS); ends naming any tier it skipped
 	@skipped=$$(mktemp); rc=0; \
 	echo "go test -count=1 -timeout $(TEST_TIMEOUT) ./..."; \
 	DSC_SKIPPED=$$skipped go test -count=1 -timeout $(TEST_TIMEOUT) ./... || rc=$$?; \
@@ -46,7 +46,7 @@ release: ## build linux/amd64 and linux/arm64 and assemble the multi-arch OCI in
 	done
 	go run ./cmd/dsc-release -version $(VERSION) -revision $(COMMIT) -created $(DATE) -bin release -out release/oci $(if $(PUSH),-push $(PUSH))
 
-runner-tools: ## build the real CI runners the end-to-end tests drive (drone exec, act) once, from the Go module proxy
+runner-tools: ## build the real CI runners and engines the end-to-end tests drive (drone exec, act, lite-engine, drone-runner-kube) once, from the Go module proxy
 	@bash testdata/runner-tools/build.sh
 
 test-unit: ## run the unit tests only (no Docker needed)
