@@ -66,7 +66,7 @@ standin: ## build the stand-in Sauce Connect 5 image offline (STANDIN=<ref>)
 demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless SAUCE_USERNAME/SAUCE_ACCESS_KEY are set)
 	@set -e; \
 	if [ -n "$$SAUCE_USERNAME" ] && [ -n "$$SAUCE_ACCESS_KEY" ]; then \
-	  echo "== real Sauce Connect 5 with your credentials"; export PLUGIN_IMAGE=saucelabs/sauce-connect:5; \
+	  echo "== real Sauce Connect 5 (the image setting's default) with your credentials"; \
 	else \
 	  echo "== no Sauce credentials: using the offline stand-in"; $(MAKE) --no-print-directory standin; \
 	  export PLUGIN_IMAGE=$(STANDIN) PLUGIN_PULL=never SAUCE_USERNAME=demo SAUCE_ACCESS_KEY=demo-access-key-000 PLUGIN_REGION=$${PLUGIN_REGION:-us-west}; \

@@ -375,7 +375,7 @@ func (v *validation) image() {
 	s, c := v.s, &v.c
 	c.Image = strings.TrimSpace(s.Image)
 	if c.Image == "" || strings.ContainsAny(c.Image, " \t\n") {
-		v.bad("image", "%q is not an image reference; use e.g. saucelabs/sauce-connect:5", s.Image)
+		v.bad("image", "%q is not an image reference; use e.g. %s", s.Image, DefaultSettings().Image)
 	}
 	c.Pull = Pull(oneOf(s.Pull, "pull", v.bad, "if-not-exists", "always", "never"))
 	if u := strings.TrimSpace(s.RegistryUsername); u != "" || s.RegistryPassword != "" {

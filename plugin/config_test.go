@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,13 +39,22 @@ func load(t *testing.T, env map[string]string) (Config, error) {
 	return s.Config(Pipeline{Drone: "true", DroneRepo: "octo/app", DroneBuildNumber: "7", DroneStageName: "e2e"}, "host", "r4nd")
 }
 
+// TestDefaultImageIsAnExactTag: the default SC image is Sauce's repository
+// at an exact SC5 version tag (x.y.z), as Sauce's Docker page documents
+// them; a moving tag would change the SC a pipeline runs under its feet.
+func TestDefaultImageIsAnExactTag(t *testing.T) {
+	if img := DefaultSettings().Image; !regexp.MustCompile(`^saucelabs/sauce-connect:5\.\d+\.\d+$`).MatchString(img) {
+		t.Errorf("the default image %q is not saucelabs/sauce-connect at an exact 5.x.y tag", img)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	c, err := load(t, map[string]string{"PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"action": c.Action == ActionStart, "region": c.Region == "us-west", "image": c.Image == "saucelabs/sauce-connect:5",
+		"action": c.Action == ActionStart, "region": c.Region == "us-west", "image": c.Image == DefaultSettings().Image,
 		"pull": c.Pull == "if-not-exists", "api_port": c.APIPort == 8032, "api_host_port": c.APIHostPort == 8032,
 		"api_bind": c.APIBind == "127.0.0.1", "ready_timeout": c.ReadyTimeout == 3*time.Minute,
 		"stop_timeout": c.StopTimeout == 30*time.Second, "retries": c.Retries == 3, "publish": c.Publish == "auto",

@@ -55,7 +55,7 @@ type Settings struct {
 	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object" group:"sauce connect" example:"{\"SAUCE_DNS_SERVER\": \"1.1.1.1\"}"`
 	Labels                string `envconfig:"PLUGIN_LABELS" desc:"extra labels for the SC container, a JSON object" group:"docker" example:"{\"team\": \"web\"}"`
 
-	Image            string `envconfig:"PLUGIN_IMAGE" default:"saucelabs/sauce-connect:5" desc:"the Sauce Connect 5 image" group:"docker" example:"mirror.corp/saucelabs/sauce-connect:5.2"`
+	Image            string `envconfig:"PLUGIN_IMAGE" default:"saucelabs/sauce-connect:5.5.3" desc:"the Sauce Connect 5 image: an exact version tag (Sauce's Docker Hub list), or image@sha256:<digest>" group:"docker" example:"mirror.corp/saucelabs/sauce-connect:5.5.3"`
 	Pull             string `envconfig:"PLUGIN_PULL" default:"if-not-exists" desc:"if-not-exists, always or never" group:"docker" example:"always"`
 	RegistryUsername string `envconfig:"PLUGIN_REGISTRY_USERNAME" desc:"username for a private registry or mirror holding the image" group:"docker" example:"from_secret: mirror_user"`
 	RegistryPassword Secret `envconfig:"PLUGIN_REGISTRY_PASSWORD" desc:"password for that registry (a secret)" group:"docker" example:"from_secret: mirror_password"`

@@ -66,6 +66,19 @@ func (r *Registry) Push(repoTag string) (string, error) {
 	return ref.String(), remote.Write(ref, r.standin, remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password}))
 }
 
+// Digest is the manifest digest (sha256:…) the registry serves for ref.
+func (r *Registry) Digest(ref string) (string, error) {
+	parsed, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(parsed, remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password}))
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}
+
 // Close stops the registry.
 func (r *Registry) Close() { _ = r.srv.Close() }
 

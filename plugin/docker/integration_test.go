@@ -455,3 +455,41 @@ func TestNamePrefixNeighbours(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPullOfAMissingTagAndByDigest: a tag the registry does not have fails
+// the start with one line naming the image and where the tags are listed,
+// and leaves nothing; image@sha256:<digest> pulls and starts.
+func TestPullOfAMissingTagAndByDigest(t *testing.T) {
+	h := newHarness(t, nil)
+	reg, err := testenv.StartRegistry("ci", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	repo := "mirror/sauce-connect-" + testenv.Random(6)
+	pushed, err := reg.Push(repo + ":5.5.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword = "if-not-exists", "ci", "pw"
+	h.s.Image = reg.Host + "/" + repo + ":5.9.9"
+	missing := h.exec(context.Background(), "start")
+	if missing == nil || !strings.Contains(missing.Error(), "the registry has no image "+h.s.Image) || !strings.Contains(missing.Error(), "hub.docker.com/r/saucelabs/sauce-connect/tags") || strings.Contains(missing.Error(), "\n") {
+		t.Fatalf("a tag that does not exist: %v", missing)
+	}
+	t.Logf("a missing tag: %v", missing)
+	testenv.AssertNoTunnel(t, h.eng, h.tunnel)
+
+	digest, err := reg.Digest(pushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.Image = reg.Host + "/" + repo + "@" + digest
+	t.Cleanup(func() { testenv.RemoveImage(h.s.Image) })
+	if err := h.exec(context.Background(), "start"); err != nil {
+		t.Fatalf("start by digest: %v", err)
+	}
+	if err := h.exec(context.Background(), "stop"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -474,6 +474,9 @@ func freeHostPort(addr string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// sauceTags is where Sauce's Docker page points for the SC image's tags.
+const sauceTags = "https://hub.docker.com/r/saucelabs/sauce-connect/tags"
+
 // ensureImage makes sure the SC image is on the engine, per the pull setting.
 func (p *Backend) ensureImage(ctx context.Context) error {
 	img := p.Cfg.Image
@@ -494,6 +497,9 @@ func (p *Backend) ensureImage(ctx context.Context) error {
 		auth = &engine.RegistryAuth{Username: a.Username, Password: a.Password}
 	}
 	if err := p.eng.PullImage(ctx, img, auth, p.Opt.Out); err != nil {
+		if engine.IsNotFound(err) {
+			return fmt.Errorf("%w: the registry has no image %s (no such tag or digest); set image to a published tag (Sauce's are listed at %s) or a digest", err, img, sauceTags)
+		}
 		return fmt.Errorf("%w; check the image name and, for a private registry or mirror, registry_username and registry_password", err)
 	}
 	return nil
