@@ -427,3 +427,26 @@ func TestPipelineFilesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestMarketplaceRules: what GitHub Marketplace asks of an action's
+// repository before it lists it: action.yml at the root with a name and a
+// description under 125 characters, branding with an icon and one of the
+// allowed colours, and no workflow files anywhere in the repository.
+func TestMarketplaceRules(t *testing.T) {
+	doc := readYAML(t, "action.yml")
+	name, _ := doc["name"].(string)
+	desc, _ := doc["description"].(string)
+	branding, _ := doc["branding"].(map[string]any)
+	if name == "" || desc == "" || len(desc) >= 125 {
+		t.Errorf("action.yml needs a name and a description under 125 characters: %q (%d)", desc, len(desc))
+	}
+	colors := []string{"white", "black", "yellow", "blue", "green", "orange", "red", "purple", "gray-dark"}
+	if icon, _ := branding["icon"].(string); icon == "" || !slices.Contains(colors, fmt.Sprint(branding["color"])) {
+		t.Errorf("action.yml branding needs an icon and one of %v: %v", colors, branding)
+	}
+	for _, dir := range []string{".github/workflows"} {
+		if _, err := os.Stat(filepath.Join("..", dir)); err == nil {
+			t.Errorf("%s exists: GitHub Marketplace lists no action from a repository with workflow files", dir)
+		}
+	}
+}
