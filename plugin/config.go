@@ -129,6 +129,8 @@ type Config struct {
 	ReadyTimeout time.Duration
 	StopTimeout  time.Duration
 	Retries      int
+	// RESTURL replaces the region's Sauce Labs REST API host ("": the region's).
+	RESTURL string
 
 	Kubernetes KubernetesConfig
 
@@ -425,6 +427,10 @@ func (v *validation) lifecycle() {
 	}
 	c.ReadyTimeout = parseDuration(s.ReadyTimeout, "ready_timeout", v.bad)
 	c.StopTimeout = parseDuration(s.StopTimeout, "stop_timeout", v.bad)
+	c.RESTURL = strings.TrimRight(strings.TrimSpace(s.RESTURL), "/")
+	if u, err := url.Parse(c.RESTURL); c.RESTURL != "" && (err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http")) {
+		v.bad("rest_url", "%q is not an http(s) URL; use e.g. https://api.eu-central-1.saucelabs.com, or leave it unset for the region's", s.RESTURL)
+	}
 	if n, err := strconv.Atoi(strings.TrimSpace(s.Retries)); err != nil || n < 0 {
 		v.bad("retries", "%q is not a count; use a whole number such as 3 (0 disables retries)", s.Retries)
 	} else {

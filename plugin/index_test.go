@@ -47,7 +47,9 @@ func pluginIndexContent(t *testing.T) string {
 		}
 		return n
 	}
-	literal := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Style: yaml.LiteralStyle, Value: v} }
+	literal := func(v string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Style: yaml.LiteralStyle, Value: v}
+	}
 	props := mapping()
 	secret := reflect.TypeFor[Secret]()
 	fields := reflect.TypeFor[Settings]()

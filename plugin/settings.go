@@ -74,6 +74,7 @@ type Settings struct {
 
 	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included" group:"tuning" example:"5m"`
 	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed (on Kubernetes, the tunnel pod's termination grace period)" group:"tuning" example:"2m"`
+	RESTURL      string `envconfig:"PLUGIN_REST_URL" desc:"Sauce Labs' REST API, through which a stop deletes a tunnel SC could not close itself (killed, crashed, out of stop_timeout); default the region's, https://api.<region>.saucelabs.com" group:"tuning" example:"https://api.eu-central-1.saucelabs.com"`
 	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)" group:"tuning" example:"0"`
 
 	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`

@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,3 +123,51 @@ func TestSweepRemovesExpiredLeftovers(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestWatchdogBackstop: when the runner removes the step with no stop step,
+// the watchdog stops SC; if stop_timeout cuts SC's drain short, the
+// watchdog deletes the tunnel through Sauce's REST API (here the
+// stand-in's) with the credentials it reads from SC's container at that
+// moment, none of which is in its own spec; after a drain that finished it
+// leaves the tunnel to SC, which closed it itself.
+func TestWatchdogBackstop(t *testing.T) {
+	skipShort(t)
+	api, err := testenv.StartSauceAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Stop)
+	for _, tc := range []struct {
+		name, drain string
+		want        []string
+	}{{"drain finished", "0s", []string{"sc"}}, {"drain cut short", "20s", []string{"plugin"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := newDrone(t)
+			ran := d.run("sauce", d.spec("sauce", "PLUGIN_STOP_TIMEOUT", "1s", "PLUGIN_REST_URL", api.URL,
+				"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_REST_URL":"`+api.URL+`","SAUCE_STANDIN_DRAIN":"`+tc.drain+`"}`))
+			dogs, err := eng.ListContainers(context.Background(), map[string]string{plugin.LabelTunnel: d.tunnel, plugin.LabelRole: plugin.RoleWatchdog})
+			if err != nil || len(dogs) != 1 {
+				t.Fatalf("%d watchdogs (%v), want 1", len(dogs), err)
+			}
+			dog, err := eng.InspectContainer(context.Background(), dogs[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noKey(t, "the watchdog's spec", strings.Join(append(dog.Env, dog.Cmd...), " "))
+			if err := eng.RemoveContainer(context.Background(), ran.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := d.waitGone(goneWithin); !ok {
+				t.Fatal("the tunnel outlived its step")
+			}
+			by, err := api.DeletesOf(d.tunnel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(by, tc.want) {
+				t.Errorf("the tunnel was deleted at Sauce Labs by %v, want %v", by, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,14 +148,19 @@ func harnessEnv(build string, extra ...string) map[string]string {
 // stop shows SC's drain; nothing is left, and the key is never shown.
 func TestKubeletPipeline(t *testing.T) {
 	n := kubeletNode(t)
+	rest, err := testenv.StartSauceAPIOn(testenv.NodeIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rest.Stop)
 	build := strconv.Itoa(int(time.Now().UnixNano() % 1e6))
 	settings := []string{"PLUGIN_KUBERNETES_SERVICE", "true", "PLUGIN_DEBUG", "true",
-		"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"500ms","SAUCE_STANDIN_LEAK_KEY":"true"}`}
+		"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"500ms","SAUCE_STANDIN_LEAK_KEY":"true","SAUCE_STANDIN_REST_URL":"` + rest.URL + `"}`}
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
 		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv(build, settings...)},
 		podStep{Name: "tests", Image: busybox, Command: []string{"/bin/sh", "-c", "cat /harness/*.out"}},
 		podStep{Name: "status", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "status", "PLUGIN_ACCESS_KEY", "")},
-		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "stop", "PLUGIN_ACCESS_KEY", "")},
+		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv(build, "PLUGIN_ACTION", "stop", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REST_URL", rest.URL)},
 	)
 	code, out := b.run("sauce-connect")
 	if code != 0 {
@@ -212,6 +218,8 @@ func TestKubeletPipeline(t *testing.T) {
 		t.Errorf("the stand-in logged the key (SAUCE_STANDIN_LEAK_KEY), yet the stop step masked nothing:\n%s", out)
 	}
 	b.assertNothingLeft(10 * time.Second)
+	// SC drained and closed its tunnel itself: the stop leaves the REST API alone.
+	assertDeletedBy(t, rest, "browser_tests_k8s-"+build+"-browser_tests", "sc")
 }
 
 // runPod runs a busybox pod with a shell command in ns to its end.
@@ -418,13 +426,20 @@ func TestKubeletLongBuildPodName(t *testing.T) {
 
 // TestKubeletStopCutsALongDrain: SC drains longer than stop_timeout, the
 // tunnel pod's grace period. The kubelet kills it then; the stop step shows
-// the drain it began, says it was cut short, and does not wait longer.
+// the drain it began, says it was cut short, and does not wait longer; and,
+// since SC could not close its tunnel, deletes it through Sauce's REST API
+// (the stand-in's) with the credentials of the tunnel's Secret.
 func TestKubeletStopCutsALongDrain(t *testing.T) {
 	n := kubeletNode(t)
+	api, err := testenv.StartSauceAPIOn(testenv.NodeIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Stop)
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
 		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_STOP_TIMEOUT", "2s",
-			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"30s"}`)},
-		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_ACTION", "stop", "PLUGIN_STOP_TIMEOUT", "2s", "PLUGIN_ACCESS_KEY", "")},
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"30s","SAUCE_STANDIN_REST_URL":"`+api.URL+`"}`)},
+		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_ACTION", "stop", "PLUGIN_STOP_TIMEOUT", "2s", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REST_URL", api.URL)},
 	)
 	if code, out := b.run("sauce-connect"); code != 0 {
 		t.Fatalf("start step exited with %d:\n%s", code, out)
@@ -441,6 +456,22 @@ func TestKubeletStopCutsALongDrain(t *testing.T) {
 	}
 	t.Logf("stop step, %s:\n%s", took.Round(time.Millisecond), out)
 	b.assertNothingLeft(10 * time.Second)
+	assertDeletedBy(t, api, "browser_tests_k8s-13-browser_tests", "plugin")
+	if !strings.Contains(out, "deleted at Sauce Labs") {
+		t.Errorf("the stop step does not say it deleted the tunnel at Sauce Labs:\n%s", out)
+	}
+}
+
+// assertDeletedBy checks who deleted a tunnel at the Sauce API stand-in.
+func assertDeletedBy(t *testing.T, api *testenv.SauceAPI, tunnel string, want ...string) {
+	t.Helper()
+	by, err := api.DeletesOf(tunnel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(by, want) {
+		t.Errorf("tunnel %s was deleted at Sauce Labs by %v, want %v", tunnel, by, want)
+	}
 }
 
 // TestKubeletPodSecurityRestricted: the namespace enforces the restricted

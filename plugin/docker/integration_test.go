@@ -1,13 +1,16 @@
 package docker_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -492,4 +495,76 @@ func TestPullOfAMissingTagAndByDigest(t *testing.T) {
 	if err := h.exec(context.Background(), "stop"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd: a stop deletes the
+// tunnel through Sauce's REST API (here the stand-in's) exactly when SC did
+// not close it itself: never after a graceful stop, always after a drain
+// that stop_timeout cut short or an SC that crashed before the stop; a REST
+// API that cannot be reached is one warning, never a failed stop.
+func TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd(t *testing.T) {
+	api, err := testenv.StartSauceAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Stop)
+	for _, tc := range []struct {
+		name    string
+		knobs   map[string]string
+		timeout string
+		crash   bool
+		restURL string
+		want    []string
+		says    string
+	}{
+		{name: "graceful stop", want: []string{"sc"}},
+		{name: "drain cut short", knobs: map[string]string{"SAUCE_STANDIN_DRAIN": "20s"}, timeout: "1s", want: []string{"plugin"},
+			says: "sauce connect was killed when stop_timeout ran out: tunnel %s deleted at Sauce Labs"},
+		{name: "crashed before the stop", knobs: map[string]string{"SAUCE_STANDIN_MODE": "crash-after-ready", "SAUCE_STANDIN_CRASH_AFTER": "200ms"}, crash: true,
+			want: []string{"plugin"}, says: "sauce connect had already ended with exit code 1: tunnel %s deleted at Sauce Labs"},
+		{name: "rest api unreachable", knobs: map[string]string{"SAUCE_STANDIN_DRAIN": "20s"}, timeout: "1s", restURL: "http://127.0.0.1:1",
+			says: "sauce connect was killed when stop_timeout ran out, and deleting tunnel %s at Sauce Labs failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			knobs := map[string]string{"SAUCE_STANDIN_REST_URL": api.URL}
+			maps.Copy(knobs, tc.knobs)
+			h := newHarness(t, knobs)
+			h.s.RESTURL = cmp.Or(tc.restURL, api.URL)
+			h.s.StopTimeout = cmp.Or(tc.timeout, h.s.StopTimeout)
+			if err := h.exec(context.Background(), "start"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.crash {
+				awaitExited(t, h)
+			}
+			if err := h.exec(context.Background(), "stop"); err != nil {
+				t.Fatalf("a stop is no failure whatever the backstop does: %v", err)
+			}
+			by, err := api.DeletesOf(h.tunnel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(by, tc.want) {
+				t.Errorf("the tunnel was deleted at Sauce Labs by %v, want %v", by, tc.want)
+			}
+			if tc.says != "" && !strings.Contains(h.output(), fmt.Sprintf(tc.says, h.tunnel)) {
+				t.Errorf("no %q in the output", fmt.Sprintf(tc.says, h.tunnel))
+			}
+			if tc.says == "" && strings.Contains(h.output(), "at Sauce Labs") {
+				t.Errorf("a graceful stop spoke of the REST API:\n%s", h.output())
+			}
+		})
+	}
+}
+
+// awaitExited waits until the harness's SC has exited by itself.
+func awaitExited(t *testing.T, h *harness) {
+	t.Helper()
+	for began := time.Now(); time.Since(began) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+		cs := h.containers()
+		if len(cs) == 1 && cs[0].State == "exited" {
+			return
+		}
+	}
+	t.Fatal("SC did not crash")
 }

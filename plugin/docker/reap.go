@@ -39,6 +39,9 @@ type WatchdogArgs struct {
 	Networks    []string
 	StopTimeout time.Duration
 	LogFormat   string
+	// RESTURL is rest_url: where the backstop deletes a tunnel SC could
+	// not close itself ("" for the region's host).
+	RESTURL string
 }
 
 // Flags renders the arguments as the reap command's flags.
@@ -50,6 +53,9 @@ func (a WatchdogArgs) Flags() []string {
 	}
 	if len(a.Networks) > 0 {
 		out = append(out, "--networks="+strings.Join(a.Networks, ","))
+	}
+	if a.RESTURL != "" {
+		out = append(out, "--rest-url="+a.RESTURL)
 	}
 	return out
 }
@@ -68,6 +74,7 @@ func ParseWatchdogArgs(args []string) (WatchdogArgs, error) {
 	fs.StringVar(&networks, "networks", "", "the runner's networks SC joined, comma-separated")
 	fs.DurationVar(&a.StopTimeout, "stop-timeout", 30*time.Second, "SC's drain")
 	fs.StringVar(&a.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&a.RESTURL, "rest-url", "", "Sauce Labs' REST API, for the backstop")
 	if err := fs.Parse(args); err != nil {
 		return a, &plugin.SettingsError{Problems: []string{"reap: " + err.Error() + "; reap is the plugin's own watchdog command"}}
 	}
@@ -176,6 +183,8 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	log := w.log.WithField("container", plugin.Short(a.Target))
 	log.Infof("%s: stopping tunnel %s", why, a.Tunnel)
 	w.leaveNetworks(ctx)
+	// SC's own variables, for the backstop: held in memory only, at this moment.
+	before, _ := w.eng.InspectContainer(ctx, a.Target)
 	killed, err := w.eng.StopContainer(ctx, a.Target, a.StopTimeout)
 	if err != nil {
 		log.WithError(err).Warn("could not stop sauce connect gracefully")
@@ -183,8 +192,12 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	if killed {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", a.StopTimeout)
 	}
+	after, _ := w.eng.InspectContainer(ctx, a.Target)
 	if err := w.eng.RemoveContainer(ctx, a.Target); err != nil {
 		return err
+	}
+	if why := Ungraceful(before, after.State.ExitCode, killed); why != "" {
+		plugin.Backstop(ctx, log, before.Env, a.RESTURL, a.Tunnel, why)
 	}
 	log.Infof("tunnel %s removed", a.Tunnel)
 	if stageOver {

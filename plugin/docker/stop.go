@@ -52,7 +52,8 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	defer cancel()
 	began := p.Opt.Now()
 	log := p.Log.WithField("container", plugin.Short(id))
-	if err := p.learnSecrets(ctx, id); err != nil {
+	before, err := p.learnSecrets(ctx, id)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(p.Opt.Out, "+ docker stop --time %d %s\n", int(p.Cfg.StopTimeout.Seconds()), plugin.Short(id))
@@ -60,6 +61,7 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	after, _ := p.eng.InspectContainer(ctx, id)
 	if p.Cfg.LogsFile != "" {
 		if err := p.saveLogs(ctx, id); err != nil {
 			log.WithError(err).Warn("could not save sauce connect's log")
@@ -73,24 +75,48 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	if killed {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.Cfg.StopTimeout)
 	}
+	if why := Ungraceful(before, after.State.ExitCode, killed); why != "" {
+		plugin.Backstop(ctx, log, before.Env, p.Cfg.RESTURL, p.Cfg.TunnelName, why)
+	}
 	log.Infof("tunnel %s stopped and removed in %s", p.Cfg.TunnelName, p.Opt.Now().Sub(began).Round(time.Millisecond))
 	return nil
 }
 
+// Ungraceful says how SC ended without its graceful shutdown, "" when it
+// had one: before is SC as the stop found it, exitCode how it ended, killed
+// whether stop_timeout ran out. SC exits 0 after a SIGTERM it drained on.
+func Ungraceful(before engine.Container, exitCode int, killed bool) string {
+	switch {
+	case before.ID == "":
+		return "" // gone before the stop: nothing is known of it
+	case !before.State.Running && before.State.Status != "created":
+		if before.State.ExitCode != 0 {
+			return fmt.Sprintf("sauce connect had already ended with exit code %d", before.State.ExitCode)
+		}
+		return ""
+	case killed:
+		return "sauce connect was killed when stop_timeout ran out"
+	case exitCode != 0:
+		return fmt.Sprintf("sauce connect ended with exit code %d on SIGTERM", exitCode)
+	}
+	return ""
+}
+
 // learnSecrets adds the secrets SC holds (its environment and arguments)
 // to the masker before anything of SC's is printed: a stop or status step
-// may have been given none of them.
-func (p *Backend) learnSecrets(ctx context.Context, id string) error {
+// may have been given none of them. It returns SC as it found it (empty
+// when SC is gone).
+func (p *Backend) learnSecrets(ctx context.Context, id string) (engine.Container, error) {
 	c, err := p.eng.InspectContainer(ctx, id)
 	if engine.IsNotFound(err) {
-		return nil
+		return engine.Container{}, nil
 	}
 	if err != nil {
-		return err
+		return c, err
 	}
 	p.Opt.Masker.Add(plugin.SecretsOfEnv(c.Env)...)
 	p.Opt.Masker.Add(plugin.SecretsOfArgs(c.Cmd)...)
-	return nil
+	return c, nil
 }
 
 // saveLogs writes SC's whole log, masked, to logs_file.
@@ -119,6 +145,9 @@ func (p *Backend) foreground(ctx context.Context) error {
 		p.Log.Infof("%v: stopping tunnel %s", context.Cause(ctx), t.Name)
 		return p.shutdown(ctx, t.ID)
 	case code := <-t.exited:
+		if sc, err := p.eng.InspectContainer(context.WithoutCancel(ctx), t.ID); err == nil && code != 0 {
+			plugin.Backstop(context.WithoutCancel(ctx), p.Log, sc.Env, p.Cfg.RESTURL, t.Name, fmt.Sprintf("sauce connect ended with exit code %d while the tunnel was up", code))
+		}
 		if p.Cfg.LogsFile != "" {
 			if err := p.saveLogs(ctx, t.ID); err != nil {
 				p.Log.WithError(err).Warn("could not save sauce connect's log")

@@ -95,13 +95,14 @@ const watchdogCerts = "/run/drone-sauce-connect/docker-certs"
 // WatchdogSpec is the watchdog container: the plugin's own image (by
 // content ID, so it is this very plugin whatever the tag) running its reap
 // command, removed by the engine when it exits, reaching the engine as the
-// plugin does: through the socket the plugin has (at the same path), with
-// no network of its own; or over TCP on the plugin's network, with the
+// plugin does: through the socket the plugin has (at the same path), on the
+// engine's default bridge (for Sauce Labs' REST API, see Backstop); or over
+// TCP on the plugin's network, with the
 // plugin's TLS files copied in before it starts (the private key 0400, never
 // in its environment, labels or command line). It is pure and golden-tested.
 func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, deadline, now time.Time, access engine.Access) (engine.ContainerSpec, bool) {
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
-		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat)}
+		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat), RESTURL: c.RESTURL}
 	s := engine.ContainerSpec{
 		Name:       c.ContainerName + "-watchdog",
 		Image:      cmp.Or(self.ImageID, self.Image),
@@ -118,7 +119,9 @@ func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, 
 			return s, false
 		}
 		s.Mounts = []engine.Mount{{Source: src, Target: sock}}
-		s.NetworkMode = "none"
+		// The engine's default bridge: egress to Sauce Labs' REST API, for
+		// the backstop, and no runner's network.
+		s.NetworkMode = "bridge"
 		return s, true
 	}
 	// A tcp:// engine is reached over the network the plugin uses.

@@ -515,20 +515,56 @@ func (k *Backend) probe(ctx context.Context, probed context.CancelCauseFunc, url
 
 // learnSecrets adds the values in the tunnel's Secret to the masker before
 // anything of SC's is printed: a stop or status step may know none of them.
-func (k *Backend) learnSecrets(ctx context.Context, p kube.Pod) error {
+// It returns the Secret (empty when there is none).
+func (k *Backend) learnSecrets(ctx context.Context, p kube.Pod) (kube.Secret, error) {
 	s, err := k.kc.GetSecret(ctx, k.ns, p.Metadata.Name+"-credentials")
 	if kube.IsNotFound(err) {
-		return nil
+		return kube.Secret{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read the tunnel's secret to mask its values: %w", forbidden(err))
+		return s, fmt.Errorf("read the tunnel's secret to mask its values: %w", forbidden(err))
 	}
 	for key, v := range s.Data {
 		if key != secretUsername {
 			k.mask(string(v))
 		}
 	}
-	return nil
+	return s, nil
+}
+
+// scEnv is SC's environment as the kubelet gives it: the pod's values, and
+// those it takes from the tunnel's Secret (held in memory, for the backstop).
+func scEnv(p kube.Pod, s kube.Secret) []string {
+	var env []string
+	for _, c := range p.Spec.Containers {
+		if c.Name != scContainer {
+			continue
+		}
+		for _, e := range c.Env {
+			switch {
+			case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+				env = append(env, e.Name+"="+string(s.Data[e.ValueFrom.SecretKeyRef.Key]))
+			case e.ValueFrom == nil:
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+	}
+	return env
+}
+
+// ungraceful says how SC ended without its graceful shutdown, "" when it
+// had one: before is the pod as the stop found it, killed whether the
+// kubelet's grace period (stop_timeout) ran out.
+func ungraceful(before kube.Pod, killed bool) string {
+	for _, cs := range before.Status.ContainerStatuses {
+		if t := cs.State.Terminated; cs.Name == scContainer && t != nil && t.ExitCode != 0 {
+			return fmt.Sprintf("sauce connect had already ended with exit code %d", t.ExitCode)
+		}
+	}
+	if killed {
+		return "sauce connect was killed when stop_timeout ran out"
+	}
+	return ""
 }
 
 // mask adds a secret value to the masker: the whole value, and its parts
@@ -601,11 +637,16 @@ func (k *Backend) stop(ctx context.Context) error {
 		return nil
 	}
 	for _, p := range pods {
-		if err := k.learnSecrets(ctx, p); err != nil {
+		secret, err := k.learnSecrets(ctx, p)
+		if err != nil {
 			return err
 		}
-		if err := k.shutdown(ctx, p); err != nil {
+		killed, err := k.shutdown(ctx, p)
+		if err != nil {
 			return err
+		}
+		if why := ungraceful(p, killed); why != "" {
+			plugin.Backstop(ctx, k.Log, scEnv(p, secret), k.Cfg.RESTURL, k.Cfg.TunnelName, why)
 		}
 	}
 	return nil
@@ -613,8 +654,9 @@ func (k *Backend) stop(ctx context.Context) error {
 
 // shutdown deletes one tunnel pod with stop_timeout as its grace period
 // and follows SC's log until the container has ended, so that the stop
-// step shows SC's drain (and waits for it), as `docker stop` does.
-func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
+// step shows SC's drain (and waits for it), as `docker stop` does. It
+// says whether the grace period ran out.
+func (k *Backend) shutdown(ctx context.Context, p kube.Pod) (killed bool, err error) {
 	began := k.Opt.Now()
 	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.Cfg.StopTimeout+plugin.CleanupTimeout)
@@ -629,7 +671,7 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
 	}
 	fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
 	if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
-		return err
+		return false, err
 	}
 	if ferr != nil {
 		// No log stream (a pod never started, a kubelet that serves no
@@ -644,11 +686,12 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) error {
 		k.PrintLog(string(b))
 	}
 	took := k.Opt.Now().Sub(began)
-	if took >= k.Cfg.StopTimeout {
+	killed = took >= k.Cfg.StopTimeout
+	if killed {
 		k.Log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed by the kubelet; raise stop_timeout to give it longer", k.Cfg.StopTimeout)
 	}
 	k.Log.Infof("tunnel %s stopped (pod %s deleted) in %s", k.Cfg.TunnelName, p.Metadata.Name, took.Round(time.Millisecond))
-	return nil
+	return killed, nil
 }
 
 // logEndSlack is how long after stop_timeout the stop still reads SC's log.

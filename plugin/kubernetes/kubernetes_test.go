@@ -57,3 +57,28 @@ func TestRepository(t *testing.T) {
 		t.Error("a mirror's repository is another repository")
 	}
 }
+
+// TestBackstopInputs: SC's environment as the kubelet builds it (the
+// Secret's values in place of their references), and when a stop counts as
+// ungraceful: SC already ended non-zero, or the grace period ran out.
+func TestBackstopInputs(t *testing.T) {
+	pod := kube.Pod{Spec: kube.PodSpec{Containers: []kube.Container{{Name: scContainer, Env: []kube.EnvVar{
+		{Name: "SAUCE_REGION", Value: "eu-central"},
+		{Name: "SAUCE_ACCESS_KEY", ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: "x-credentials", Key: "access-key"}}},
+		{Name: "GOMEMLIMIT", ValueFrom: &kube.EnvVarSource{ResourceFieldRef: &kube.ResourceFieldSelector{Resource: "limits.memory"}}},
+	}}}}}
+	env := scEnv(pod, kube.Secret{Data: map[string][]byte{"access-key": []byte("k-1")}})
+	if strings.Join(env, " ") != "SAUCE_REGION=eu-central SAUCE_ACCESS_KEY=k-1" {
+		t.Errorf("SC's environment: %v", env)
+	}
+	if why := ungraceful(pod, false); why != "" {
+		t.Errorf("a drained stop is ungraceful: %q", why)
+	}
+	if why := ungraceful(pod, true); why != "sauce connect was killed when stop_timeout ran out" {
+		t.Errorf("killed: %q", why)
+	}
+	pod.Status.ContainerStatuses = []kube.ContainerStatus{{Name: scContainer, State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1}}}}
+	if why := ungraceful(pod, false); why != "sauce connect had already ended with exit code 1" {
+		t.Errorf("crashed: %q", why)
+	}
+}

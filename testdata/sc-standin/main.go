@@ -17,7 +17,8 @@
 //     line is "Sauce Connect is up, you may start your tests"; a fatal error
 //     is "fatal error exiting: <cause>", "create tunnel: <msg>" for a tunnel
 //     that Sauce Labs refused (…/sauce-connect-5/operation/troubleshooting).
-//   - SIGINT and SIGTERM shut it down gracefully.
+//   - SIGINT and SIGTERM shut it down gracefully (closing its tunnel at the
+//     REST API stand-in first, when it registered with one: rest.go).
 //
 // Not documented, and chosen here (the plugin's decisions must not rest on
 // them): the exact text of a refused login or of the tunnel limit, the
@@ -32,6 +33,7 @@
 //	SAUCE_STANDIN_DRAIN        time spent draining after SIGTERM/SIGINT (default 0)
 //	SAUCE_STANDIN_LEAK_KEY     "true": log every secret it was given, to prove the plugin masks them
 //	SAUCE_STANDIN_QUIET_READY  "true": do not log the ready line (readiness shows only on /readyz)
+//	SAUCE_STANDIN_REST_URL     the stand-in REST API (sc standin-rest, rest.go) to register the tunnel with
 //
 // and one endpoint, /standin/get?url=…, that plays a browser in Sauce's
 // cloud requesting url through the tunnel: it fetches url from SC's own
@@ -83,6 +85,11 @@ func main() {
 		os.Exit(ready())
 	case "version":
 		fmt.Println("Sauce Connect Proxy version", version)
+	case "standin-rest":
+		if len(os.Args) < 3 {
+			fail(errors.New("Error: standin-rest needs an address to listen on"))
+		}
+		fail(serveREST(os.Args[2]))
 	default:
 		fail(fmt.Errorf("Error: unknown command %q for \"sc\"", os.Args[1]))
 	}
@@ -322,9 +329,12 @@ func run(args []string) error {
 	}
 
 	var isReady atomic.Bool
-	if err := serveAPI(ctx, c, &isReady); err != nil {
+	var tunnelID atomic.Value
+	tunnelID.Store("standin-" + fmt.Sprint(os.Getpid()))
+	if err := serveAPI(ctx, c, &isReady, &tunnelID); err != nil {
 		return err
 	}
+	rest := restClient{base: os.Getenv("SAUCE_STANDIN_REST_URL"), user: c["username"], key: c["access-key"]}
 
 	switch mode {
 	case "bad-credentials":
@@ -346,6 +356,11 @@ func run(args []string) error {
 			stop()
 			logf("control", "INFO", "shutting down, draining for %s", drain)
 			time.Sleep(drain)
+			if rest.base != "" && isReady.Load() {
+				if err := rest.call(context.Background(), http.MethodDelete, "/tunnels/"+tunnelID.Load().(string), nil, nil); err != nil {
+					logf("control", "ERROR", "close tunnel: %v", err)
+				}
+			}
 			logf("control", "INFO", "tunnel closed, bye")
 			return nil
 		case <-timer.C:
@@ -353,6 +368,13 @@ func run(args []string) error {
 				logf("control", "INFO", "establishing tunnel connections, still waiting")
 				timer.Reset(10 * time.Second)
 				continue
+			}
+			if rest.base != "" {
+				var t restTunnel
+				if err := rest.call(ctx, http.MethodPost, "/tunnels", restTunnel{Name: c["tunnel-name"]}, &t); err != nil {
+					return fmt.Errorf("create tunnel: %w", err)
+				}
+				tunnelID.Store(t.ID)
 			}
 			isReady.Store(true)
 			logf("control", "INFO", "ready_at_unix_nano=%d", time.Now().UnixNano())
@@ -368,7 +390,7 @@ func run(args []string) error {
 	}
 }
 
-func serveAPI(ctx context.Context, c config, isReady *atomic.Bool) error {
+func serveAPI(ctx context.Context, c config, isReady *atomic.Bool, tunnelID *atomic.Value) error {
 	mux := http.NewServeMux()
 	status := func(w http.ResponseWriter, _ *http.Request) {
 		if isReady.Load() {
@@ -384,7 +406,7 @@ func serveAPI(ctx context.Context, c config, isReady *atomic.Bool) error {
 	})
 	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{
-			"tunnel_id":     "standin-" + fmt.Sprint(os.Getpid()),
+			"tunnel_id":     tunnelID.Load().(string),
 			"tunnel_name":   c["tunnel-name"],
 			"tunnel_server": "tunnel-" + regions[c["region"]] + ".standin.invalid",
 			"tunnel_host":   "standin",

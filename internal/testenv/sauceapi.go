@@ -1,0 +1,109 @@
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SauceAPI is the stand-in for Sauce Labs' REST API (`sc standin-rest`,
+// testdata/sc-standin/rest.go) on the Docker engine's default bridge
+// address, which the host, the plugin's containers and SC's containers on
+// any network all reach. A stand-in SC given SAUCE_STANDIN_REST_URL=URL
+// registers its tunnel there and closes it on its graceful shutdown.
+type SauceAPI struct {
+	URL  string
+	dir  string
+	proc *proc
+}
+
+// Delete is one DELETE of a tunnel the double answered; Agent is the
+// caller's User-Agent (SauceConnect/… for SC itself).
+type Delete struct {
+	ID, Tunnel, Agent string
+}
+
+// StartSauceAPI builds and starts the double on the engine's default bridge.
+func StartSauceAPI() (*SauceAPI, error) {
+	gw, err := docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+	if err != nil {
+		return nil, fmt.Errorf("the default bridge's address: %w", err)
+	}
+	return StartSauceAPIOn(gw)
+}
+
+// StartSauceAPIOn starts the double on host, an address of this machine
+// (NodeIP for the pods of the kubelet node, which have no other route).
+func StartSauceAPIOn(gw string) (*SauceAPI, error) {
+	dir, err := os.MkdirTemp("", "dsc-sauceapi-")
+	if err != nil {
+		return nil, err
+	}
+	a := &SauceAPI{dir: dir}
+	bin, err := GoBuild("testdata/sc-standin", dir, "sc")
+	if err != nil {
+		a.Stop()
+		return nil, err
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		a.Stop()
+		return nil, err
+	}
+	addr := fmt.Sprintf("%s:%d", strings.TrimSpace(gw), ports[0])
+	if a.proc, err = startLogged(dir, bin, "standin-rest", addr); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	a.URL = "http://" + addr
+	for began := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := a.Deletes(); err == nil {
+			return a, nil
+		} else if time.Since(began) > 10*time.Second {
+			b, _ := os.ReadFile(filepath.Join(dir, "sc.log"))
+			a.Stop()
+			return nil, fmt.Errorf("the Sauce API stand-in did not answer on %s: %w\n%s", addr, err, b)
+		}
+	}
+}
+
+// Deletes lists the DELETEs answered so far.
+func (a *SauceAPI) Deletes() ([]Delete, error) {
+	resp, err := http.Get(a.URL + "/standin/deletes")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []Delete
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// DeletesOf lists the DELETEs of one tunnel, by whom: "sc" for SC itself,
+// "plugin" for anyone else.
+func (a *SauceAPI) DeletesOf(tunnel string) ([]string, error) {
+	all, err := a.Deletes()
+	var by []string
+	for _, d := range all {
+		if d.Tunnel != tunnel {
+			continue
+		}
+		if strings.HasPrefix(d.Agent, "SauceConnect/") {
+			by = append(by, "sc")
+		} else {
+			by = append(by, "plugin")
+		}
+	}
+	return by, err
+}
+
+// Stop ends the double.
+func (a *SauceAPI) Stop() {
+	if a.proc != nil {
+		a.proc.stop(2 * time.Second)
+	}
+	_ = os.RemoveAll(a.dir)
+}
