@@ -324,6 +324,27 @@ func TestKubeletBadCredentials(t *testing.T) {
 	b.assertNothingLeft(10 * time.Second)
 }
 
+// TestKubeletRetries: SC exits before ready for a reason a retry can fix (a
+// network error); the Kubernetes backend starts its pod afresh, retries
+// times, as the Docker backend does, then fails and leaves nothing. Rejected
+// credentials are never retried (TestKubeletBadCredentials).
+func TestKubeletRetries(t *testing.T) {
+	n := kubeletNode(t)
+	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("21", "PLUGIN_RETRIES", "1",
+			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_MODE":"network-error"}`)},
+	)
+	code, out := b.run("sauce-connect")
+	if code == 0 || strings.Count(out, "+ kubectl run ") != 2 || !strings.Contains(out, "(attempt 2 of 2)") {
+		t.Fatalf("start step exited with %d; want two pods, the second as attempt 2 of 2, then a failure:\n%s", code, out)
+	}
+	if strings.Contains(out, "attempt 3") {
+		t.Errorf("retried more than retries (1) allows:\n%s", out)
+	}
+	t.Logf("exit %d:\n%s", code, out)
+	b.assertNothingLeft(10 * time.Second)
+}
+
 // TestKubeletImageNotOnNode: the SC image is not on the node and may not be
 // pulled. The step fails with an error naming the image and the pull
 // settings, and removes what it created.

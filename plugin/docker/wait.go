@@ -50,87 +50,100 @@ func WaitReady(ctx context.Context, t Target, timeout time.Duration) error {
 	interval, limit := cmp.Or(t.ProbeFirst, probeFirst), cmp.Or(t.ProbeCap, probeCap)
 	tick := time.NewTimer(interval)
 	defer tick.Stop()
+	w := &readyWait{t: t, last: "no probe yet"}
 	events, errs := t.Events, t.Errs
 	var inspectTick <-chan time.Time
-	last := "no probe yet"
-
-	probe := func() bool {
-		pctx, cancel := context.WithTimeout(ctx, plugin.ProbeTimeout)
-		defer cancel()
-		code, err := t.Probe(pctx)
-		switch {
-		case err != nil:
-			last = err.Error()
-		case code == http.StatusOK:
-			return true
-		default:
-			last = fmt.Sprintf("HTTP %d", code)
-		}
-		return false
-	}
-	checkAlive := func() error {
-		st, err := t.Inspect(ctx)
-		if err != nil {
-			if engine.IsNotFound(err) {
-				return &plugin.ExitedError{ExitCode: -1}
-			}
-			return fmt.Errorf("check sauce connect is running: %w", err)
-		}
-		if !st.Running {
-			return &plugin.ExitedError{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}
-		}
-		return nil
-	}
-
 	for {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-deadline.C:
-			return &plugin.TimeoutError{Awaited: t.Awaited, After: time.Since(began), Last: last}
+			return &plugin.TimeoutError{Awaited: t.Awaited, After: time.Since(began), Last: w.last}
 		case ev, ok := <-events:
 			if !ok {
-				events = nil
-				inspectTick = time.Tick(inspectEvery)
-				continue
-			}
-			switch ev.Action {
-			case "die", "destroy":
-				// Inspect for the OOM flag and the final code; the event has the code too.
-				if err := checkAlive(); err != nil {
-					return err
-				}
-				return &plugin.ExitedError{ExitCode: ev.ExitCode}
-			case "oom":
-				return &plugin.ExitedError{ExitCode: 137, OOMKilled: true}
-			case "health_status":
-				if ev.Health == "healthy" {
-					return nil
-				}
+				events, inspectTick = nil, time.Tick(inspectEvery)
+			} else if done, err := w.event(ctx, ev); done {
+				return err
 			}
 		case err := <-errs:
 			// The stream broke (engine restart, proxy cut): fall back to inspecting.
 			errs, events = nil, nil
 			if err != nil && !errors.Is(err, context.Canceled) {
-				last = "event stream lost, inspecting instead"
+				w.last = "event stream lost, inspecting instead"
 			}
 			inspectTick = time.Tick(inspectEvery)
 		case <-inspectTick:
-			if err := checkAlive(); err != nil {
+			if err := w.alive(ctx); err != nil {
 				return err
 			}
 		case <-t.Hint:
-			if probe() {
+			if w.probe(ctx) {
 				return nil
 			}
 		case <-tick.C:
-			if probe() {
+			if w.probe(ctx) {
 				return nil
 			}
 			interval = min(time.Duration(float64(interval)*probeGrowth), limit)
 			tick.Reset(interval)
 		}
 	}
+}
+
+// readyWait is one WaitReady's view of SC: its target, and what the last
+// probe said (for the timeout's message).
+type readyWait struct {
+	t    Target
+	last string
+}
+
+// probe asks SC's /readyz once.
+func (w *readyWait) probe(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, plugin.ProbeTimeout)
+	defer cancel()
+	code, err := w.t.Probe(pctx)
+	switch {
+	case err != nil:
+		w.last = err.Error()
+	case code == http.StatusOK:
+		return true
+	default:
+		w.last = fmt.Sprintf("HTTP %d", code)
+	}
+	return false
+}
+
+// alive inspects SC: an error once it is not running.
+func (w *readyWait) alive(ctx context.Context) error {
+	st, err := w.t.Inspect(ctx)
+	if err != nil {
+		if engine.IsNotFound(err) {
+			return &plugin.ExitedError{ExitCode: -1}
+		}
+		return fmt.Errorf("check sauce connect is running: %w", err)
+	}
+	if !st.Running {
+		return &plugin.ExitedError{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled}
+	}
+	return nil
+}
+
+// event judges one of SC's events: done, with the error that ends the wait
+// (nil for healthy), or not done.
+func (w *readyWait) event(ctx context.Context, ev engine.Event) (bool, error) {
+	switch ev.Action {
+	case "die", "destroy":
+		// Inspect for the OOM flag and the final code; the event has the code too.
+		if err := w.alive(ctx); err != nil {
+			return true, err
+		}
+		return true, &plugin.ExitedError{ExitCode: ev.ExitCode}
+	case "oom":
+		return true, &plugin.ExitedError{ExitCode: 137, OOMKilled: true}
+	case "health_status":
+		return ev.Health == "healthy", nil
+	}
+	return false, nil
 }
 
 // httpProbe returns a Probe that GETs base+"/readyz".

@@ -64,14 +64,31 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 		return kube.ObjectMeta{Name: n, Namespace: owner.Metadata.Namespace, Labels: labels, OwnerReferences: owners}
 	}
 
-	// The same variables and arguments as the Docker backend; the
-	// credentials and every other secret value by reference to the Secret
-	// (a secret argument as $(VAR), which the kubelet expands).
-	secretData := map[string]string{secretUsername: c.Username, secretAccessKey: c.AccessKey.Value()}
+	env, args, secretData := scInputs(c, secretName)
+	pod := tunnelPod(c, meta(name), env, args)
+	objs := ObjectSet{
+		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
+			StringData: secretData},
+		Pod: pod,
+	}
+	if c.Kubernetes.Service {
+		objs.Service = &kube.Service{APIVersion: "v1", Kind: "Service", Metadata: meta(name), Spec: kube.ServiceSpec{
+			Selector: map[string]string{plugin.LabelTunnel: labels[plugin.LabelTunnel], plugin.LabelRole: plugin.RoleTunnel},
+			Ports:    []kube.ServicePort{{Name: "api", Port: c.APIPort, TargetPort: c.APIPort}},
+		}}
+	}
+	return objs
+}
+
+// scInputs are SC's variables and arguments: the same as the Docker
+// backend's, with the credentials and every other secret value by
+// reference to the Secret (a secret argument as $(VAR), which the kubelet
+// expands), and the Secret's data.
+func scInputs(c plugin.Config, secretName string) (env []kube.EnvVar, args []string, secretData map[string]string) {
+	secretData = map[string]string{secretUsername: c.Username, secretAccessKey: c.AccessKey.Value()}
 	fromSecret := func(name, key string) kube.EnvVar {
 		return kube.EnvVar{Name: name, ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: secretName, Key: key}}}
 	}
-	var env []kube.EnvVar
 	for _, e := range plugin.SCEnv(c, ":"+strconv.Itoa(c.APIPort)) {
 		switch {
 		case e.Name == "SAUCE_USERNAME":
@@ -91,17 +108,24 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 		// Helm chart does).
 		env = append(env, kube.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &kube.EnvVarSource{ResourceFieldRef: &kube.ResourceFieldSelector{Resource: "limits.memory"}}})
 	}
-	args := append([]string{"run"}, c.SCArgs...)
+	args = append([]string{"run"}, c.SCArgs...)
 	for _, a := range plugin.SecretArgs(args) {
 		v := fmt.Sprintf("DSC_SECRET_ARG_%d", a.Index)
 		secretData[v] = args[a.Index]
 		env = append(env, fromSecret(v, v))
 		args[a.Index] = "$(" + v + ")"
 	}
+	return env, args, secretData
+}
+
+// tunnelPod is SC's pod: its container and probe, and where and as whom
+// it runs (pull secret, node selector, tolerations, service account, the
+// restricted Pod Security level's asks).
+func tunnelPod(c plugin.Config, meta kube.ObjectMeta, env []kube.EnvVar, args []string) kube.Pod {
 	grace := int64(c.StopTimeout.Seconds())
 	no := false
 	pod := kube.Pod{
-		APIVersion: "v1", Kind: "Pod", Metadata: meta(name),
+		APIVersion: "v1", Kind: "Pod", Metadata: meta,
 		Spec: kube.PodSpec{
 			RestartPolicy:                 "Never",
 			TerminationGracePeriodSeconds: &grace,
@@ -135,18 +159,7 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 		pod.Spec.Volumes = []kube.Volume{{Name: "tmp", EmptyDir: &kube.EmptyDirVolumeSource{}}}
 		pod.Spec.Containers[0].VolumeMounts = []kube.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 	}
-	objs := ObjectSet{
-		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
-			StringData: secretData},
-		Pod: pod,
-	}
-	if c.Kubernetes.Service {
-		objs.Service = &kube.Service{APIVersion: "v1", Kind: "Service", Metadata: meta(name), Spec: kube.ServiceSpec{
-			Selector: map[string]string{plugin.LabelTunnel: labels[plugin.LabelTunnel], plugin.LabelRole: plugin.RoleTunnel},
-			Ports:    []kube.ServicePort{{Name: "api", Port: c.APIPort, TargetPort: c.APIPort}},
-		}}
-	}
-	return objs
+	return pod
 }
 
 // Backend is the Kubernetes backend.
@@ -275,26 +288,8 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 		}
 		return nil, err
 	}
-	fmt.Fprintf(k.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", objs.Pod.Metadata.Name, k.ns, k.Cfg.Image, owner.Metadata.Name, strings.Join(objs.Pod.Spec.Containers[0].Args, " "))
-	pod, err := k.kc.CreatePod(ctx, k.ns, objs.Pod)
-	if err != nil {
-		if kube.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity") {
-			// Admission, not RBAC: the namespace enforces a Pod Security level.
-			hint := "set kubernetes_run_as_user to a non-root uid the image can run as, which makes the pod fit the restricted level"
-			if k.Cfg.Kubernetes.RunAsUser != nil {
-				hint = "the namespace's policy asks for more than the restricted level; run the tunnel in another namespace (kubernetes_namespace)"
-			}
-			return fail(fmt.Errorf("create the sauce connect pod: namespace %s refuses it: %w; %s", k.ns, err, hint))
-		}
-		if sa := k.Cfg.Kubernetes.ServiceAccount; sa != "" && kube.IsForbidden(err) {
-			// Admission refuses a pod whose service account is missing with
-			// the same 403 as RBAC: name both causes.
-			return fail(fmt.Errorf("create the sauce connect pod: %w; check that kubernetes_service_account %s exists in namespace %s, and %s", err, sa, k.ns, rbacHint))
-		}
-		return fail(fmt.Errorf("create the sauce connect pod: %w", forbidden(err)))
-	}
 	cl.Add(func(ctx context.Context) error {
-		return k.kc.DeletePod(ctx, k.ns, pod.Metadata.Name, plugin.FailureGrace)
+		return k.kc.DeletePod(ctx, k.ns, objs.Pod.Metadata.Name, plugin.FailureGrace)
 	})
 	var svc kube.Service
 	if objs.Service != nil {
@@ -303,7 +298,7 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 		}
 		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
 	}
-	ready, err := k.waitReady(ctx, pod)
+	pod, ready, err := k.attempts(ctx, objs.Pod, owner, time.Now().Add(k.Cfg.ReadyTimeout))
 	if err != nil {
 		return fail(err)
 	}
@@ -314,6 +309,79 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 	cl.Forget()
 	k.Report(t)
 	return t, nil
+}
+
+// attempts creates SC's pod and waits until it is ready, within deadline
+// (ready_timeout from the start), starting it afresh up to retries times
+// when SC exits early for a reason a retry can fix, as the Docker backend
+// does. It returns the pod as created and as it became ready.
+func (k *Backend) attempts(ctx context.Context, spec, owner kube.Pod, deadline time.Time) (created, ready kube.Pod, err error) {
+	for attempt := 1; ; attempt++ {
+		if created, err = k.createPod(ctx, spec, owner); err != nil {
+			return created, ready, err
+		}
+		ready, err = k.waitReady(ctx, created, time.Until(deadline))
+		if err == nil || !plugin.Retryable(err) || attempt > k.Cfg.Retries {
+			return created, ready, err
+		}
+		wait := min(time.Second<<(attempt-1), 10*time.Second)
+		if time.Now().Add(wait).After(deadline) {
+			return created, ready, err
+		}
+		k.Log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, k.Cfg.Retries+1)
+		if err := k.deletePodAndWait(ctx, created.Metadata.Name, deadline); err != nil {
+			return created, ready, err
+		}
+		select {
+		case <-ctx.Done():
+			return created, ready, context.Cause(ctx)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// createPod creates SC's pod, explaining the refusals of admission.
+func (k *Backend) createPod(ctx context.Context, spec, owner kube.Pod) (kube.Pod, error) {
+	fmt.Fprintf(k.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", spec.Metadata.Name, k.ns, k.Cfg.Image, owner.Metadata.Name, strings.Join(spec.Spec.Containers[0].Args, " "))
+	pod, err := k.kc.CreatePod(ctx, k.ns, spec)
+	switch {
+	case err == nil:
+		return pod, nil
+	case kube.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity"):
+		// Admission, not RBAC: the namespace enforces a Pod Security level.
+		hint := "set kubernetes_run_as_user to a non-root uid the image can run as, which makes the pod fit the restricted level"
+		if k.Cfg.Kubernetes.RunAsUser != nil {
+			hint = "the namespace's policy asks for more than the restricted level; run the tunnel in another namespace (kubernetes_namespace)"
+		}
+		return pod, fmt.Errorf("create the sauce connect pod: namespace %s refuses it: %w; %s", k.ns, err, hint)
+	case k.Cfg.Kubernetes.ServiceAccount != "" && kube.IsForbidden(err):
+		// Admission refuses a pod whose service account is missing with
+		// the same 403 as RBAC: name both causes.
+		return pod, fmt.Errorf("create the sauce connect pod: %w; check that kubernetes_service_account %s exists in namespace %s, and %s", err, k.Cfg.Kubernetes.ServiceAccount, k.ns, rbacHint)
+	}
+	return pod, fmt.Errorf("create the sauce connect pod: %w", forbidden(err))
+}
+
+// deletePodAndWait deletes a failed attempt's pod and waits, until
+// deadline, until it is gone, so that the next attempt can take its name.
+func (k *Backend) deletePodAndWait(ctx context.Context, name string, deadline time.Time) error {
+	if err := k.kc.DeletePod(ctx, k.ns, name, plugin.FailureGrace); err != nil && !kube.IsNotFound(err) {
+		return fmt.Errorf("delete the failed sauce connect pod: %w", forbidden(err))
+	}
+	for {
+		_, err := k.kc.GetPod(ctx, k.ns, name)
+		if kube.IsNotFound(err) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the failed sauce connect pod %s was not gone before ready_timeout, so it could not be started again", name)
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // routeWait bounds the wait for a Service to route to a Ready tunnel pod.
@@ -446,8 +514,8 @@ const (
 
 // waitReady waits until the pod is Ready, bounded by ready_timeout; on a
 // failure it prints SC's last log lines, masked.
-func (k *Backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error) {
-	wctx, cancel := context.WithTimeoutCause(ctx, k.Cfg.ReadyTimeout, errReadyTimeout)
+func (k *Backend) waitReady(ctx context.Context, pod kube.Pod, limit time.Duration) (kube.Pod, error) {
+	wctx, cancel := context.WithTimeoutCause(ctx, limit, errReadyTimeout)
 	defer cancel()
 	wctx, probed := context.WithCancelCause(wctx)
 	defer probed(nil)
