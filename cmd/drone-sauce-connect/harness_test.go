@@ -145,6 +145,16 @@ func (s *harnessStage) poll(id string) testenv.LitePolled {
 	return p
 }
 
+// tests runs the stage's Run step "tests" (see run) to its end and requires
+// its log to show want: that it reached the tunnel.
+func (s *harnessStage) tests(image, script string, env map[string]string, want string) {
+	s.t.Helper()
+	s.exec(s.run("tests", image, script, env))
+	if log := s.log(s.id + "-tests"); !strings.Contains(log, want) {
+		s.t.Errorf("the Run step did not reach the tunnel (no %q in its log):\n%s", want, log)
+	}
+}
+
 // log is a step's log as lite-engine keeps it.
 func (s *harnessStage) log(stepID string) string {
 	text, err := testenv.StepLog(stepID + ".log")
@@ -238,11 +248,8 @@ func TestHarnessPluginStep(t *testing.T) {
 	if api != "http://127.0.0.1:"+port {
 		t.Fatalf("SAUCE_CONNECT_HOST_API is %q, want SC's API on the VM's loopback: %v", api, out)
 	}
-	s.exec(s.run("tests", "", `busybox wget -q -O- "$SAUCE_CONNECT_API/readyz" && echo " tunnel $SAUCE_TUNNEL_NAME ready"`,
-		map[string]string{"SAUCE_CONNECT_API": api, "SAUCE_TUNNEL_NAME": out["SAUCE_TUNNEL_NAME"]}))
-	if log := s.log(s.id + "-tests"); !strings.Contains(log, "tunnel "+s.tunnel+" ready") {
-		t.Errorf("the Run step on the VM did not reach the tunnel:\n%s", log)
-	}
+	s.tests("", `busybox wget -q -O- "$SAUCE_CONNECT_API/readyz" && echo " tunnel $SAUCE_TUNNEL_NAME ready"`,
+		map[string]string{"SAUCE_CONNECT_API": api, "SAUCE_TUNNEL_NAME": out["SAUCE_TUNNEL_NAME"]}, "tunnel "+s.tunnel+" ready")
 	s.exec(s.plugin("stop_sauce_connect", "PLUGIN_ACTION", "stop"))
 	if sc, w := tunnelLeft(t, s.tunnel); sc+w != 0 {
 		t.Errorf("after the stop step %d SC container(s) and %d watchdog(s) are left", sc, w)
@@ -263,11 +270,8 @@ func TestHarnessNoStopStep(t *testing.T) {
 	if api == "" {
 		t.Fatalf("no SAUCE_CONNECT_API output: %v", out)
 	}
-	s.exec(s.run("tests", busybox, `wget -q -O- "$SAUCE_CONNECT_API/readyz" && echo " reached $SAUCE_CONNECT_API"`,
-		map[string]string{"SAUCE_CONNECT_API": api}))
-	if log := s.log(s.id + "-tests"); !strings.Contains(log, "reached "+api) {
-		t.Errorf("the Run step container did not reach %s:\n%s", api, log)
-	}
+	s.tests(busybox, `wget -q -O- "$SAUCE_CONNECT_API/readyz" && echo " reached $SAUCE_CONNECT_API"`,
+		map[string]string{"SAUCE_CONNECT_API": api}, "reached "+api)
 	if sc, w := tunnelLeft(t, s.tunnel); sc != 1 || w != 1 {
 		t.Fatalf("before /destroy/: %d SC container(s), %d watchdog(s), want 1 and 1", sc, w)
 	}
@@ -291,10 +295,7 @@ func TestHarnessBackgroundStep(t *testing.T) {
 		t.Fatalf("the Background step has ended: exit %d %s\n%s", p.ExitCode, p.Error, s.log(bg.ID))
 	}
 	script := `for i in $(seq 1 60); do busybox wget -q -O- http://127.0.0.1:$PORT/readyz && break; sleep 1; done; busybox wget -q -O- http://127.0.0.1:$PORT/readyz && echo " ready on $PORT"`
-	s.exec(s.run("tests", "", script, map[string]string{"PORT": port}))
-	if log := s.log(s.id + "-tests"); !strings.Contains(log, "ready on "+port) {
-		t.Errorf("the Run step did not reach the tunnel on 127.0.0.1:%s:\n%s", port, log)
-	}
+	s.tests("", script, map[string]string{"PORT": port}, "ready on "+port)
 	took := s.destroy(cleanWithin)
 	t.Logf("/destroy/ of a Background step in action run: tunnel gone %s after the call", took.Round(time.Millisecond))
 }
