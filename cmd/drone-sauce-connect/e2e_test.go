@@ -84,6 +84,7 @@ func TestMain(m *testing.M) {
 			defer rmBusybox()
 		}
 		code := m.Run()
+		_ = os.Remove(testenv.LiteShared) // lite-engine's shared folder, when the stages left it empty
 		stopSecondEngine()
 		if err := stopNode(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
