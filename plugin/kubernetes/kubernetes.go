@@ -714,7 +714,7 @@ func (k *Backend) stop(ctx context.Context) error {
 			return err
 		}
 		if why := ungraceful(p, killed); why != "" {
-			plugin.Backstop(ctx, k.Log, scEnv(p, secret), k.Cfg.RESTURL, k.Cfg.TunnelName, why)
+			plugin.Backstop(context.WithoutCancel(ctx), k.Log, scEnv(p, secret), k.Cfg.RESTURL, k.Cfg.TunnelName, why)
 		}
 	}
 	return nil
