@@ -110,12 +110,19 @@ func pluginEnv(extra ...string) []engine.EnvVar {
 		{Name: "PLUGIN_IMAGE", Value: standin},
 		{Name: "PLUGIN_PULL", Value: "never"},
 		{Name: "PLUGIN_ENV", Value: `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`},
+		// No test reaches Sauce Labs' real REST API (see offlineREST).
+		{Name: "PLUGIN_REST_URL", Value: offlineREST},
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		env = append(env, engine.EnvVar{Name: extra[i], Value: extra[i+1]})
 	}
 	return env
 }
+
+// offlineREST is where the tests' backstop calls go unless a test gives its
+// own stand-in: a port nothing listens on, so that a stop that kills SC
+// never calls Sauce Labs with the tests' credentials.
+const offlineREST = "http://127.0.0.1:9"
 
 func noKey(t *testing.T, what, out string) {
 	t.Helper()

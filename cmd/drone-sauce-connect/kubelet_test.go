@@ -130,7 +130,7 @@ func harnessEnv(build string, extra ...string) map[string]string {
 		"HARNESS_PIPELINE_ID": "browser_tests_k8s", "HARNESS_STAGE_ID": "browser_tests", "HARNESS_BUILD_ID": build,
 		"DRONE_OUTPUT":   "/harness/" + testenv.Random(6) + ".out",
 		"PLUGIN_BACKEND": "kubernetes", "PLUGIN_USERNAME": "alice", "PLUGIN_ACCESS_KEY": accessKey, "PLUGIN_REGION": "us-west",
-		"PLUGIN_IMAGE": standin, "PLUGIN_PULL": "never",
+		"PLUGIN_IMAGE": standin, "PLUGIN_PULL": "never", "PLUGIN_REST_URL": offlineREST,
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]

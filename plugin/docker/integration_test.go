@@ -76,6 +76,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	s.APIHostPort = "0"
 	s.ReadyTimeout = "20s"
 	s.StopTimeout = "5s"
+	s.RESTURL = "http://127.0.0.1:9" // never Sauce Labs' own API: a port nothing listens on
 	tunnel := testenv.Name(t)
 	s.TunnelName = tunnel
 	knobs := `{"SAUCE_STANDIN_READY_DELAY":"300ms"`
