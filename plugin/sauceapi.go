@@ -35,6 +35,9 @@ type SauceAPI struct {
 	AccessKey      Secret
 	// Proxy is SC's proxy to Sauce Labs (SAUCE_PROXY_SAUCE), if any.
 	Proxy string
+	// Pool is true for a tunnel of a pool (SAUCE_TUNNEL_POOL), whose
+	// tunnels share the name.
+	Pool bool
 }
 
 // SauceAPIOf is the API as SC's own variables (NAME=value) reach it: its
@@ -48,7 +51,8 @@ func SauceAPIOf(env []string, base string) (SauceAPI, bool) {
 			vars[k] = v
 		}
 	}
-	a := SauceAPI{Username: vars["SAUCE_USERNAME"], AccessKey: Secret(vars["SAUCE_ACCESS_KEY"]), Proxy: vars["SAUCE_PROXY_SAUCE"]}
+	a := SauceAPI{Username: vars["SAUCE_USERNAME"], AccessKey: Secret(vars["SAUCE_ACCESS_KEY"]), Proxy: vars["SAUCE_PROXY_SAUCE"],
+		Pool: vars["SAUCE_TUNNEL_POOL"] == "true"}
 	region := regionAliases[strings.ToLower(vars["SAUCE_REGION"])]
 	a.Base = strings.TrimRight(cmp.Or(base, restHosts[region]), "/")
 	return a, a.Username != "" && a.AccessKey != "" && a.Base != ""
@@ -137,7 +141,7 @@ func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL
 	case !ok:
 		log.Warnf("%s, and the tunnel may stay registered at Sauce Labs until it times out: SC's container holds no credentials and region to delete it with", why)
 		return
-	case envValue(env, "SAUCE_TUNNEL_POOL") == "true":
+	case api.Pool:
 		log.Warnf("%s; the tunnel may stay registered at Sauce Labs until it times out: it is part of a tunnel pool, whose tunnels share the name, so none is deleted", why)
 		return
 	}
@@ -155,14 +159,4 @@ func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL
 		return
 	}
 	log.Warnf("%s: tunnel %s deleted at Sauce Labs (%s) so that it no longer counts against the account's tunnels", why, tunnel, strings.Join(deleted, ", "))
-}
-
-// envValue is one variable of an environment list.
-func envValue(env []string, name string) string {
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, name+"="); ok {
-			return v
-		}
-	}
-	return ""
 }

@@ -185,19 +185,18 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	w.leaveNetworks(ctx)
 	// SC's own variables, for the backstop: held in memory only, at this moment.
 	before, _ := w.eng.InspectContainer(ctx, a.Target)
-	killed, err := w.eng.StopContainer(ctx, a.Target, a.StopTimeout)
+	killed, ungraceful, err := stopSC(ctx, w.eng, a.Target, before, a.StopTimeout)
 	if err != nil {
 		log.WithError(err).Warn("could not stop sauce connect gracefully")
 	}
 	if killed {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed", a.StopTimeout)
 	}
-	after, _ := w.eng.InspectContainer(ctx, a.Target)
 	if err := w.eng.RemoveContainer(ctx, a.Target); err != nil {
 		return err
 	}
-	if why := Ungraceful(before, after.State.ExitCode, killed); why != "" {
-		plugin.Backstop(ctx, log, before.Env, a.RESTURL, a.Tunnel, why)
+	if ungraceful != "" {
+		plugin.Backstop(ctx, log, before.Env, a.RESTURL, a.Tunnel, ungraceful)
 	}
 	log.Infof("tunnel %s removed", a.Tunnel)
 	if stageOver {

@@ -108,18 +108,8 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 			attempt--
 			continue
 		}
-		if !plugin.Retryable(err) || attempt > p.Cfg.Retries {
+		if err := p.RetryAfter(ctx, err, attempt, deadline); err != nil {
 			return nil, err
-		}
-		wait := min(time.Second<<(attempt-1), 10*time.Second)
-		if p.Opt.Now().Add(wait).After(deadline) {
-			return nil, err
-		}
-		p.Log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, p.Cfg.Retries+1)
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-time.After(wait):
 		}
 	}
 }

@@ -57,11 +57,10 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 		return err
 	}
 	fmt.Fprintf(p.Opt.Out, "+ docker stop --time %d %s\n", int(p.Cfg.StopTimeout.Seconds()), plugin.Short(id))
-	killed, err := p.eng.StopContainer(ctx, id, p.Cfg.StopTimeout)
+	killed, ungraceful, err := stopSC(ctx, p.eng, id, before, p.Cfg.StopTimeout)
 	if err != nil {
 		return err
 	}
-	after, _ := p.eng.InspectContainer(ctx, id)
 	if p.Cfg.LogsFile != "" {
 		if err := p.saveLogs(ctx, id); err != nil {
 			log.WithError(err).Warn("could not save sauce connect's log")
@@ -75,11 +74,20 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	if killed {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.Cfg.StopTimeout)
 	}
-	if why := Ungraceful(before, after.State.ExitCode, killed); why != "" {
-		plugin.Backstop(ctx, log, before.Env, p.Cfg.RESTURL, p.Cfg.TunnelName, why)
+	if ungraceful != "" {
+		plugin.Backstop(ctx, log, before.Env, p.Cfg.RESTURL, p.Cfg.TunnelName, ungraceful)
 	}
 	log.Infof("tunnel %s stopped and removed in %s", p.Cfg.TunnelName, p.Opt.Now().Sub(began).Round(time.Millisecond))
 	return nil
+}
+
+// stopSC stops SC's container id (found as before; empty when it was gone)
+// gracefully within timeout and says whether it was killed and, from how it
+// ended, whether it missed its graceful shutdown (see Ungraceful).
+func stopSC(ctx context.Context, eng Engine, id string, before engine.Container, timeout time.Duration) (killed bool, ungraceful string, err error) {
+	killed, err = eng.StopContainer(ctx, id, timeout)
+	after, _ := eng.InspectContainer(ctx, id)
+	return killed, Ungraceful(before, after.State.ExitCode, killed), err
 }
 
 // Ungraceful says how SC ended without its graceful shutdown, "" when it

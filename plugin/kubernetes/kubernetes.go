@@ -298,7 +298,7 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 		}
 		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
 	}
-	pod, ready, err := k.attempts(ctx, objs.Pod, owner, time.Now().Add(k.Cfg.ReadyTimeout))
+	pod, ready, err := k.attempts(ctx, objs.Pod, owner, began.Add(k.Cfg.ReadyTimeout))
 	if err != nil {
 		return fail(err)
 	}
@@ -320,22 +320,14 @@ func (k *Backend) attempts(ctx context.Context, spec, owner kube.Pod, deadline t
 		if created, err = k.createPod(ctx, spec, owner); err != nil {
 			return created, ready, err
 		}
-		ready, err = k.waitReady(ctx, created, time.Until(deadline))
-		if err == nil || !plugin.Retryable(err) || attempt > k.Cfg.Retries {
+		if ready, err = k.waitReady(ctx, created, deadline.Sub(k.Opt.Now())); err == nil {
+			return created, ready, nil
+		}
+		if err := k.RetryAfter(ctx, err, attempt, deadline); err != nil {
 			return created, ready, err
 		}
-		wait := min(time.Second<<(attempt-1), 10*time.Second)
-		if time.Now().Add(wait).After(deadline) {
-			return created, ready, err
-		}
-		k.Log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, k.Cfg.Retries+1)
 		if err := k.deletePodAndWait(ctx, created.Metadata.Name, deadline); err != nil {
 			return created, ready, err
-		}
-		select {
-		case <-ctx.Done():
-			return created, ready, context.Cause(ctx)
-		case <-time.After(wait):
 		}
 	}
 }
@@ -373,7 +365,7 @@ func (k *Backend) deletePodAndWait(ctx context.Context, name string, deadline ti
 		if kube.IsNotFound(err) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if k.Opt.Now().After(deadline) {
 			return fmt.Errorf("the failed sauce connect pod %s was not gone before ready_timeout, so it could not be started again", name)
 		}
 		select {
