@@ -1,7 +1,10 @@
 package testenv
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -72,4 +75,57 @@ func VolumeExists(name string) bool {
 // RemoveVolume removes a volume; a missing one is no error.
 func RemoveVolume(name string) {
 	_, _ = docker("volume", "rm", "-f", name)
+}
+
+// HostAddress is an IPv4 address of this machine that the containers on an
+// engine's default bridge reach it at: the bridge's gateway as the engine
+// reports it, else the address of the bridge's interface. An engine on its
+// very first start reports no gateway in the bridge's IPAM config (it
+// does after a restart), so the interface is the answer that holds on
+// every engine; both are this machine's own. run is the docker CLI of the
+// engine (docker, or a Dockerd's Docker).
+func HostAddress(run func(args ...string) (string, error)) (string, error) {
+	out, err := run("network", "inspect", "bridge", "--format", "{{json .}}")
+	if err != nil {
+		return "", fmt.Errorf("the host's address on the engine's default bridge: %w", err)
+	}
+	var n struct {
+		IPAM    struct{ Config []struct{ Gateway string } }
+		Options map[string]string
+	}
+	if err := json.Unmarshal([]byte(out), &n); err != nil {
+		return "", fmt.Errorf("the host's address on the engine's default bridge: docker network inspect bridge: %w", err)
+	}
+	for _, c := range n.IPAM.Config {
+		if ip := net.ParseIP(c.Gateway); ip != nil && ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	name := n.Options["com.docker.network.bridge.name"]
+	ip, err := interfaceIPv4(name)
+	if err != nil {
+		return "", fmt.Errorf("no address where containers reach this machine: the default bridge reports no IPv4 gateway (IPAM config %+v) and its interface %q: %w", n.IPAM.Config, name, err)
+	}
+	return ip, nil
+}
+
+// interfaceIPv4 returns the first IPv4 address of a network interface.
+func interfaceIPv4(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("the engine names no bridge interface")
+	}
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", err
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", errors.New("has no IPv4 address")
 }

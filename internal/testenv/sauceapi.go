@@ -3,9 +3,11 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,18 +29,22 @@ type Delete struct {
 	ID, Tunnel, Agent string
 }
 
-// StartSauceAPI builds and starts the double on the engine's default bridge.
+// StartSauceAPI builds and starts the double on the machine's engine's
+// default bridge (see HostAddress).
 func StartSauceAPI() (*SauceAPI, error) {
-	gw, err := docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+	host, err := HostAddress(docker)
 	if err != nil {
-		return nil, fmt.Errorf("the default bridge's address: %w", err)
+		return nil, err
 	}
-	return StartSauceAPIOn(gw)
+	return StartSauceAPIOn(host)
 }
 
 // StartSauceAPIOn starts the double on host, an address of this machine
 // (NodeIP for the pods of the kubelet node, which have no other route).
-func StartSauceAPIOn(gw string) (*SauceAPI, error) {
+func StartSauceAPIOn(host string) (*SauceAPI, error) {
+	if net.ParseIP(host) == nil {
+		return nil, fmt.Errorf("the Sauce API stand-in needs an IP address of this machine to listen on, got %q", host)
+	}
 	dir, err := os.MkdirTemp("", "dsc-sauceapi-")
 	if err != nil {
 		return nil, err
@@ -54,7 +60,7 @@ func StartSauceAPIOn(gw string) (*SauceAPI, error) {
 		a.Stop()
 		return nil, err
 	}
-	addr := fmt.Sprintf("%s:%d", strings.TrimSpace(gw), ports[0])
+	addr := net.JoinHostPort(host, strconv.Itoa(ports[0]))
 	if a.proc, err = startLogged(dir, bin, "standin-rest", addr); err != nil {
 		a.Stop()
 		return nil, err

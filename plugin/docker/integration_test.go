@@ -504,6 +504,9 @@ func TestPullOfAMissingTagAndByDigest(t *testing.T) {
 // that stop_timeout cut short or an SC that crashed before the stop; a REST
 // API that cannot be reached is one warning, never a failed stop.
 func TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
 	api, err := testenv.StartSauceAPI()
 	if err != nil {
 		t.Fatal(err)
