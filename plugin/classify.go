@@ -12,6 +12,10 @@ import (
 // ErrPermanent marks an SC exit that a retry cannot fix.
 var ErrPermanent = errors.New("not retried")
 
+// ErrTunnelLimit marks an SC that Sauce Labs refused a tunnel because the
+// account runs as many as it may.
+var ErrTunnelLimit = errors.New("tunnel limit reached")
+
 // Retryable reports whether a failed attempt may be fixed by starting SC
 // again: SC exited early, for a reason other than rejected credentials or a
 // configuration it refused.
@@ -57,7 +61,7 @@ func ClassifyExit(err error, tail string) error {
 	case errorLineMatches(tail, tunnelLimit):
 		return fmt.Errorf("sauce labs refused another tunnel: the account's limit of active tunnels is reached (see SC's log above). "+
 			"Tunnels leaked by cancelled builds count against it: list and stop them at https://app.saucelabs.com/tunnels "+
-			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w", err, ErrPermanent)
+			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w: %w", err, ErrPermanent, ErrTunnelLimit)
 	case errorLineMatches(tail, configRefused):
 		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, ErrPermanent)
 	}

@@ -131,6 +131,8 @@ type Config struct {
 	Retries      int
 	// RESTURL replaces the region's Sauce Labs REST API host ("": the region's).
 	RESTURL string
+	// RESTConfirm has the start wait until Sauce Labs lists the tunnel.
+	RESTConfirm bool
 
 	Kubernetes KubernetesConfig
 
@@ -293,6 +295,10 @@ func (v *validation) identity(hostname, random string) {
 		c.TunnelNameDerived = true
 		// The GitHub post step stops what the main step started.
 		id := cmp.Or(p.StateTunnelName, p.ID(), hostname+"-"+random)
+		if p.StateTunnelName == "" && p.legOwn() && c.opens() {
+			// A part of this start's own: the legs of a matrix share the rest.
+			id += "-" + random
+		}
 		c.TunnelName = sanitizeName(id, maxTunnelName)
 	} else if sanitizeName(c.TunnelName, maxTunnelName) != c.TunnelName {
 		v.bad("tunnel_name", "%q has characters or a length SC and Docker cannot take; use at most %d letters, digits, '.', '_' or '-'", c.TunnelName, maxTunnelName)
@@ -431,6 +437,7 @@ func (v *validation) lifecycle() {
 	if u, err := url.Parse(c.RESTURL); c.RESTURL != "" && (err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http")) {
 		v.bad("rest_url", "%q is not an http(s) URL; use e.g. https://api.eu-central-1.saucelabs.com, or leave it unset for the region's", s.RESTURL)
 	}
+	c.RESTConfirm = parseBool(s.RESTConfirm, "rest_confirm", v.bad)
 	if n, err := strconv.Atoi(strings.TrimSpace(s.Retries)); err != nil || n < 0 {
 		v.bad("retries", "%q is not a count; use a whole number such as 3 (0 disables retries)", s.Retries)
 	} else {

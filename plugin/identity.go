@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/kelseyhightower/envconfig"
@@ -35,6 +36,10 @@ type Pipeline struct {
 	HarnessExecutionID string `envconfig:"HARNESS_EXECUTION_ID"`
 	HarnessPipelineID  string `envconfig:"HARNESS_PIPELINE_ID"`
 	HarnessStageID     string `envconfig:"HARNESS_STAGE_ID"`
+	// The iteration of a looping strategy (matrix, repeat, parallelism) on
+	// the stage and on the step: <+stage.iteration>, <+step.iteration>.
+	HarnessStageIndex string `envconfig:"HARNESS_STAGE_INDEX"`
+	HarnessStepIndex  string `envconfig:"HARNESS_STEP_INDEX"`
 
 	GitHubActions     string `envconfig:"GITHUB_ACTIONS"`
 	GitHubRepository  string `envconfig:"GITHUB_REPOSITORY"`
@@ -43,6 +48,7 @@ type Pipeline struct {
 	GitHubJob         string `envconfig:"GITHUB_JOB"`
 	GitHubOutput      string `envconfig:"GITHUB_OUTPUT"`
 	GitHubState       string `envconfig:"GITHUB_STATE"`
+	GitHubEnv         string `envconfig:"GITHUB_ENV"`
 	GitHubStepSummary string `envconfig:"GITHUB_STEP_SUMMARY"`
 	// StateTunnelName is what the main step saved in GITHUB_STATE for the post step.
 	StateTunnelName string `envconfig:"STATE_TUNNEL_NAME"`
@@ -111,8 +117,10 @@ func (p Pipeline) Platform() Platform {
 }
 
 // ID is the pipeline identity the default tunnel name is built from: equal
-// for the start and stop steps of one build and stage, different for two
-// builds. It is empty when the platform gives no identity (local runs).
+// for the start and stop steps of one build and stage (and Harness
+// iteration), different for two builds. It is empty when the platform
+// gives no identity (local runs). On GitHub Actions every leg of a matrix
+// has the same ID: the start adds a part of its own (see identity).
 func (p Pipeline) ID() string {
 	var parts []string
 	switch p.Platform() {
@@ -121,7 +129,7 @@ func (p Pipeline) ID() string {
 	case PlatformHarness:
 		build := cmp.Or(p.DroneBuildNumber, p.HarnessBuildID)
 		stage := cmp.Or(p.DroneStageName, p.HarnessStageID, p.DroneStageNumber)
-		parts = []string{p.DroneRepo, p.HarnessPipelineID, build, stage}
+		parts = []string{p.DroneRepo, p.HarnessPipelineID, build, stage, iteration("s", p.HarnessStageIndex), iteration("i", p.HarnessStepIndex)}
 	case PlatformDrone:
 		parts = []string{p.DroneRepo, p.DroneBuildNumber, p.DroneStageName}
 	default:
@@ -134,4 +142,36 @@ func (p Pipeline) ID() string {
 		}
 	}
 	return strings.Join(kept, "-")
+}
+
+// iteration names a Harness iteration ("s2" for stage iteration 2), ""
+// outside a looping strategy.
+func iteration(prefix, index string) string {
+	if index == "" {
+		return ""
+	}
+	return prefix + index
+}
+
+// legOwn reports whether the platform's identity is shared by jobs that
+// run at once, so that each start must add a part of its own to the
+// default tunnel name and hand the name on: the legs of a GitHub matrix
+// share every variable GitHub sets, and GitHub hands a step's variables
+// on to the job's later steps (GITHUB_ENV) and to its post step
+// (GITHUB_STATE). A step whose files for those its container cannot see
+// (act's self-hosted mode hands a container action host paths) can hand
+// nothing on: there every step of the job derives the same name alone.
+func (p Pipeline) legOwn() bool {
+	if p.Platform() != PlatformGitHub {
+		return false
+	}
+	for _, f := range []string{p.GitHubEnv, p.GitHubState} {
+		if f == "" {
+			return false
+		}
+		if _, err := os.Stat(filepath.Dir(f)); err != nil {
+			return false
+		}
+	}
+	return true
 }

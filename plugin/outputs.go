@@ -26,6 +26,7 @@ func writeOutputs(c Config, t *Tunnel, out io.Writer) []error {
 	// Each fact under its Harness (DRONE_OUTPUT) and its GitHub name.
 	facts := []struct{ drone, github, value string }{
 		{"SAUCE_TUNNEL_NAME", "tunnel_name", t.Name},
+		{"SAUCE_TUNNEL_ID", "tunnel_id", t.SauceID},
 		{"SAUCE_CONNECT_API", "api_url", t.Endpoints.Container},
 		{"SAUCE_CONNECT_HOST_API", "host_api_url", t.Endpoints.Host},
 		{"SAUCE_CONNECT_CONTAINER", "container_id", t.ID},
@@ -46,6 +47,11 @@ func writeOutputs(c Config, t *Tunnel, out io.Writer) []error {
 			{"TUNNEL_NAME", t.Name},
 			{"CONTAINER_ID", t.ID},
 		}))
+	}
+	if p.GitHubEnv != "" {
+		// The job's later steps (a stop or status step, the tests) get the
+		// name as SAUCE_TUNNEL_NAME, which the plugin and Sauce's tools read.
+		add("GITHUB_ENV", appendLines(p.GitHubEnv, [][2]string{{"SAUCE_TUNNEL_NAME", t.Name}}))
 	}
 	if p.GitHubStepSummary != "" {
 		add("GITHUB_STEP_SUMMARY", appendText(p.GitHubStepSummary, summary(c, t)))

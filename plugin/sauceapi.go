@@ -9,18 +9,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 )
 
-// The tunnel-limit backstop. A tunnel whose SC did not shut down gracefully
-// (killed, crashed, cut short by stop_timeout) stays registered at Sauce
-// Labs, and counts against the account's concurrent tunnels, until Sauce
-// times it out. As Sauce's own Jenkins plugin does, the stop path then
-// deletes it through Sauce's REST API, with the credentials SC itself was
-// given, read from its container or Secret at that moment.
+// Sauce Labs' REST API, as the plugin uses it: the tunnel as Sauce sees it.
+// A tunnel name is account-wide, so what runs on this engine says nothing of
+// the account: the start confirms at Sauce that its tunnel is listed
+// (Confirm), warns when the name is taken (WarnNameInUse), lists the
+// account's tunnels when the limit is reached (AccountTunnels), and the
+// backstop deletes by the ID recorded at ready time, never by name.
 
 // restHosts are Sauce's REST API hosts, by SC5 region.
 var restHosts = map[string]string{
@@ -33,11 +34,40 @@ var restHosts = map[string]string{
 type SauceAPI struct {
 	Base, Username string
 	AccessKey      Secret
-	// Proxy is SC's proxy to Sauce Labs (SAUCE_PROXY_SAUCE), if any.
+	// Proxy is SC's proxy to Sauce Labs (proxy_sauce, SAUCE_PROXY_SAUCE),
+	// "" for none: the runner's was already taken into it.
 	Proxy string
-	// Pool is true for a tunnel of a pool (SAUCE_TUNNEL_POOL), whose
-	// tunnels share the name.
-	Pool bool
+}
+
+// RESTTunnel is a tunnel as Sauce's REST API lists it (?full=true).
+type RESTTunnel struct {
+	ID           string         `json:"id"`
+	Owner        string         `json:"owner"`
+	Name         string         `json:"tunnel_identifier"`
+	Status       string         `json:"status"`
+	Host         string         `json:"host"`
+	CreationTime int64          `json:"creation_time"`
+	Metadata     map[string]any `json:"metadata"`
+}
+
+// describe is one line about t, for people: name, ID, owner, age, metadata.
+func (t RESTTunnel) describe(now time.Time) string {
+	parts := []string{"id " + t.ID, "owner " + cmp.Or(t.Owner, "?")}
+	if t.CreationTime > 0 {
+		parts = append(parts, "up "+now.Sub(time.Unix(t.CreationTime, 0)).Round(time.Second).String())
+	}
+	if t.Host != "" {
+		parts = append(parts, "host "+t.Host)
+	}
+	keys := make([]string, 0, len(t.Metadata))
+	for k := range t.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, t.Metadata[k]))
+	}
+	return t.Name + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // SauceAPIOf is the API as SC's own variables (NAME=value) reach it: its
@@ -51,75 +81,106 @@ func SauceAPIOf(env []string, base string) (SauceAPI, bool) {
 			vars[k] = v
 		}
 	}
-	a := SauceAPI{Username: vars["SAUCE_USERNAME"], AccessKey: Secret(vars["SAUCE_ACCESS_KEY"]), Proxy: vars["SAUCE_PROXY_SAUCE"],
-		Pool: vars["SAUCE_TUNNEL_POOL"] == "true"}
-	region := regionAliases[strings.ToLower(vars["SAUCE_REGION"])]
-	a.Base = strings.TrimRight(cmp.Or(base, restHosts[region]), "/")
+	return sauceAPI(vars["SAUCE_USERNAME"], vars["SAUCE_ACCESS_KEY"], vars["SAUCE_REGION"], base, vars["SAUCE_PROXY_SAUCE"])
+}
+
+// SauceAPIFor is the API as the configuration reaches it.
+func SauceAPIFor(c Config) (SauceAPI, bool) {
+	return sauceAPI(c.Username, c.AccessKey.Value(), c.Region, c.RESTURL, c.ProxySauce)
+}
+
+func sauceAPI(user, key, region, base, proxy string) (SauceAPI, bool) {
+	a := SauceAPI{Username: user, AccessKey: Secret(key), Proxy: proxy}
+	a.Base = strings.TrimRight(cmp.Or(base, restHosts[regionAliases[strings.ToLower(region)]]), "/")
 	return a, a.Username != "" && a.AccessKey != "" && a.Base != ""
 }
 
-// restTimeout bounds each call: the backstop must never hold a stop up long.
+// restTimeout bounds each call: the REST API must never hold a step up long.
 const restTimeout = 15 * time.Second
 
-// DeleteTunnels deletes the account's running tunnels named name and
-// returns their IDs. The tunnel is found by its name, not SC's own ID: by
-// the time the backstop is needed SC may be gone, and its /info with it.
-func (a SauceAPI) DeleteTunnels(ctx context.Context, name string) ([]string, error) {
-	var tunnels []struct {
-		ID     string `json:"id"`
-		Name   string `json:"tunnel_identifier"`
-		Status string `json:"status"`
-	}
-	if err := a.call(ctx, http.MethodGet, "/tunnels?full=true", &tunnels); err != nil {
+// Tunnels lists the account's running tunnels.
+func (a SauceAPI) Tunnels(ctx context.Context) ([]RESTTunnel, error) {
+	var all []RESTTunnel
+	if err := a.call(ctx, http.MethodGet, "/tunnels?full=true", &all); err != nil {
 		return nil, err
 	}
-	var deleted []string
-	for _, t := range tunnels {
-		if t.Name != name || t.Status == "terminated" {
-			continue
+	running := all[:0]
+	for _, t := range all {
+		if t.Status == "" || t.Status == "running" {
+			running = append(running, t)
 		}
-		if err := a.call(ctx, http.MethodDelete, "/tunnels/"+url.PathEscape(t.ID), nil); err != nil {
-			return deleted, err
-		}
-		deleted = append(deleted, t.ID)
 	}
-	return deleted, nil
+	return running, nil
+}
+
+// Tunnel reads one tunnel by its ID.
+func (a SauceAPI) Tunnel(ctx context.Context, id string) (RESTTunnel, error) {
+	var t RESTTunnel
+	return t, a.call(ctx, http.MethodGet, "/tunnels/"+url.PathEscape(id), &t)
+}
+
+// Delete ends one tunnel by its ID.
+func (a SauceAPI) Delete(ctx context.Context, id string) error {
+	return a.call(ctx, http.MethodDelete, "/tunnels/"+url.PathEscape(id), nil)
 }
 
 func (a SauceAPI) call(ctx context.Context, method, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, restTimeout)
 	defer cancel()
-	u := a.Base + "/rest/v1/" + url.PathEscape(a.Username) + path
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	endpoint := a.Base + "/rest/v1/" + url.PathEscape(a.Username) + strings.SplitN(path, "?", 2)[0]
+	req, err := http.NewRequestWithContext(ctx, method, a.Base+"/rest/v1/"+url.PathEscape(a.Username)+path, nil)
 	if err != nil {
 		return fmt.Errorf("sauce labs rest api: %w", err)
 	}
 	req.SetBasicAuth(a.Username, a.AccessKey.Value())
 	req.Header.Set("User-Agent", "drone-sauce-connect")
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport := &http.Transport{Proxy: nil, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second}
 	if a.Proxy != "" {
-		p, err := url.Parse(a.Proxy)
-		if err != nil || p.Host == "" {
-			p = &url.URL{Scheme: "http", Host: a.Proxy}
+		p, err := ParseProxy(a.Proxy)
+		if err != nil {
+			return fmt.Errorf("sauce labs rest api: proxy_sauce is not a proxy address: %w", err)
 		}
 		transport.Proxy = http.ProxyURL(p)
 	}
+	defer transport.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: transport}).Do(req)
 	if err != nil {
-		return fmt.Errorf("sauce labs rest api: %w", err)
+		// Not the *url.Error: it would repeat the URL; the cause is enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &RESTUnreachableError{Method: method, URL: endpoint, Err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return &RESTError{Method: method, URL: a.Base + "/rest/v1/" + a.Username + strings.SplitN(path, "?", 2)[0], Status: resp.StatusCode}
+		return &RESTError{Method: method, URL: endpoint, Status: resp.StatusCode}
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("sauce labs rest api %s: %w", method, err)
+		return fmt.Errorf("sauce labs rest api %s %s: %w", method, endpoint, err)
 	}
 	return nil
+}
+
+// ParseProxy reads a proxy address given as a URL or as host:port, with or
+// without user:pass@ (SC5 takes both): without a scheme it is http.
+func ParseProxy(v string) (*url.URL, error) {
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		// url.Parse's error quotes the whole value, password and all.
+		return nil, errors.New("not a URL or host:port")
+	}
+	if u.Host == "" {
+		return nil, errors.New("no host")
+	}
+	return u, nil
 }
 
 // RESTError is an answer of Sauce's REST API other than a success.
@@ -132,31 +193,62 @@ func (e *RESTError) Error() string {
 	return fmt.Sprintf("sauce labs rest api %s %s: %d %s", e.Method, e.URL, e.Status, http.StatusText(e.Status))
 }
 
+// refused reports whether the API refused the credentials (401, or 403 for
+// a service account, which may not manage tunnels).
+func (e *RESTError) refused() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
+// RESTUnreachableError means no answer came from Sauce's REST API.
+type RESTUnreachableError struct {
+	Method, URL string
+	Err         error
+}
+
+func (e *RESTUnreachableError) Error() string {
+	return fmt.Sprintf("sauce labs rest api %s %s: no answer: %v", e.Method, e.URL, e.Err)
+}
+
+func (e *RESTUnreachableError) Unwrap() error { return e.Err }
+
+// serviceAccountHint is why a refusal may not be the key's fault.
+const serviceAccountHint = " (a service account's key cannot manage tunnels; the tunnel's owner's can)"
+
 // Backstop deletes the tunnel at Sauce Labs after an SC that ended without
 // its graceful shutdown (why says how it ended), with SC's own variables
-// env. Every failure is one warning: the stop has done its part already.
-func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL, tunnel, why string) {
+// env. It deletes only the tunnel this SC opened, by the ID recorded at
+// ready time (id): by name it could end another pipeline's live tunnel of
+// the same name. With no ID it deletes nothing and says so. Every failure
+// is one warning: the stop has done its part already.
+func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL, tunnel, id, why string) {
 	api, ok := SauceAPIOf(env, restURL)
 	switch {
+	case id == "":
+		log.Warnf("%s; the tunnel may stay registered at Sauce Labs until it times out: its Sauce Labs ID was never recorded (Sauce had not confirmed it), and deleting by name could end another pipeline's tunnel %s", why, tunnel)
+		return
 	case !ok:
 		log.Warnf("%s, and the tunnel may stay registered at Sauce Labs until it times out: SC's container holds no credentials and region to delete it with", why)
 		return
-	case api.Pool:
-		log.Warnf("%s; the tunnel may stay registered at Sauce Labs until it times out: it is part of a tunnel pool, whose tunnels share the name, so none is deleted", why)
+	}
+	t, err := api.Tunnel(ctx, id)
+	if re := (*RESTError)(nil); errors.As(err, &re) && re.Status == http.StatusNotFound {
+		log.Infof("%s; Sauce Labs has no tunnel %s (%s) left", why, tunnel, id)
 		return
 	}
-	deleted, err := api.DeleteTunnels(ctx, tunnel)
+	if err == nil && t.Status != "" && t.Status != "running" {
+		log.Warnf("%s; Sauce Labs had already closed tunnel %s (%s, status %s)", why, tunnel, id, t.Status)
+		return
+	}
+	if err == nil {
+		err = api.Delete(ctx, id)
+	}
 	if err != nil {
 		hint := ""
-		if re := (*RESTError)(nil); errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden) {
-			hint = " (a service account's key cannot stop tunnels; the tunnel's owner's can)"
+		if re := (*RESTError)(nil); errors.As(err, &re) && re.refused() {
+			hint = serviceAccountHint
 		}
-		log.Warnf("%s, and deleting tunnel %s at Sauce Labs failed: %v%s; it counts against the account's concurrent tunnels until Sauce times it out", why, tunnel, err, hint)
+		log.Warnf("%s, and deleting tunnel %s (%s) at Sauce Labs failed: %v%s; it counts against the account's concurrent tunnels until Sauce times it out", why, tunnel, id, err, hint)
 		return
 	}
-	if len(deleted) == 0 {
-		log.Infof("%s; Sauce Labs has no running tunnel %s left", why, tunnel)
-		return
-	}
-	log.Warnf("%s: tunnel %s deleted at Sauce Labs (%s) so that it no longer counts against the account's tunnels", why, tunnel, strings.Join(deleted, ", "))
+	log.Warnf("%s: tunnel %s (%s) deleted at Sauce Labs so that it no longer counts against the account's tunnels", why, tunnel, id)
 }

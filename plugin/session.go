@@ -90,6 +90,9 @@ type Tunnel struct {
 	// which, for people ("container 4f2c9d1e8a7b", "pod sc-build-42").
 	ID, Where string
 	Name      string
+	// SauceID is the tunnel's ID at Sauce Labs, once Sauce confirmed it
+	// ("" when it was not asked, or could not be).
+	SauceID   string
 	Endpoints Endpoints
 	ReadyIn   time.Duration
 	Reused    bool

@@ -39,7 +39,7 @@ type Settings struct {
 	AccessKey Secret `envconfig:"PLUGIN_ACCESS_KEY" desc:"Sauce Labs access key (a secret); falls back to SAUCE_ACCESS_KEY; required for start and run" group:"essentials" required:"start, run" example:"from_secret: sauce_access_key"`
 	Region    string `envconfig:"PLUGIN_REGION" desc:"the Sauce Labs data centre of your account: us-west, us-east or eu-central (also us-west-1, us-east-4, eu-central-1, us, eu); required for start and run, as by SC5" group:"essentials" required:"start, run" example:"eu-central"`
 
-	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name; default derived from the pipeline (repo, build, stage or job) so start and stop agree" group:"essentials" example:"web-e2e-${DRONE_BUILD_NUMBER}"`
+	TunnelName            string `envconfig:"PLUGIN_TUNNEL_NAME" desc:"tunnel name, account-wide at Sauce Labs; falls back to SAUCE_TUNNEL_NAME; default one per pipeline leg, from the pipeline's identity (see Tunnel names), which start, stop and the outputs agree on" group:"essentials" example:"web-e2e-${DRONE_BUILD_NUMBER}"`
 	TunnelPool            string `envconfig:"PLUGIN_TUNNEL_POOL" default:"false" desc:"true to run the tunnel in a pool of tunnels sharing the name (SAUCE_TUNNEL_POOL)" group:"sauce connect" example:"true"`
 	Shared                string `envconfig:"PLUGIN_SHARED" desc:"all to share the tunnel with your organisation (SAUCE_SHARED)" group:"sauce connect" example:"all"`
 	Proxy                 string `envconfig:"PLUGIN_PROXY" desc:"upstream proxy for traffic to the app under test, host:port or a URL (SAUCE_PROXY)" group:"sauce connect" example:"http://proxy.corp:3128"`
@@ -74,7 +74,8 @@ type Settings struct {
 
 	ReadyTimeout string `envconfig:"PLUGIN_READY_TIMEOUT" default:"3m" desc:"how long to wait for the tunnel to be ready, retries included" group:"tuning" example:"5m"`
 	StopTimeout  string `envconfig:"PLUGIN_STOP_TIMEOUT" default:"30s" desc:"how long SC may drain after SIGTERM before it is killed (on Kubernetes, the tunnel pod's termination grace period)" group:"tuning" example:"2m"`
-	RESTURL      string `envconfig:"PLUGIN_REST_URL" desc:"Sauce Labs' REST API, through which a stop deletes a tunnel SC could not close itself (killed, crashed, out of stop_timeout); default the region's, https://api.<region>.saucelabs.com" group:"tuning" example:"https://api.eu-central-1.saucelabs.com"`
+	RESTURL      string `envconfig:"PLUGIN_REST_URL" desc:"Sauce Labs' REST API, through which the start confirms the tunnel and a stop deletes a tunnel SC could not close itself (killed, crashed, out of stop_timeout); default the region's, https://api.<region>.saucelabs.com" group:"tuning" example:"https://api.eu-central-1.saucelabs.com"`
+	RESTConfirm  string `envconfig:"PLUGIN_REST_CONFIRM" default:"true" desc:"after SC's /readyz says ready, wait (within ready_timeout) until Sauce Labs' REST API lists the tunnel as running; false takes SC's word alone" group:"tuning" example:"false"`
 	Retries      string `envconfig:"PLUGIN_RETRIES" default:"3" desc:"restarts when SC exits before ready for a reason a retry can fix (never for bad credentials)" group:"tuning" example:"0"`
 
 	KubernetesNamespace string `envconfig:"PLUGIN_KUBERNETES_NAMESPACE" desc:"Kubernetes: namespace of the build pod and the tunnel; default the service account's" group:"kubernetes" example:"ci"`
@@ -124,6 +125,12 @@ func LoadSettings() (Settings, error) {
 	}
 	if strings.TrimSpace(string(s.AccessKey)) == "" {
 		s.AccessKey = Secret(os.Getenv("SAUCE_ACCESS_KEY"))
+	}
+	if strings.TrimSpace(s.TunnelName) == "" {
+		// A start hands its tunnel's name on in SAUCE_TUNNEL_NAME (GitHub:
+		// GITHUB_ENV), so that the job's later steps, its stop step among
+		// them, and its tests name the same tunnel.
+		s.TunnelName = os.Getenv("SAUCE_TUNNEL_NAME")
 	}
 	return s, nil
 }

@@ -51,6 +51,7 @@ func (s *Session) PollReady(ctx context.Context, url string) (last string, ready
 func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) error) (*Tunnel, error) {
 	began := s.Opt.Now()
 	url := s.Cfg.APIURL
+	parent := ctx
 	ctx, cancel := context.WithTimeoutCause(ctx, s.Cfg.ReadyTimeout, errWaitTimeout)
 	defer cancel()
 	ctx, gone := context.WithCancelCause(ctx)
@@ -79,7 +80,14 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 		}
 		return nil, err
 	}
-	t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}, ReadyIn: s.Opt.Now().Sub(began)}
+	t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
+	if _, ok := SauceAPIFor(s.Cfg); ok {
+		// With the credentials, Sauce confirms the pipeline's own SC too.
+		if err := s.Confirm(parent, t, began.Add(s.Cfg.ReadyTimeout)); err != nil {
+			return nil, err
+		}
+	}
+	t.ReadyIn = s.Opt.Now().Sub(began)
 	s.Report(t)
 	return t, nil
 }

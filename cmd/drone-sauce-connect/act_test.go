@@ -94,9 +94,12 @@ func newActJob(t *testing.T, jobName string) *actRun {
 			step = map[string]any{"if": step["if"], "run": "busybox test -s sauce-connect.log && busybox grep -q 'tunnel closed, bye' sauce-connect.log"}
 		}
 		isPlugin := step["uses"] == "./" || step["uses"] == "docker://"+pluginImage
-		if with, ok := step["with"].(map[string]any); ok && isPlugin && with["action"] == nil {
-			with["image"], with["pull"], with["api_host_port"] = standin, "never", "0"
-			with["env"] = `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`
+		if with, ok := step["with"].(map[string]any); ok && isPlugin {
+			with["rest_url"] = offlineREST
+			if with["action"] == nil {
+				with["image"], with["pull"], with["api_host_port"] = standin, "never", "0"
+				with["env"] = `{"SAUCE_STANDIN_READY_DELAY":"300ms"}`
+			}
 		}
 		if run, ok := step["run"].(string); ok && !strings.HasPrefix(run, "busybox test") {
 			// The README's step env names the tunnel and its address; a

@@ -67,6 +67,7 @@ func newDroneBuild(t *testing.T, file string) *droneBuild {
 		settings := s["settings"].(map[string]any)
 		settings["image"], settings["pull"] = standin, "never"
 		settings["env"] = map[string]any{"SAUCE_STANDIN_READY_DELAY": "300ms"}
+		settings["rest_url"] = offlineREST
 	}
 	if tests := b.step("tests"); tests != nil {
 		tests["image"] = busybox

@@ -314,7 +314,7 @@ func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary)}
 	p.cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=alice", "PLUGIN_ACCESS_KEY="+accessKey, "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+standin,
-		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", `PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":"300ms"}`)
+		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", `PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":"300ms"}`, "PLUGIN_REST_URL="+offlineREST)
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {

@@ -122,6 +122,7 @@ func kubePipeline(t *testing.T, stopStep, hold bool) []byte {
 			settings := step["settings"].(map[string]any)
 			settings["image"], settings["pull"] = standin, "never"
 			settings["env"] = map[string]any{"SAUCE_STANDIN_READY_DELAY": "300ms"}
+			settings["rest_url"] = offlineREST
 			delete(settings, "kubernetes_service")
 			step["environment"] = map[string]any{"DRONE_OUTPUT": "/drone/src/sauce-connect.env"}
 		case "tests":

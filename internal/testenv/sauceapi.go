@@ -30,18 +30,20 @@ type Delete struct {
 }
 
 // StartSauceAPI builds and starts the double on the machine's engine's
-// default bridge (see HostAddress).
-func StartSauceAPI() (*SauceAPI, error) {
+// default bridge (see HostAddress), which containers on every engine of
+// this machine reach. flags are the double's own (rest.go): --limit N,
+// --list-delay D, --never-list, --access-key K.
+func StartSauceAPI(flags ...string) (*SauceAPI, error) {
 	host, err := HostAddress(docker)
 	if err != nil {
 		return nil, err
 	}
-	return StartSauceAPIOn(host)
+	return StartSauceAPIOn(host, flags...)
 }
 
 // StartSauceAPIOn starts the double on host, an address of this machine
 // (NodeIP for the pods of the kubelet node, which have no other route).
-func StartSauceAPIOn(host string) (*SauceAPI, error) {
+func StartSauceAPIOn(host string, flags ...string) (*SauceAPI, error) {
 	if net.ParseIP(host) == nil {
 		return nil, fmt.Errorf("the Sauce API stand-in needs an IP address of this machine to listen on, got %q", host)
 	}
@@ -61,7 +63,7 @@ func StartSauceAPIOn(host string) (*SauceAPI, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(ports[0]))
-	if a.proc, err = startLogged(dir, bin, "standin-rest", addr); err != nil {
+	if a.proc, err = startLogged(dir, bin, append([]string{"standin-rest", addr}, flags...)...); err != nil {
 		a.Stop()
 		return nil, err
 	}
@@ -77,15 +79,45 @@ func StartSauceAPIOn(host string) (*SauceAPI, error) {
 	}
 }
 
-// Deletes lists the DELETEs answered so far.
-func (a *SauceAPI) Deletes() ([]Delete, error) {
-	resp, err := http.Get(a.URL + "/standin/deletes")
+// Tunnel is a tunnel as the double keeps it.
+type Tunnel struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"tunnel_identifier"`
+	Status   string            `json:"status"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// Tunnels lists every tunnel the double ever had, running or not.
+func (a *SauceAPI) Tunnels() ([]Tunnel, error) {
+	var out []Tunnel
+	return out, a.get("/standin/tunnels", &out)
+}
+
+// Running lists the IDs of the running tunnels named name.
+func (a *SauceAPI) Running(name string) ([]string, error) {
+	all, err := a.Tunnels()
+	var ids []string
+	for _, t := range all {
+		if t.Name == name && t.Status == "running" {
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids, err
+}
+
+func (a *SauceAPI) get(path string, out any) error {
+	resp, err := http.Get(a.URL + path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Deletes lists the DELETEs answered so far.
+func (a *SauceAPI) Deletes() ([]Delete, error) {
 	var out []Delete
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return out, a.get("/standin/deletes", &out)
 }
 
 // DeletesOf lists the DELETEs of one tunnel, by whom: "sc" for SC itself,

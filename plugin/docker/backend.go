@@ -34,6 +34,8 @@ type Engine interface {
 	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
 	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
 	PathExists(ctx context.Context, id, path string) (bool, error)
+	PutFiles(ctx context.Context, id string, files []engine.File) error
+	ReadFile(ctx context.Context, id, path string) ([]byte, error)
 	Connect(ctx context.Context, network, id string, aliases []string) error
 	Disconnect(ctx context.Context, network, id string) error
 	InspectNetwork(ctx context.Context, name string) (engine.Network, error)

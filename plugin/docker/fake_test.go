@@ -31,6 +31,7 @@ type fakeEngine struct {
 	network    func(name string) (engine.Network, error)
 	events     func(id string) <-chan engine.Event
 	logs       func(id string) string
+	files      map[string]string // "id:path" → content
 }
 
 func (f *fakeEngine) record(call string) {
@@ -92,6 +93,26 @@ func (f *fakeEngine) WatchContainer(ctx context.Context, id string) (<-chan engi
 func (f *fakeEngine) PathExists(_ context.Context, id, path string) (bool, error) {
 	f.record("stat " + id)
 	return f.pathExists != nil && f.pathExists(id, path), nil
+}
+func (f *fakeEngine) PutFiles(_ context.Context, id string, files []engine.File) error {
+	f.record("put files " + id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files == nil {
+		f.files = map[string]string{}
+	}
+	for _, file := range files {
+		f.files[id+":"+file.Path] = string(file.Content)
+	}
+	return nil
+}
+func (f *fakeEngine) ReadFile(_ context.Context, id, path string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.files[id+":"+path]; ok {
+		return []byte(v), nil
+	}
+	return nil, notFound{}
 }
 func (f *fakeEngine) Connect(_ context.Context, network, id string, _ []string) error {
 	f.record("connect " + id + " " + network)

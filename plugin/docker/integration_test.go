@@ -69,6 +69,11 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		t.Skip("integration test")
 	}
 	t.Parallel()
+	return anotherHarness(t, env)
+}
+
+// anotherHarness is newHarness for a second tunnel of the same test.
+func anotherHarness(t *testing.T, env map[string]string) *harness {
 	e := testenv.Engine(t)
 	s := plugin.DefaultSettings()
 	s.Username, s.AccessKey, s.Region = "alice", plugin.Secret(accessKey), "us-west"
@@ -501,8 +506,9 @@ func TestPullOfAMissingTagAndByDigest(t *testing.T) {
 // TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd: a stop deletes the
 // tunnel through Sauce's REST API (here the stand-in's) exactly when SC did
 // not close it itself: never after a graceful stop, always after a drain
-// that stop_timeout cut short or an SC that crashed before the stop; a REST
-// API that cannot be reached is one warning, never a failed stop.
+// that stop_timeout cut short or an SC that crashed before the stop, by the
+// ID Sauce confirmed at the start; a REST API that could not be reached
+// then has recorded no ID, so nothing is deleted, and the stop says so.
 func TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -523,11 +529,11 @@ func TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd(t *testing.T) {
 	}{
 		{name: "graceful stop", want: []string{"sc"}},
 		{name: "drain cut short", knobs: map[string]string{"SAUCE_STANDIN_DRAIN": "20s"}, timeout: "1s", want: []string{"plugin"},
-			says: "sauce connect was killed when stop_timeout ran out: tunnel %s deleted at Sauce Labs"},
-		{name: "crashed before the stop", knobs: map[string]string{"SAUCE_STANDIN_MODE": "crash-after-ready", "SAUCE_STANDIN_CRASH_AFTER": "200ms"}, crash: true,
-			want: []string{"plugin"}, says: "sauce connect had already ended with exit code 1: tunnel %s deleted at Sauce Labs"},
+			says: "sauce connect was killed when stop_timeout ran out: tunnel %s (standin-tunnel-"},
+		{name: "crashed before the stop", knobs: map[string]string{"SAUCE_STANDIN_MODE": "crash-after-ready", "SAUCE_STANDIN_CRASH_AFTER": "500ms"}, crash: true,
+			want: []string{"plugin"}, says: "sauce connect had already ended with exit code 1: tunnel %s (standin-tunnel-"},
 		{name: "rest api unreachable", knobs: map[string]string{"SAUCE_STANDIN_DRAIN": "20s"}, timeout: "1s", restURL: "http://127.0.0.1:1",
-			says: "sauce connect was killed when stop_timeout ran out, and deleting tunnel %s at Sauce Labs failed"},
+			says: "sauce connect was killed when stop_timeout ran out; the tunnel may stay registered at Sauce Labs until it times out: its Sauce Labs ID was never recorded (Sauce had not confirmed it), and deleting by name could end another pipeline's tunnel %s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			knobs := map[string]string{"SAUCE_STANDIN_REST_URL": api.URL}
@@ -554,7 +560,7 @@ func TestBackstopDeletesTheTunnelOnlyAfterAnUngracefulEnd(t *testing.T) {
 			if tc.says != "" && !strings.Contains(h.output(), fmt.Sprintf(tc.says, h.tunnel)) {
 				t.Errorf("no %q in the output", fmt.Sprintf(tc.says, h.tunnel))
 			}
-			if tc.says == "" && strings.Contains(h.output(), "at Sauce Labs") {
+			if tc.says == "" && strings.Contains(strings.ReplaceAll(h.output(), "confirmed by Sauce Labs", ""), "Sauce Labs") {
 				t.Errorf("a graceful stop spoke of the REST API:\n%s", h.output())
 			}
 		})
@@ -571,4 +577,91 @@ func awaitExited(t *testing.T, h *harness) {
 		}
 	}
 	t.Fatal("SC did not crash")
+}
+
+// sauceAPI starts a REST double of its own for a test (flags: rest.go) and
+// points the harness, and its SC, at it.
+func (h *harness) sauceAPI(flags ...string) *testenv.SauceAPI {
+	h.t.Helper()
+	api, err := testenv.StartSauceAPI(flags...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(api.Stop)
+	h.s.RESTURL = api.URL
+	h.s.Env = strings.TrimSuffix(h.s.Env, "}") + fmt.Sprintf(",%q:%q}", "SAUCE_STANDIN_REST_URL", api.URL)
+	return api
+}
+
+var confirmedIn = regexp.MustCompile(`tunnel \S+ confirmed by Sauce Labs in (\S+) \(tunnel ID (\S+)\)`)
+
+// TestStartWaitsForSauce: SC's /readyz says ready before Sauce lists the
+// tunnel (the double lists it 1.5 s after SC registered it): the start
+// waits for Sauce, says how long that took, and records the tunnel's ID in
+// SC's container, where the stop step and the watchdog read it. A tunnel
+// Sauce never lists fails the start at ready_timeout, naming what Sauce
+// listed, exit 3, nothing left behind.
+func TestStartWaitsForSauce(t *testing.T) {
+	t.Run("listed late", func(t *testing.T) {
+		h := newHarness(t, nil)
+		api := h.sauceAPI("--list-delay", "1500ms")
+		began := time.Now()
+		if err := h.exec(context.Background(), "start"); err != nil {
+			t.Fatal(err)
+		}
+		m := confirmedIn.FindStringSubmatch(h.output())
+		if m == nil {
+			t.Fatalf("no confirmation:\n%s", h.output())
+		}
+		took, err := time.ParseDuration(m[1])
+		if err != nil || took < time.Second || time.Since(began) < 1500*time.Millisecond {
+			t.Errorf("confirmed in %s (%v), the start took %s: Sauce listed the tunnel only 1.5 s after SC's ready", m[1], err, time.Since(began))
+		}
+		running, err := api.Running(h.tunnel)
+		if err != nil || len(running) != 1 || running[0] != m[2] {
+			t.Fatalf("the double runs %v (%v), the start confirmed %s", running, err, m[2])
+		}
+		recorded, err := h.eng.ReadFile(context.Background(), h.containers()[0].ID, "/run/drone-sauce-connect/sauce-tunnel-id")
+		if err != nil || string(recorded) != m[2] {
+			t.Errorf("SC's container records %q (%v), want %s", recorded, err, m[2])
+		}
+		if err := h.exec(context.Background(), "stop"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("never listed", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.sauceAPI("--never-list")
+		h.s.ReadyTimeout = "3s"
+		err := h.exec(context.Background(), "start")
+		if plugin.ExitCode(err) != plugin.ExitTimeout || !strings.Contains(fmt.Sprint(err), "waited for Sauce Labs to list tunnel "+h.tunnel+" (ID standin-tunnel-") ||
+			!strings.Contains(fmt.Sprint(err), "Sauce Labs lists no running tunnel for alice") {
+			t.Fatalf("exit %d: %v\n%s", plugin.ExitCode(err), err, h.output())
+		}
+	})
+}
+
+// TestTunnelLimitListsTheAccountsTunnels: an account at its limit (the
+// double allows one tunnel, which a leaked tunnel of another name holds):
+// the start fails at once, not retried, and the error lists the account's
+// running tunnels, so that the leaked one can be told and ended.
+func TestTunnelLimitListsTheAccountsTunnels(t *testing.T) {
+	leaked := newHarness(t, nil)
+	api := leaked.sauceAPI("--limit", "1")
+	if err := leaked.exec(context.Background(), "start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = leaked.exec(context.Background(), "stop") })
+	h := anotherHarness(t, nil)
+	h.s.RESTURL = api.URL
+	h.s.Env = strings.TrimSuffix(h.s.Env, "}") + fmt.Sprintf(",%q:%q}", "SAUCE_STANDIN_REST_URL", api.URL)
+	err := h.exec(context.Background(), "start")
+	for _, want := range []string{"the account's limit of active tunnels is reached", "the account's running tunnels (1):", "  - " + leaked.tunnel + " (id standin-tunnel-", "owner alice", "runner=local", "tunnels/<id>"} {
+		if !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("no %q in: %v", want, err)
+		}
+	}
+	if strings.Contains(h.output(), "retrying") {
+		t.Errorf("the tunnel limit was retried:\n%s", h.output())
+	}
 }

@@ -185,6 +185,7 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	w.leaveNetworks(ctx)
 	// SC's own variables, for the backstop: held in memory only, at this moment.
 	before, _ := w.eng.InspectContainer(ctx, a.Target)
+	recorded := sauceID(ctx, w.eng, a.Target)
 	killed, ungraceful, err := stopSC(ctx, w.eng, a.Target, before, a.StopTimeout)
 	if err != nil {
 		log.WithError(err).Warn("could not stop sauce connect gracefully")
@@ -196,7 +197,7 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 		return err
 	}
 	if ungraceful != "" {
-		plugin.Backstop(ctx, log, before.Env, a.RESTURL, a.Tunnel, ungraceful)
+		plugin.Backstop(ctx, log, before.Env, a.RESTURL, a.Tunnel, recorded, ungraceful)
 	}
 	log.Infof("tunnel %s removed", a.Tunnel)
 	if stageOver {

@@ -80,6 +80,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	if err := p.checkHostPort(ctx, pl, owner); err != nil {
 		return nil, err
 	}
+	defer p.WarnNameInUse(ctx)()
 	if err := p.ensureImage(ctx); err != nil {
 		return nil, err
 	}
@@ -117,6 +118,7 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 // attempt creates and starts one SC container and waits until it is ready.
 // Whatever it creates is registered in cl before anything can fail.
 func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement, self, owner *engine.Container, timeout time.Duration, foreground bool) (*tunnel, error) {
+	deadline := p.Opt.Now().Add(timeout)
 	spec := ContainerSpec(p.Cfg, pl, p.Opt.Now())
 	fmt.Fprintln(p.Opt.Out, Trace(spec))
 
@@ -181,10 +183,14 @@ func (p *Backend) attempt(ctx context.Context, cl *plugin.Rollback, pl Placement
 		Probe:   HTTPProbe(p.Opt.HTTP, ep.Probe),
 		Awaited: "GET " + ep.Probe + "/readyz to answer 200",
 	}, timeout)
+	t := &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep}}
+	if err == nil {
+		err = p.Confirm(ctx, &t.Tunnel, deadline)
+	}
 	if err != nil {
 		return nil, p.explainFailure(ctx, id, err, logsDone)
 	}
-	t := &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep}}
+	p.recordSauceID(ctx, t.Tunnel)
 	if foreground {
 		t.exited = watchExit(wctx, events, errs, inspect)
 		t.stopLogs = stopWatch
@@ -220,7 +226,36 @@ func (p *Backend) explainFailure(ctx context.Context, id string, err error, logs
 	}
 	tail := p.tail(ctx, id)
 	p.PrintLog(tail)
-	return plugin.ClassifyExit(err, tail)
+	return p.ExplainExit(ctx, err, tail)
+}
+
+// sauceIDFile is where, in SC's own container, the plugin records the
+// tunnel's ID at Sauce Labs once Sauce confirmed it: a container's labels
+// are fixed at its creation, and the stop step, the watchdog and a later
+// start read it there (the engine's archive API reads an ended
+// container's files too).
+const sauceIDFile = "/run/drone-sauce-connect/sauce-tunnel-id"
+
+// recordSauceID writes the confirmed tunnel's Sauce Labs ID into SC's
+// container; without it the backstop deletes nothing.
+func (p *Backend) recordSauceID(ctx context.Context, t plugin.Tunnel) {
+	if t.SauceID == "" {
+		return
+	}
+	err := p.eng.PutFiles(ctx, t.ID, []engine.File{{Path: sauceIDFile, Mode: 0o444, Content: []byte(t.SauceID)}})
+	if err != nil {
+		p.Log.Warnf("could not record the tunnel's Sauce Labs ID in its container (%v); if SC does not close the tunnel itself, nothing deletes it at Sauce Labs", err)
+	}
+}
+
+// sauceID reads the tunnel's Sauce Labs ID recorded in SC's container id,
+// "" when none was.
+func sauceID(ctx context.Context, eng Engine, id string) string {
+	b, err := eng.ReadFile(ctx, id, sauceIDFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // tail returns the last lines of SC's log.
@@ -386,7 +421,8 @@ func (p *Backend) awaitRunning(ctx context.Context, owner *engine.Container, id 
 	if err != nil {
 		return nil, err
 	}
-	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep, Reused: true}}, nil
+	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: p.Cfg.TunnelName, Endpoints: ep, Reused: true,
+		SauceID: sauceID(ctx, p.eng, id)}}, nil
 }
 
 // isGone reports whether a wait ended because the container went away.

@@ -56,6 +56,7 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	recorded := sauceID(ctx, p.eng, id)
 	fmt.Fprintf(p.Opt.Out, "+ docker stop --time %d %s\n", int(p.Cfg.StopTimeout.Seconds()), plugin.Short(id))
 	killed, ungraceful, err := stopSC(ctx, p.eng, id, before, p.Cfg.StopTimeout)
 	if err != nil {
@@ -75,7 +76,7 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 		log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed; raise stop_timeout to give it longer", p.Cfg.StopTimeout)
 	}
 	if ungraceful != "" {
-		plugin.Backstop(ctx, log, before.Env, p.Cfg.RESTURL, p.Cfg.TunnelName, ungraceful)
+		plugin.Backstop(ctx, log, before.Env, p.Cfg.RESTURL, p.Cfg.TunnelName, recorded, ungraceful)
 	}
 	log.Infof("tunnel %s stopped and removed in %s", p.Cfg.TunnelName, p.Opt.Now().Sub(began).Round(time.Millisecond))
 	return nil
@@ -154,7 +155,7 @@ func (p *Backend) foreground(ctx context.Context) error {
 		return p.shutdown(ctx, t.ID)
 	case code := <-t.exited:
 		if sc, err := p.eng.InspectContainer(context.WithoutCancel(ctx), t.ID); err == nil && code != 0 {
-			plugin.Backstop(context.WithoutCancel(ctx), p.Log, sc.Env, p.Cfg.RESTURL, t.Name, fmt.Sprintf("sauce connect ended with exit code %d while the tunnel was up", code))
+			plugin.Backstop(context.WithoutCancel(ctx), p.Log, sc.Env, p.Cfg.RESTURL, t.Name, t.SauceID, fmt.Sprintf("sauce connect ended with exit code %d while the tunnel was up", code))
 		}
 		if p.Cfg.LogsFile != "" {
 			if err := p.saveLogs(ctx, t.ID); err != nil {

@@ -108,16 +108,17 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 		}
 	}
 	if len(s.Files) > 0 {
-		if err := e.putFiles(ctx, id, s.Files); err != nil {
+		if err := e.PutFiles(ctx, id, s.Files); err != nil {
 			return id, err
 		}
 	}
 	return id, nil
 }
 
-// putFiles copies files into a created container, as one tar archive
-// extracted at its root (the folders are made 0755, the files root's).
-func (e *Engine) putFiles(ctx context.Context, id string, files []File) error {
+// PutFiles copies files into a container (created, running or ended), as
+// one tar archive extracted at its root (the folders are made 0755, the
+// files root's).
+func (e *Engine) PutFiles(ctx context.Context, id string, files []File) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -266,6 +267,33 @@ func (e *Engine) PathExists(ctx context.Context, id, path string) (bool, error) 
 		return err
 	})
 	return exists(err, "stat "+path+" in container "+short(id))
+}
+
+// maxReadFile bounds what ReadFile returns.
+const maxReadFile = 64 << 10
+
+// ReadFile reads a small file from container id's filesystem (running or
+// ended, through the engine's archive API). A missing file or container is
+// an error for which IsNotFound holds.
+func (e *Engine) ReadFile(ctx context.Context, id, file string) ([]byte, error) {
+	var out []byte
+	err := call0(ctx, e, "read "+file+" in "+short(id), 0, func(ctx context.Context) error {
+		res, err := e.api.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: file})
+		if err != nil {
+			return err
+		}
+		defer res.Content.Close()
+		tr := tar.NewReader(res.Content)
+		if _, err := tr.Next(); err != nil {
+			return fmt.Errorf("archive of %s: %w", file, err)
+		}
+		out, err = io.ReadAll(io.LimitReader(tr, maxReadFile))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s in container %s: %w", file, short(id), err)
+	}
+	return out, nil
 }
 
 // addr turns the String of a zero netip.Addr into "".

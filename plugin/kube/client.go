@@ -216,6 +216,9 @@ func (c *Client) once(ctx context.Context, method, path string, payload []byte) 
 	req.Header.Set("Accept", "application/json")
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
+		if method == http.MethodPatch {
+			req.Header.Set("Content-Type", "application/merge-patch+json")
+		}
 	}
 	if t := c.bearer(); t != "" {
 		req.Header.Set("Authorization", "Bearer "+t)
@@ -279,6 +282,12 @@ func (c *Client) ListPods(ctx context.Context, ns, selector string) ([]Pod, erro
 	}
 	err := c.Do(ctx, http.MethodGet, podsPath(ns)+"?labelSelector="+url.QueryEscape(selector), nil, &l)
 	return l.Items, err
+}
+
+// AnnotatePod sets annotations on a pod (a JSON merge patch).
+func (c *Client) AnnotatePod(ctx context.Context, ns, name string, annotations map[string]string) error {
+	body := map[string]any{"metadata": map[string]any{"annotations": annotations}}
+	return c.Do(ctx, http.MethodPatch, podsPath(ns)+"/"+url.PathEscape(name), body, nil)
 }
 
 // DeletePod deletes a pod with a grace period; a missing pod is success.

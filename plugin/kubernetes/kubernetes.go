@@ -298,14 +298,22 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 		}
 		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
 	}
-	pod, ready, err := k.attempts(ctx, objs.Pod, owner, began.Add(k.Cfg.ReadyTimeout))
+	defer k.WarnNameInUse(ctx)()
+	deadline := began.Add(k.Cfg.ReadyTimeout)
+	pod, ready, err := k.attempts(ctx, objs.Pod, owner, deadline)
 	if err != nil {
 		return fail(err)
 	}
+	t := &plugin.Tunnel{ID: pod.Metadata.Name, Where: "pod " + pod.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(ready)}
+	if err := k.Confirm(ctx, t, deadline); err != nil {
+		k.PrintLog(k.lastLines(ctx, ready, scContainer))
+		return fail(err)
+	}
+	k.recordSauceID(ctx, *t)
 	if objs.Service != nil {
 		k.awaitRoute(ctx, svc)
 	}
-	t := &plugin.Tunnel{ID: pod.Metadata.Name, Where: "pod " + pod.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(ready), ReadyIn: k.Opt.Now().Sub(began)}
+	t.ReadyIn = k.Opt.Now().Sub(began)
 	cl.Forget()
 	k.Report(t)
 	return t, nil
@@ -373,6 +381,21 @@ func (k *Backend) deletePodAndWait(ctx context.Context, name string, deadline ti
 			return context.Cause(ctx)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// annotationSauceID is the tunnel pod's annotation that records its
+// tunnel's ID at Sauce Labs once Sauce confirmed it, for the backstop.
+const annotationSauceID = "io.drone-sauce-connect/sauce-tunnel-id"
+
+// recordSauceID annotates the tunnel pod with its Sauce Labs ID; without it
+// the backstop deletes nothing.
+func (k *Backend) recordSauceID(ctx context.Context, t plugin.Tunnel) {
+	if t.SauceID == "" {
+		return
+	}
+	if err := k.kc.AnnotatePod(ctx, k.ns, t.ID, map[string]string{annotationSauceID: t.SauceID}); err != nil {
+		k.Log.Warnf("could not record the tunnel's Sauce Labs ID on pod %s (%v; the Role needs patch on pods); if SC does not close the tunnel itself, nothing deletes it at Sauce Labs", t.ID, forbidden(err))
 	}
 }
 
@@ -529,7 +552,7 @@ func (k *Backend) waitReady(ctx context.Context, pod kube.Pod, limit time.Durati
 	}
 	tail := k.lastLines(ctx, p, scContainer)
 	k.PrintLog(tail)
-	if classified := plugin.ClassifyExit(err, tail); classified != err {
+	if classified := k.ExplainExit(ctx, err, tail); classified != err {
 		return p, classified
 	}
 	return p, fmt.Errorf("wait for tunnel %s: %w", k.Cfg.TunnelName, err)
@@ -663,7 +686,8 @@ func (k *Backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
 	for _, p := range pods {
 		if ready, _ := podState(p); ready && p.Metadata.DeletionTimestamp == nil {
 			k.Log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.Cfg.TunnelName, p.Metadata.Name)
-			t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true}
+			t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
+				SauceID: p.Metadata.Annotations[annotationSauceID]}
 			k.Report(t)
 			return t, nil
 		}
@@ -706,7 +730,7 @@ func (k *Backend) stop(ctx context.Context) error {
 			return err
 		}
 		if why := ungraceful(p, killed); why != "" {
-			plugin.Backstop(context.WithoutCancel(ctx), k.Log, scEnv(p, secret), k.Cfg.RESTURL, k.Cfg.TunnelName, why)
+			plugin.Backstop(context.WithoutCancel(ctx), k.Log, scEnv(p, secret), k.Cfg.RESTURL, k.Cfg.TunnelName, p.Metadata.Annotations[annotationSauceID], why)
 		}
 	}
 	return nil

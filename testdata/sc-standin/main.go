@@ -86,10 +86,7 @@ func main() {
 	case "version":
 		fmt.Println("Sauce Connect Proxy version", version)
 	case "standin-rest":
-		if len(os.Args) < 3 {
-			fail(errors.New("Error: standin-rest needs an address to listen on"))
-		}
-		fail(serveREST(os.Args[2]))
+		fail(serveREST(os.Args[2:]))
 	default:
 		fail(fmt.Errorf("Error: unknown command %q for \"sc\"", os.Args[1]))
 	}
@@ -350,8 +347,11 @@ func run(args []string) error {
 
 	timer := time.NewTimer(readyDelay)
 	var crash <-chan time.Time
+	var remote <-chan error
 	for {
 		select {
+		case err := <-remote:
+			return err
 		case <-ctx.Done():
 			stop()
 			logf("control", "INFO", "shutting down, draining for %s", drain)
@@ -371,10 +371,12 @@ func run(args []string) error {
 			}
 			if rest.base != "" {
 				var t restTunnel
-				if err := rest.call(ctx, http.MethodPost, "/tunnels", restTunnel{Name: c["tunnel-name"]}, &t); err != nil {
+				reg := registration{Name: c["tunnel-name"], Pool: c["tunnel-pool"] == "true", Shared: c["shared"] == "all", Metadata: metadataOf(c["metadata"])}
+				if err := rest.call(ctx, http.MethodPost, "/tunnels", reg, &t); err != nil {
 					return fmt.Errorf("create tunnel: %w", err)
 				}
 				tunnelID.Store(t.ID)
+				remote = followTunnel(ctx, rest, t.ID)
 			}
 			isReady.Store(true)
 			logf("control", "INFO", "ready_at_unix_nano=%d", time.Now().UnixNano())
@@ -388,6 +390,31 @@ func run(args []string) error {
 			return errors.New("tunnel connection lost: stand-in crash")
 		}
 	}
+}
+
+// followTunnel watches the tunnel at Sauce Labs, as SC's control
+// connection does: once Sauce ends it (another tunnel took its name, a
+// DELETE), SC exits with an error, as on a remote shutdown.
+func followTunnel(ctx context.Context, rest restClient, id string) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			var t restTunnel
+			err := rest.call(ctx, http.MethodGet, "/tunnels/"+id, nil, &t)
+			if err == nil && t.Status != "running" {
+				out <- fmt.Errorf("tunnel %s was shut down remotely (status %s)", id, t.Status)
+				return
+			}
+		}
+	}()
+	return out
 }
 
 func serveAPI(ctx context.Context, c config, isReady *atomic.Bool, tunnelID *atomic.Value) error {

@@ -1,0 +1,204 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// confirmFirst and confirmCap pace the polls of Sauce's tunnel list: soon
+// after /readyz, then every second at most (the REST API is shared by the
+// whole account, and Sauce lists a tunnel within a few seconds).
+const (
+	confirmFirst = 100 * time.Millisecond
+	confirmCap   = time.Second
+	// confirmUnreachable is how many failed connections in a row, with no
+	// answer yet, make the REST API unreachable for this start.
+	confirmUnreachable = 3
+	// confirmCall bounds one call: a firewall that drops the packets must
+	// not hold the start until ready_timeout.
+	confirmCall = 5 * time.Second
+)
+
+// Confirm asks Sauce Labs whether the tunnel SC calls ready is running
+// there: SC's /readyz can answer 200 before Sauce lists the tunnel, and
+// sessions then fail with "no active tunnel found" (node-saucelabs#242). It
+// polls the account's tunnels (the region's REST API or rest_url, through
+// proxy_sauce) until one named as this tunnel and, where SC's /info gives
+// it, with SC's tunnel ID, is running, and records its ID in t. When the
+// API cannot be asked (unreachable, the credentials refused, rest_confirm
+// false, or no answer at all by deadline) it warns once and the start goes
+// on on SC's word; a tunnel that Sauce, answering, never lists by deadline
+// is a TimeoutError naming what was listed.
+func (s *Session) Confirm(ctx context.Context, t *Tunnel, deadline time.Time) error {
+	api, ok := SauceAPIFor(s.Cfg)
+	switch {
+	case !s.Cfg.RESTConfirm:
+		s.Log.Debug("rest_confirm is false: the tunnel is taken as ready on SC's word")
+		return nil
+	case !ok:
+		s.Log.Warn("the tunnel cannot be confirmed at Sauce Labs (no credentials or region to ask its REST API with); going on with SC's word")
+		return nil
+	}
+	began := s.Opt.Now()
+	scID := s.scTunnelID(ctx, t.Endpoints.Probe)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	seen, failures, answered := "no answer yet", 0, false
+	unreachable := func(err error) error {
+		s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v; going on with SC's word (set rest_url or proxy_sauce if Sauce is reached another way, or rest_confirm: false)", err)
+		return nil
+	}
+	for wait := confirmFirst; ; wait = min(2*wait, confirmCap) {
+		cctx, ccancel := context.WithTimeout(ctx, confirmCall)
+		list, err := api.Tunnels(cctx)
+		ccancel()
+		var re *RESTError
+		var ue *RESTUnreachableError
+		switch {
+		case errors.As(err, &re) && re.refused():
+			s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v%s; going on with SC's word", err, serviceAccountHint)
+			return nil
+		case errors.As(err, &ue) && ctx.Err() == nil:
+			if failures++; failures >= confirmUnreachable && !answered {
+				return unreachable(err)
+			}
+			seen = err.Error()
+		case err != nil && ctx.Err() == nil:
+			failures, seen, answered = 0, err.Error(), true
+		case err == nil:
+			failures, answered = 0, true
+			found, what := match(list, t.Name, scID, api.Username)
+			if found != nil {
+				t.SauceID = found.ID
+				s.Log.Infof("tunnel %s confirmed by Sauce Labs in %s (tunnel ID %s)", t.Name, s.Opt.Now().Sub(began).Round(time.Millisecond), found.ID)
+				return nil
+			}
+			seen = what
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) && !answered {
+				return unreachable(errors.New("no answer from its REST API by ready_timeout (last: " + seen + ")"))
+			}
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return &TimeoutError{Awaited: "Sauce Labs to list tunnel " + t.Name + idNote(scID) + " as running (SC's /readyz said ready)", After: s.Opt.Now().Sub(began), Last: seen}
+			}
+			return context.Cause(ctx)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// idNote names SC's tunnel ID, when it gave one.
+func idNote(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " (ID " + id + ")"
+}
+
+// match finds the running tunnel named name with ID id ("" for any) in
+// list, or says what the list showed instead.
+func match(list []RESTTunnel, name, id, user string) (*RESTTunnel, string) {
+	var named, others []string
+	for i, t := range list {
+		switch {
+		case t.Name == name && (id == "" || t.ID == id):
+			return &list[i], ""
+		case t.Name == name:
+			named = append(named, t.ID)
+		default:
+			others = append(others, t.Name)
+		}
+	}
+	if len(named) > 0 {
+		return nil, fmt.Sprintf("Sauce Labs lists tunnel %s only with ID %s, not SC's %s", name, strings.Join(named, ", "), id)
+	}
+	if len(others) == 0 {
+		return nil, fmt.Sprintf("Sauce Labs lists no running tunnel for %s", user)
+	}
+	return nil, fmt.Sprintf("Sauce Labs lists %d running tunnel(s) for %s, none named %s: %s", len(others), user, name, strings.Join(others, ", "))
+}
+
+// scTunnelID reads the tunnel ID SC reports at its /info (SC5's
+// tunnel_id), "" when it gives none.
+func (s *Session) scTunnelID(ctx context.Context, api string) string {
+	ictx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	var info struct {
+		TunnelID string `json:"tunnel_id"`
+	}
+	code, body, err := s.Get(ictx, api+"/info")
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil {
+		s.Log.Debugf("SC's /info gave no tunnel ID (%v, HTTP %d): confirming by name alone", err, code)
+		return ""
+	}
+	return info.TunnelID
+}
+
+// nameCheck bounds the look for the tunnel's name at Sauce Labs.
+const nameCheck = 5 * time.Second
+
+// WarnNameInUse looks, in the background, for a running tunnel of this
+// name at Sauce Labs before a new one starts: SC5 shuts the older tunnel
+// of a name down when another starts, so a job still using it would lose
+// it. It warns naming that tunnel; the returned func waits for the look.
+// Tunnel pools share the name on purpose: none is looked for.
+func (s *Session) WarnNameInUse(ctx context.Context) (wait func()) {
+	api, ok := SauceAPIFor(s.Cfg)
+	if !s.Cfg.RESTConfirm || !ok || s.Cfg.TunnelPool {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nameCheck)
+		defer cancel()
+		list, err := api.Tunnels(ctx)
+		if err != nil {
+			s.Log.Debugf("could not look for tunnel %s at Sauce Labs: %v", s.Cfg.TunnelName, err)
+			return
+		}
+		for _, t := range list {
+			if t.Name == s.Cfg.TunnelName {
+				s.Log.Warnf("tunnel name %s is already in use at Sauce Labs: %s; SC5 shuts the older tunnel of a name down when another starts. "+
+					"If another job still uses it, give each job its own tunnel_name (leave it unset for one per job), or set tunnel_pool: true on every tunnel that shares it",
+					s.Cfg.TunnelName, t.describe(s.Opt.Now()))
+			}
+		}
+	}()
+	return func() { <-done }
+}
+
+// ExplainExit is ClassifyExit with, when the account's tunnel limit is
+// reached, the account's running tunnels listed, so that the leaked ones
+// can be told and ended.
+func (s *Session) ExplainExit(ctx context.Context, err error, tail string) error {
+	err = ClassifyExit(err, tail)
+	if !errors.Is(err, ErrTunnelLimit) {
+		return err
+	}
+	api, ok := SauceAPIFor(s.Cfg)
+	if !ok {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restTimeout)
+	defer cancel()
+	list, lerr := api.Tunnels(lctx)
+	if lerr != nil {
+		return fmt.Errorf("%w\n(the account's tunnels could not be listed: %v)", err, lerr)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nthe account's running tunnels (%d):", len(list))
+	now := s.Opt.Now()
+	for _, t := range list {
+		b.WriteString("\n  - " + t.describe(now))
+	}
+	fmt.Fprintf(&b, "\nend a leaked one at https://app.saucelabs.com/tunnels, or with: curl -u \"$SAUCE_USERNAME:$SAUCE_ACCESS_KEY\" -X DELETE %s/rest/v1/%s/tunnels/<id>", api.Base, api.Username)
+	return fmt.Errorf("%w%s", err, b.String())
+}
