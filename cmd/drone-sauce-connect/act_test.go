@@ -316,6 +316,44 @@ func TestAct(t *testing.T) {
 		}
 		r.assertClean(tunnel)
 	})
+	t.Run("matrix", func(t *testing.T) {
+		// Two legs of a matrix, at once, every GITHUB_* variable the same,
+		// one Sauce account (the REST double): each leg opens, confirms and
+		// closes a tunnel of its own; with one default name SC5 would shut
+		// the first leg's tunnel down when the second started.
+		t.Parallel()
+		r := newActRun(t)
+		api := sauceAccount(t)
+		with := r.sauceWith()
+		with["rest_url"], with["env"] = api.URL, `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_REST_URL":"`+api.URL+`"}`
+		job := r.doc["jobs"].(map[string]any)[r.job].(map[string]any)
+		job["strategy"] = map[string]any{"matrix": map[string]any{"browser": []any{"chrome", "firefox"}}}
+		r.run(busybox)
+		if r.code != 0 {
+			t.Fatalf("act exited %d:\n%s", r.code, r.out.String())
+		}
+		var tunnels []string
+		for _, m := range actTunnel.FindAllStringSubmatch(r.out.String(), -1) {
+			tunnels = append(tunnels, m[1])
+		}
+		if len(tunnels) != 2 || tunnels[0] == tunnels[1] {
+			t.Fatalf("the legs opened %v, want two tunnels of their own:\n%s", tunnels, r.out.String())
+		}
+		for _, tunnel := range tunnels {
+			for _, want := range []string{"tunnel " + tunnel + " confirmed by Sauce Labs", "tunnel=" + tunnel, "tunnel " + tunnel + " stopped and removed"} {
+				if !strings.Contains(r.out.String(), want) {
+					t.Errorf("no %q:\n%s", want, r.out.String())
+				}
+			}
+			if by, _ := api.DeletesOf(tunnel); len(by) != 1 || by[0] != "sc" {
+				t.Errorf("tunnel %s was closed by %v, want its own SC at its post step", tunnel, by)
+			}
+			testenv.AssertNoTunnel(t, eng, tunnel)
+		}
+		if cs := r.left(); len(cs) > 0 {
+			t.Errorf("left after act: %v", cs)
+		}
+	})
 	t.Run("self-hosted", func(t *testing.T) {
 		t.Parallel()
 		r := newActRun(t)

@@ -312,7 +312,14 @@ func (p *proc) output() string { return p.out.String() }
 
 func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary)}
+	return startBinaryAs(t, binary, env...)
+}
+
+// startBinaryAs is startBinary for the binary at path (the post step's
+// name is a link to it).
+func startBinaryAs(t *testing.T, path string, env ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(path)}
 	p.cmd.Env = append(os.Environ(), "PLUGIN_USERNAME=alice", "PLUGIN_ACCESS_KEY="+accessKey, "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+standin,
 		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", `PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":"300ms"}`, "PLUGIN_REST_URL="+offlineREST)
 	p.cmd.Env = append(p.cmd.Env, env...)
