@@ -75,6 +75,7 @@ func (k *kubeSample) run(n *testenv.Node, pluginImage, standin string, i int, se
 	env := func(action string) map[string]string {
 		return map[string]string{"HARNESS_PIPELINE_ID": "bench", "HARNESS_STAGE_ID": "k8s", "HARNESS_BUILD_ID": build,
 			"PLUGIN_ACTION": action, "PLUGIN_DEBUG": "true", "PLUGIN_BACKEND": "kubernetes", "PLUGIN_USERNAME": "bench", "PLUGIN_ACCESS_KEY": "bench-key-0000",
+			"PLUGIN_REST_CONFIRM": "false", "PLUGIN_REST_URL": "http://127.0.0.1:9",
 			"PLUGIN_REGION": "us-west", "PLUGIN_IMAGE": standin, "PLUGIN_PULL": "never", "PLUGIN_KUBERNETES_SERVICE": strconv.FormatBool(service),
 			"PLUGIN_ENV": fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}
 	}

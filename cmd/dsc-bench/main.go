@@ -58,7 +58,15 @@ type bencher struct {
 	eng     *engine.Engine
 	binary  string
 	standin string
+	// sauce is the REST double the confirmed rows' SCs register with and
+	// the plugin asks; it answers at once.
+	sauce *testenv.SauceAPI
 }
+
+// unconfirmed is what the rows that measure the plugin as it was before
+// Sauce's confirmation give it: no confirmation, and a REST API on a closed
+// port, so that nothing ever asks Sauce Labs' own.
+var unconfirmed = []string{"PLUGIN_REST_CONFIRM=false", "PLUGIN_REST_URL=http://127.0.0.1:9"}
 
 func bench() error {
 	ctx := context.Background()
@@ -73,6 +81,10 @@ func bench() error {
 	}
 	defer os.RemoveAll(dir)
 	b := &bencher{eng: eng}
+	if b.sauce, err = testenv.StartSauceAPI(); err != nil {
+		return err
+	}
+	defer b.sauce.Stop()
 	if b.binary, err = testenv.GoBuild("cmd/drone-sauce-connect", dir, "drone-sauce-connect"); err != nil {
 		return err
 	}
@@ -106,8 +118,8 @@ func bench() error {
 
 // figures are the measures of one pipeline at a time on Docker.
 type figures struct {
-	detect, detectProbe, overhead, overTLS, overheadInContainer, toReady, seed, stop sample
-	peakRSS, binSize, imgSize                                                        int64
+	detect, detectProbe, overhead, overTLS, overheadInContainer, toReady, confirmed, confirm, seed, stop sample
+	peakRSS, binSize, imgSize                                                                            int64
 }
 
 // single measures one pipeline at a time, *runs times: on the host, over
@@ -135,6 +147,14 @@ func (b *bencher) single(ctx context.Context, pluginImage string) (*figures, err
 			return nil, err
 		}
 		f.stop = append(f.stop, d)
+		c, err := b.startRunOn(ctx, b.eng, b.confirming(), i, false)
+		if err != nil {
+			return nil, err
+		}
+		f.confirmed, f.confirm = append(f.confirmed, c.toReady), append(f.confirm, c.confirm)
+		if _, err := b.stopRun(ctx, c.tunnel); err != nil {
+			return nil, err
+		}
 		s, err := b.seedRun(ctx, i)
 		if err != nil {
 			return nil, err
@@ -169,8 +189,12 @@ func (f *figures) print() {
 	row("plugin overhead in a container (+ watchdog)", f.overheadInContainer, "median ≤400 ms", f.overheadInContainer.pct(0.5) <= 400*time.Millisecond)
 	row("stop (begins → container removed)", f.stop, "≤500 ms + drain", f.stop.pct(0.5) <= 500*time.Millisecond)
 	row("time to ready, plugin", f.toReady, "", true)
+	row("time to ready, confirmed by Sauce (double)", f.confirmed, "", true)
+	row("Sauce's confirmation itself (as logged)", f.confirm, "", true)
 	row("time to ready, seed procedure (2 s curl loop)", f.seed, "", true)
 	fmt.Printf("\ntime to ready, plugin / seed (medians): %.2f\n", float64(f.toReady.pct(0.5))/float64(f.seed.pct(0.5)))
+	fmt.Printf("Sauce's confirmation (the REST double answering at once): %s as the plugin logs it; time to ready %s with it, %s without (medians)\n",
+		ms(f.confirm.pct(0.5)), ms(f.confirmed.pct(0.5)), ms(f.toReady.pct(0.5)))
 	fmt.Printf("plugin binary: %.1f MB; plugin image: %.1f MB (target ≤15 MB: %s)\n", mb(f.binSize), mb(f.imgSize), okIf(f.imgSize <= 15e6))
 	fmt.Printf("plugin peak RSS during start: %.1f MB (target ≤30 MB: %s)\n", float64(f.peakRSS)/1024, okIf(f.peakRSS <= 30*1024))
 }
@@ -208,17 +232,27 @@ func fileSize(path string) (int64, error) {
 }
 
 type startResult struct {
-	tunnel                    string
-	detect, overhead, toReady time.Duration
-	maxRSS                    int64 // KiB
+	tunnel                             string
+	detect, overhead, toReady, confirm time.Duration
+	maxRSS                             int64 // KiB
 }
 
-var readyAt = regexp.MustCompile(`ready_at_unix_nano=(\d+)`)
+var (
+	readyAt     = regexp.MustCompile(`ready_at_unix_nano=(\d+)`)
+	confirmedIn = regexp.MustCompile(`confirmed by Sauce Labs in (\S+) `)
+)
 
-// startRun runs the plugin binary on the host (action start) and times it.
-// quiet makes the stand-in keep its ready line to itself.
+// startRun runs the plugin binary on the host (action start) and times it,
+// without Sauce's confirmation. quiet makes the stand-in keep its ready
+// line to itself.
 func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult, error) {
-	return b.startRunOn(ctx, b.eng, nil, i, quiet)
+	return b.startRunOn(ctx, b.eng, unconfirmed, i, quiet)
+}
+
+// confirming is what the confirmed row gives the plugin: the double as
+// Sauce's REST API, which its SC registers with (a knob of the stand-in).
+func (b *bencher) confirming() []string {
+	return []string{"PLUGIN_REST_URL=" + b.sauce.URL}
 }
 
 // startRunOn is startRun against engine eng, which the plugin reaches
@@ -226,9 +260,13 @@ func (b *bencher) startRun(ctx context.Context, i int, quiet bool) (startResult,
 func (b *bencher) startRunOn(ctx context.Context, eng *engine.Engine, via []string, i int, quiet bool) (startResult, error) {
 	r := startResult{tunnel: fmt.Sprintf("bench-%d-%s", i, testenv.Random(6))}
 	cmd := exec.Command(b.binary)
+	rest := ""
+	if slices.Contains(via, "PLUGIN_REST_URL="+b.sauce.URL) {
+		rest = fmt.Sprintf(`,"SAUCE_STANDIN_REST_URL":%q`, b.sauce.URL)
+	}
 	cmd.Env = append(append(os.Environ(), via...), "PLUGIN_USERNAME=bench", "PLUGIN_ACCESS_KEY=bench-key-0000", "PLUGIN_REGION=us-west", "PLUGIN_IMAGE="+b.standin,
 		"PLUGIN_PULL=never", "PLUGIN_API_HOST_PORT=0", "PLUGIN_TUNNEL_NAME="+r.tunnel,
-		fmt.Sprintf(`PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":%q,"SAUCE_STANDIN_QUIET_READY":"%t"}`, readyDelay.String(), quiet))
+		fmt.Sprintf(`PLUGIN_ENV={"SAUCE_STANDIN_READY_DELAY":%q,"SAUCE_STANDIN_QUIET_READY":"%t"%s}`, readyDelay.String(), quiet, rest))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return r, err
@@ -244,6 +282,9 @@ func (b *bencher) startRunOn(ctx context.Context, eng *engine.Engine, via []stri
 	for sc.Scan() {
 		if upAt.IsZero() && strings.Contains(sc.Text(), " is up in region ") {
 			upAt = time.Now()
+		}
+		if m := confirmedIn.FindStringSubmatch(sc.Text()); m != nil {
+			r.confirm, _ = time.ParseDuration(m[1])
 		}
 	}
 	if err := cmd.Wait(); err != nil {
@@ -309,7 +350,7 @@ func (b *bencher) stopRunOn(ctx context.Context, eng *engine.Engine, via []strin
 	defer cancel()
 	events, _ := eng.WatchContainer(wctx, "sauce-connect-"+tunnel)
 	cmd := exec.Command(b.binary)
-	cmd.Env = append(append(os.Environ(), via...), "PLUGIN_ACTION=stop", "PLUGIN_TUNNEL_NAME="+tunnel)
+	cmd.Env = append(append(os.Environ(), via...), "PLUGIN_ACTION=stop", "PLUGIN_TUNNEL_NAME="+tunnel, "PLUGIN_REST_URL="+b.sauce.URL)
 	began := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("plugin stop: %w\n%s", err, out)
@@ -336,6 +377,7 @@ func (b *bencher) containerRun(ctx context.Context, i int, image string) (time.D
 		Name: net + "-step", Image: image, Mounts: []engine.Mount{testenv.Socket},
 		Env: []engine.EnvVar{{Name: "DRONE", Value: "true"}, {Name: "PLUGIN_USERNAME", Value: "bench"}, {Name: "PLUGIN_ACCESS_KEY", Value: "bench-key-0000"}, {Name: "PLUGIN_REGION", Value: "us-west"},
 			{Name: "PLUGIN_IMAGE", Value: b.standin}, {Name: "PLUGIN_PULL", Value: "never"}, {Name: "PLUGIN_TUNNEL_NAME", Value: tunnel},
+			{Name: "PLUGIN_REST_CONFIRM", Value: "false"}, {Name: "PLUGIN_REST_URL", Value: "http://127.0.0.1:9"},
 			{Name: "PLUGIN_ENV", Value: fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}},
 		Networks: []engine.NetworkAttachment{{Network: net, Aliases: []string{"sauce"}}},
 	}, 2*time.Minute, true)
@@ -414,7 +456,7 @@ func (b *bencher) tlsRuns(ctx context.Context) (sample, error) {
 		return nil, err
 	}
 	defer eng.Close()
-	via := []string{"DOCKER_HOST=" + d.TCP, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + d.ClientCerts}
+	via := append([]string{"DOCKER_HOST=" + d.TCP, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + d.ClientCerts}, unconfirmed...)
 	var s sample
 	for i := range *runs {
 		r, err := b.startRunOn(ctx, eng, via, i, false)

@@ -203,7 +203,8 @@ func (b *bencher) runStep(ctx context.Context, image, cleanup string, p *pipelin
 		Name: p.network + "-step", Image: image, Mounts: []engine.Mount{testenv.Socket},
 		Env: []engine.EnvVar{{Name: "DRONE", Value: "true"}, {Name: "PLUGIN_USERNAME", Value: "bench"}, {Name: "PLUGIN_ACCESS_KEY", Value: "bench-key-0000"},
 			{Name: "PLUGIN_REGION", Value: "us-west"}, {Name: "PLUGIN_IMAGE", Value: b.standin}, {Name: "PLUGIN_PULL", Value: "never"},
-			{Name: "PLUGIN_TUNNEL_NAME", Value: p.tunnel}, {Name: "PLUGIN_CLEANUP", Value: cleanup}, {Name: "PLUGIN_ENV", Value: fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}},
+			{Name: "PLUGIN_TUNNEL_NAME", Value: p.tunnel}, {Name: "PLUGIN_CLEANUP", Value: cleanup},
+			{Name: "PLUGIN_REST_CONFIRM", Value: "false"}, {Name: "PLUGIN_REST_URL", Value: "http://127.0.0.1:9"}, {Name: "PLUGIN_ENV", Value: fmt.Sprintf(`{"SAUCE_STANDIN_READY_DELAY":%q}`, readyDelay.String())}},
 		Networks: []engine.NetworkAttachment{{Network: p.network, Aliases: []string{"sauce"}}},
 	}, 5*time.Minute, true)
 	p.readyAt, p.step = time.Now(), ran.ID
