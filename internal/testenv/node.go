@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -417,7 +419,7 @@ func (n *Node) leftovers() error {
 	}
 	for _, d := range hostDirs {
 		if _, err := os.Stat(d); err == nil && !n.before.dirs[d] {
-			left = append(left, "directory "+d)
+			left = append(left, fmt.Sprintf("directory %s (holding %s)", d, strings.Join(slices.Sorted(maps.Keys(dirNames(d))), ", ")))
 		}
 	}
 	for c := range iptablesChains() {
@@ -569,7 +571,10 @@ func (n *Node) undoHost() {
 		}
 	}
 	for name := range dirNames("/var/lib/cni/results") {
-		if !n.before.results[name] && strings.HasPrefix(name, cniNetwork+"-") {
+		// The node's network's results, and those of the loopback network
+		// containerd's CRI sets up in every sandbox (left when a sandbox
+		// was killed rather than stopped).
+		if !n.before.results[name] && (strings.HasPrefix(name, cniNetwork+"-") || strings.HasPrefix(name, "cni-loopback-")) {
 			_ = os.Remove("/var/lib/cni/results/" + name)
 		}
 	}
