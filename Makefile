@@ -69,7 +69,8 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 	  echo "== real Sauce Connect 5 (the image setting's default) with your credentials"; \
 	else \
 	  echo "== no Sauce credentials: using the offline stand-in"; $(MAKE) --no-print-directory standin; \
-	  export PLUGIN_IMAGE=$(STANDIN) PLUGIN_PULL=never SAUCE_USERNAME=demo SAUCE_ACCESS_KEY=demo-access-key-000 PLUGIN_REGION=$${PLUGIN_REGION:-us-west}; \
+	  export PLUGIN_IMAGE=$(STANDIN) PLUGIN_PULL=never SAUCE_USERNAME=demo SAUCE_ACCESS_KEY=demo-access-key-000 PLUGIN_REGION=$${PLUGIN_REGION:-us-west} \
+	    PLUGIN_REST_CONFIRM=false PLUGIN_REST_URL=http://127.0.0.1:9; \
 	  trap 'docker image rm -f $(STANDIN) >/dev/null 2>&1 || true' EXIT; \
 	fi; \
 	export PLUGIN_TUNNEL_NAME=demo-$$(date +%s) PLUGIN_API_HOST_PORT=0; \
