@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
@@ -108,13 +109,19 @@ type Config struct {
 	Labels                                                    map[string]string
 	// MetadataInFile is true when config_file sets SC's metadata itself.
 	MetadataInFile bool
+	// FileOptions are config_file's options (lists joined by commas);
+	// FileYAML the same as the file has them.
+	FileOptions map[string]string
+	FileYAML    map[string]any
 
 	Image        string
 	Pull         Pull
 	RegistryAuth *RegistryAuth
 
-	// APIURL is where action wait finds SC's API.
+	// APIURL is where action wait finds SC's API, without credentials;
+	// APIAuth the user:pass it carried, sent as basic auth.
 	APIURL       string
+	APIAuth      *url.Userinfo
 	APIPort      int
 	APIBind      string
 	APIHostPort  int
@@ -348,26 +355,29 @@ func (v *validation) scOptions() {
 		v.bad("region", "missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central")
 	}
 
-	args, err := parseArgs(s.SCArgs)
+	args, err := splitArgs(s.SCArgs)
 	if err != nil {
-		v.bad("sc_args", "%v; give a JSON array of strings or space-separated arguments", err)
+		v.bad("sc_args", "%v; give a JSON array of strings, or arguments separated by spaces with values quoted as in a shell", err)
 	}
 	c.SCArgs = args
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if long, ok := shortFlags[name]; ok && !strings.HasPrefix(a, "--") {
-			name = long
-		}
-		if setting, owned := ownedOptions[name]; owned && strings.HasPrefix(a, "-") {
-			v.bad("sc_args", "%s is set by the plugin; %s", a, useInstead(setting))
-		}
+	parsed, err := parseSCArgs(args)
+	if err != nil {
+		v.bad("sc_args", "%v; give it one, e.g. --log-http=api:url", err)
 	}
 	c.Env = parseObject(s.Env, "env", v.bad)
+	for _, a := range parsed {
+		switch _, inEnv := c.Env[a.Opt.Env()]; {
+		case a.Opt.Owned():
+			v.bad("sc_args", "%s is set by the plugin; %s", a.Written, useInstead(a.Opt.Setting))
+		case inEnv && a.Known:
+			v.bad("sc_args", "%s is set in env too (%s); set it in one place", a.Written, a.Opt.Env())
+		}
+	}
 	for _, k := range sortedKeys(c.Env) {
-		if !strings.HasPrefix(k, "SAUCE_") {
+		if o, _, ok := optionOfEnv(k); !ok {
 			v.bad("env", "variable %q does not start with SAUCE_; only Sauce Connect's own variables may be set", k)
-		} else if setting, owned := ownedOptions[optionOfEnv(k)]; owned {
-			v.bad("env", "%s is set by the plugin; %s", k, useInstead(setting))
+		} else if o.Owned() {
+			v.bad("env", "%s is set by the plugin; %s", k, useInstead(o.Setting))
 		}
 	}
 	c.Labels = parseObject(s.Labels, "labels", v.bad)
@@ -404,7 +414,11 @@ func (v *validation) network() {
 	case c.APIURL == "":
 		c.APIURL = DefaultAPIURL
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/"):
-		v.bad("api_url", "%q is not the address of SC's API; give scheme, host and port, e.g. http://localhost:8032", s.APIURL)
+		v.bad("api_url", "%q is not the address of SC's API; give scheme, host and port, e.g. http://localhost:8032", redactURL(c.APIURL))
+	case u.User != nil:
+		// SC's --api-basic-auth: sent with every request, never shown.
+		c.APIAuth, u.User = u.User, nil
+		c.APIURL = u.String()
 	}
 	c.APIPort = parsePort(s.APIPort, "api_port", 1, v.bad)
 	c.APIHostPort = parsePort(s.APIHostPort, "api_host_port", 0, v.bad)
@@ -433,9 +447,23 @@ func (v *validation) lifecycle() {
 	}
 	c.ReadyTimeout = parseDuration(s.ReadyTimeout, "ready_timeout", v.bad)
 	c.StopTimeout = parseDuration(s.StopTimeout, "stop_timeout", v.bad)
+	switch {
+	case c.StopTimeout > 0 && c.StopTimeout < time.Second:
+		v.bad("stop_timeout", "%s is less than a second, which the engine cannot give SC (it counts whole seconds); use at least 1s", c.StopTimeout)
+	case c.StopTimeout%time.Second != 0:
+		// The engine and the kubelet count whole seconds: round up.
+		c.StopTimeout = c.StopTimeout.Truncate(time.Second) + time.Second
+	}
+	if c.MaxLifetime > 0 && c.ReadyTimeout > 0 && c.MaxLifetime < c.ReadyTimeout {
+		v.bad("max_lifetime", "%s is shorter than ready_timeout (%s): the tunnel could expire before it is ready; make max_lifetime longer, or ready_timeout shorter", c.MaxLifetime, c.ReadyTimeout)
+	}
 	c.RESTURL = strings.TrimRight(strings.TrimSpace(s.RESTURL), "/")
-	if u, err := url.Parse(c.RESTURL); c.RESTURL != "" && (err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http")) {
-		v.bad("rest_url", "%q is not an http(s) URL; use e.g. https://api.eu-central-1.saucelabs.com, or leave it unset for the region's", s.RESTURL)
+	switch u, err := url.Parse(c.RESTURL); {
+	case c.RESTURL == "":
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		v.bad("rest_url", "%q is not an http(s) URL; use e.g. https://api.eu-central-1.saucelabs.com, or leave it unset for the region's", redactURL(c.RESTURL))
+	case u.User != nil:
+		v.bad("rest_url", "carries credentials (%s); remove them: the REST API is called with username and access_key", redactURL(c.RESTURL))
 	}
 	c.RESTConfirm = parseBool(s.RESTConfirm, "rest_confirm", v.bad)
 	if n, err := strconv.Atoi(strings.TrimSpace(s.Retries)); err != nil || n < 0 {
@@ -573,8 +601,9 @@ func parseDuration(v, setting string, bad reporter) time.Duration {
 	v = strings.TrimSpace(v)
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		// A bare number is taken as seconds, as CI users often write it.
-		if n, nerr := strconv.Atoi(v); nerr == nil {
+		// A bare number is taken as seconds, as CI users often write it,
+		// up to what a duration holds (292 years).
+		if n, nerr := strconv.ParseInt(v, 10, 64); nerr == nil && n <= int64(math.MaxInt64/time.Second) {
 			d, err = time.Duration(n)*time.Second, nil
 		}
 	}
@@ -604,10 +633,12 @@ func SplitList(v string) []string {
 	return out
 }
 
-// parseArgs reads extra sc arguments: a JSON array; or words separated by
-// spaces, where a comma directly before a '-' also separates (that is how
-// Drone and Harness join a YAML list such as [--a=1, --b=2]).
-func parseArgs(v string) ([]string, error) {
+// splitArgs reads extra sc arguments: a JSON array; or words separated by
+// spaces, quoted as in a POSIX shell ('…' as is, "…" with \ escaping " \ $
+// and `, \ outside quotes escaping any character), where an unquoted comma
+// directly before a '-' also separates (that is how Drone and Harness join
+// a YAML list such as [--a=1, --b=2]).
+func splitArgs(v string) ([]string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil, nil
@@ -620,13 +651,53 @@ func parseArgs(v string) ([]string, error) {
 		return out, nil
 	}
 	var out []string
-	for _, w := range strings.Fields(v) {
-		for _, part := range strings.Split(strings.ReplaceAll(w, ",-", "\x00-"), "\x00") {
-			if part != "" {
-				out = append(out, part)
+	var word strings.Builder
+	inWord := false
+	end := func() {
+		if inWord {
+			out = append(out, word.String())
+		}
+		word.Reset()
+		inWord = false
+	}
+	for i := 0; i < len(v); i++ {
+		switch ch := v[i]; {
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+			end()
+		case ch == ',' && i+1 < len(v) && v[i+1] == '-':
+			end()
+		case ch == '\\' && i+1 < len(v):
+			i++
+			word.WriteByte(v[i])
+			inWord = true
+		case ch == '\'':
+			j := strings.IndexByte(v[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("a ' is not closed")
 			}
+			word.WriteString(v[i+1 : i+1+j])
+			i, inWord = i+1+j, true
+		case ch == '"':
+			closed := false
+			for i++; i < len(v); i++ {
+				if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("\"\\$`", v[i+1]) >= 0 {
+					i++
+				} else if v[i] == '"' {
+					closed = true
+					break
+				}
+				word.WriteByte(v[i])
+			}
+			if !closed {
+				return nil, errors.New(`a " is not closed`)
+			}
+			inWord = true
+		default:
+			word.WriteByte(ch)
+			inWord = true
 		}
 	}
+	end()
 	return out, nil
 }
 
@@ -660,23 +731,11 @@ func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// ownedOptions are the sc run options the plugin sets itself, each with
-// the setting that sets it ("" for the plugin's own). In env or sc_args
-// they would duplicate or silently override the plugin's value (SC5 ranks
-// flags over variables), so both refuse them.
-var ownedOptions = map[string]string{
-	"username": "username", "access-key": "access_key", "region": "region", "tunnel-name": "tunnel_name",
-	"api-address": "api_port", "config-file": "config_file", "log-level": "log_level", "metadata": "",
-	"tunnel-pool": "tunnel_pool", "shared": "shared", "proxy": "proxy", "proxy-sauce": "proxy_sauce",
-	"proxy-localhost": "proxy_localhost", "tunnel-domains": "tunnel_domains", "direct-domains": "direct_domains",
-	"deny-domains": "deny_domains", "tls-passthrough-domains": "tls_passthrough_domains",
-}
-
-// shortFlags are sc run's one-letter flags for owned options.
-var shortFlags = map[string]string{"u": "username", "k": "access-key", "r": "region", "i": "tunnel-name", "c": "config-file", "M": "metadata", "t": "tunnel-pool", "s": "shared", "x": "proxy", "T": "tunnel-domains", "D": "direct-domains", "F": "deny-domains", "B": "tls-passthrough-domains"}
-
+// useInstead says what to do instead of setting an option the plugin
+// sets (in env or sc_args they would duplicate or silently override the
+// plugin's value: SC5 ranks flags over variables).
 func useInstead(setting string) string {
-	if setting == "" {
+	if setting == "-" {
 		return "remove it (the plugin's runner metadata names the CI platform)"
 	}
 	return "use the " + setting + " setting instead"
@@ -697,11 +756,12 @@ func parseRegion(v string, bad reporter) string {
 	return region
 }
 
-// checkConfigFile reads config_file's options. SC5 ranks flags over
-// variables over the file, so every option the plugin passes would
-// silently override the file: a file that sets what the plugin owns is
-// refused, and so is one that sets what a setting sets too. The file's
-// region stands in for the region setting.
+// checkConfigFile reads config_file's options into FileOptions (its secrets
+// are masked like the settings', its api-basic-auth is what the probe
+// sends). SC5 ranks flags over variables over the file, so every option
+// the plugin passes would silently override the file: a file that sets
+// what the plugin owns is refused, and so is one that sets what a setting
+// sets too. The file's region stands in for the region setting.
 func (c *Config) checkConfigFile(bad reporter) {
 	raw, err := os.ReadFile(c.ConfigFile)
 	var opts map[string]any
@@ -717,8 +777,11 @@ func (c *Config) checkConfigFile(bad reporter) {
 		"proxy-sauce": c.ProxySauce != "" && c.ProxySauceFrom == "", "proxy-localhost": c.ProxyLocalhost != "", "tunnel-domains": len(c.TunnelDomains) > 0,
 		"direct-domains": len(c.DirectDomains) > 0, "deny-domains": len(c.DenyDomains) > 0, "tls-passthrough-domains": len(c.TLSPassthrough) > 0,
 	}
+	c.FileOptions, c.FileYAML = map[string]string{}, opts
 	for _, opt := range slices.Sorted(maps.Keys(opts)) {
-		setting, owned := ownedOptions[opt]
+		c.FileOptions[opt] = optionText(opts[opt])
+		o, _ := lookupOption(opt, false)
+		setting, owned := o.Setting, o.Owned()
 		switch {
 		case opt == "region":
 			fromFile := parseRegion(fmt.Sprint(opts[opt]), func(_, format string, args ...any) {
@@ -730,8 +793,9 @@ func (c *Config) checkConfigFile(bad reporter) {
 			c.Region = cmp.Or(c.Region, fromFile)
 		case opt == "metadata":
 			c.MetadataInFile = true
-		case opt == "proxy-sauce" && c.ProxySauceFrom != "":
-			// The file's proxy wins over the runner's.
+		case opt == "proxy-sauce":
+			// The file's proxy wins over the runner's; the REST API's calls
+			// take it too.
 			c.ProxySauce, c.ProxySauceFrom = "", ""
 		case opt == "username" || opt == "access-key":
 			bad("config_file", "sets %s; keep the credentials in secrets, in the username and access_key settings", opt)
@@ -741,4 +805,31 @@ func (c *Config) checkConfigFile(bad reporter) {
 			bad("config_file", "sets %s, and so does the %s setting; set it in one place", opt, setting)
 		}
 	}
+}
+
+// optionText is a config file value as SC's variables would carry it: a
+// list joined by commas.
+func optionText(v any) string {
+	if list, ok := v.([]any); ok {
+		parts := make([]string, len(list))
+		for i, p := range list {
+			parts[i] = fmt.Sprint(p)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// redactURL shows a URL (or host:port) with its user:pass as ***, for
+// messages.
+func redactURL(v string) string {
+	at := strings.LastIndex(v, "@")
+	if at < 0 {
+		return v
+	}
+	start := 0
+	if i := strings.Index(v, "://"); i >= 0 && i < at {
+		start = i + 3
+	}
+	return v[:start] + Mask + v[at:]
 }

@@ -159,7 +159,7 @@ func TestSingleProblems(t *testing.T) {
 		{"api_bind", "PLUGIN_API_BIND", "localhost", `invalid setting api_bind (PLUGIN_API_BIND): "localhost" is not an IP address; use 127.0.0.1 (the default) or 0.0.0.0`},
 		{"API address through env", "PLUGIN_ENV", `{"SAUCE_API_ADDRESS":":9999"}`, `invalid setting env (PLUGIN_ENV): SAUCE_API_ADDRESS is set by the plugin; use the api_port setting instead`},
 		{"tunnel name through sc_args", "PLUGIN_SC_ARGS", `-i other-name`, `invalid setting sc_args (PLUGIN_SC_ARGS): -i is set by the plugin; use the tunnel_name setting instead`},
-		{"region through sc_args", "PLUGIN_SC_ARGS", `--region=eu-central`, `invalid setting sc_args (PLUGIN_SC_ARGS): --region=eu-central is set by the plugin; use the region setting instead`},
+		{"region through sc_args", "PLUGIN_SC_ARGS", `--region=eu-central`, `invalid setting sc_args (PLUGIN_SC_ARGS): --region is set by the plugin; use the region setting instead`},
 		{"metadata through env", "PLUGIN_ENV", `{"SAUCE_METADATA":"team=web"}`, `invalid setting env (PLUGIN_ENV): SAUCE_METADATA is set by the plugin; remove it (the plugin's runner metadata names the CI platform)`},
 		{"node selector", "PLUGIN_KUBERNETES_NODE_SELECTOR", `pool=ci`, `invalid setting kubernetes_node_selector (PLUGIN_KUBERNETES_NODE_SELECTOR): not a JSON object (invalid character 'p' looking for beginning of value); use e.g. {"KEY": "value"}`},
 		{"toleration field", "PLUGIN_KUBERNETES_TOLERATIONS", `[{"key":"ci","effects":"NoSchedule"}]`, `invalid setting kubernetes_tolerations (PLUGIN_KUBERNETES_TOLERATIONS): not a JSON list of tolerations (json: unknown field "effects"); use e.g. [{"key": "ci", "operator": "Exists", "effect": "NoSchedule"}]`},
@@ -171,7 +171,7 @@ func TestSingleProblems(t *testing.T) {
 		{"service account", "PLUGIN_KUBERNETES_SERVICE_ACCOUNT", `Sauce_Connect`, `invalid setting kubernetes_service_account (PLUGIN_KUBERNETES_SERVICE_ACCOUNT): "Sauce_Connect" is not a service account name; use lowercase letters, digits, '-' and '.'`},
 		{"run as root", "PLUGIN_KUBERNETES_RUN_AS_USER", "0", `invalid setting kubernetes_run_as_user (PLUGIN_KUBERNETES_RUN_AS_USER): "0" is not a non-root uid; use a number from 1 to 2147483647 that the image can run as, e.g. 65532`},
 		{"api_url without wait", "PLUGIN_API_URL", "http://sauce-connect:8032", `invalid setting api_url (PLUGIN_API_URL): is only for action wait, whose Sauce Connect the pipeline runs itself; remove it, or set action: wait`},
-		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings or space-separated arguments`},
+		{"sc_args", "PLUGIN_SC_ARGS", `["--a", 1]`, `invalid setting sc_args (PLUGIN_SC_ARGS): not a JSON array of strings: json: cannot unmarshal number into Go value of type string; give a JSON array of strings, or arguments separated by spaces with values quoted as in a shell`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{tc.key: tc.value}
@@ -209,10 +209,73 @@ func TestSCArgs(t *testing.T) {
 		`["--log-http=api:url", "--dns-server", "1.1.1.1"]`: {"--log-http=api:url", "--dns-server", "1.1.1.1"},
 		"--log-http=api:url --dns-timeout 5s":               {"--log-http=api:url", "--dns-timeout", "5s"},
 		"--tunnel-domains=a.com,b.com,--log-level=debug":    {"--tunnel-domains=a.com,b.com", "--log-level=debug"},
+		`--header "Authorization: Bearer tok" -H'X-A: 1'`:   {"--header", "Authorization: Bearer tok", "-HX-A: 1"},
+		`--header=Authorization:\ Bearer\ tok "a\"b" ''`:    {"--header=Authorization: Bearer tok", `a"b`, ""},
+		`--tls-resign-domains "a,-b",--dns-server=1.1.1.1`:  {"--tls-resign-domains", "a,-b", "--dns-server=1.1.1.1"},
 	} {
-		got, err := parseArgs(in)
+		got, err := splitArgs(in)
 		if err != nil || !cmp.Equal(got, want) {
-			t.Errorf("parseArgs(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("splitArgs(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`--header "open`, `-H 'open`} {
+		if _, err := splitArgs(bad); err == nil {
+			t.Errorf("splitArgs(%q) took an unclosed quote", bad)
+		}
+	}
+}
+
+// TestSCArgsAsSCReadsThem: sc_args are read with SC's own rules (pflag:
+// -k v, -kv, -k=v, --key v, --key=v, bundled booleans, repeats): an option
+// the plugin sets is refused in every form, naming the option and never
+// its value; every secret form is masked.
+// TestDurations: a bare number of seconds too large for a duration, a
+// stop_timeout under a second (the engine counts whole seconds), and a
+// max_lifetime shorter than ready_timeout are refused with one line each;
+// a fraction of a second rounds stop_timeout up.
+func TestDurations(t *testing.T) {
+	for env, want := range map[string]string{
+		"PLUGIN_READY_TIMEOUT=18446744074": `invalid setting ready_timeout (PLUGIN_READY_TIMEOUT): "18446744074" is not a positive duration`,
+		"PLUGIN_STOP_TIMEOUT=500ms":        "invalid setting stop_timeout (PLUGIN_STOP_TIMEOUT): 500ms is less than a second",
+		"PLUGIN_MAX_LIFETIME=1m":           "invalid setting max_lifetime (PLUGIN_MAX_LIFETIME): 1m0s is shorter than ready_timeout (3m0s)",
+	} {
+		k, v, _ := strings.Cut(env, "=")
+		_, err := load(t, map[string]string{k: v, "PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k"})
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") || ExitCode(err) != ExitSettings {
+			t.Errorf("%s: %v", env, err)
+		}
+	}
+	c, err := load(t, map[string]string{"PLUGIN_STOP_TIMEOUT": "1500ms", "PLUGIN_READY_TIMEOUT": "9223372036", "PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k"})
+	if err != nil || c.StopTimeout != 2*time.Second || c.ReadyTimeout != 9223372036*time.Second {
+		t.Errorf("stop_timeout %s, ready_timeout %s, %v", c.StopTimeout, c.ReadyTimeout, err)
+	}
+}
+
+func TestSCArgsAsSCReadsThem(t *testing.T) {
+	for _, owned := range []string{"-kOTHER", "-k OTHER", "-k=OTHER", "--access-key=OTHER", "--access-key OTHER", "-rEU", "-iother", "-ti other", "--tunnel-pool", "-tT x"} {
+		_, err := load(t, map[string]string{"PLUGIN_SC_ARGS": owned, "PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k"})
+		if err == nil || ExitCode(err) != ExitSettings || !strings.HasPrefix(err.Error(), "invalid setting sc_args (PLUGIN_SC_ARGS): -") || !strings.Contains(err.Error(), " is set by the plugin; use the ") || strings.Contains(err.Error(), "OTHER") {
+			t.Errorf("sc_args %q: %v", owned, err)
+		}
+	}
+	for _, missing := range []string{"--header", "-H", "--log-http=api:url -a"} {
+		if _, err := load(t, map[string]string{"PLUGIN_SC_ARGS": missing}); err == nil || !strings.Contains(err.Error(), "needs a value") {
+			t.Errorf("sc_args %q without its value: %v", missing, err)
+		}
+	}
+	if _, err := load(t, map[string]string{"PLUGIN_SC_ARGS": "--dns-server 1.1.1.1", "PLUGIN_ENV": `{"SAUCE_DNS_SERVER": "8.8.8.8"}`}); err == nil || !strings.Contains(err.Error(), "--dns-server is set in env too (SAUCE_DNS_SERVER)") {
+		t.Errorf("an option in sc_args and env: %v", err)
+	}
+	args := `-aUSER1:PASS-A1@host:1 --auth=u2:PASS-A2@h:2 -H "Authorization: Bearer TOK-H1" -HX-Token:TOK-H2 --api-basic-auth u:PASS-B1 --pac=http://p:PASS-X%40Y@pac/x.pac`
+	c, err := load(t, map[string]string{"PLUGIN_SC_ARGS": args, "PLUGIN_USERNAME": "u", "PLUGIN_ACCESS_KEY": "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMasker(c.Secrets()...)
+	line := strings.Join(c.SCArgs, " ") + " PASS-X@Y"
+	for _, secret := range []string{"PASS-A1", "PASS-A2", "TOK-H1", "TOK-H2", "PASS-B1", "PASS-X%40Y", "PASS-X@Y"} {
+		if strings.Contains(m.String(line), secret) {
+			t.Errorf("%s is not masked in %q", secret, m.String(line))
 		}
 	}
 }

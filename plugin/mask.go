@@ -81,11 +81,15 @@ func (mw *MaskWriter) Write(p []byte) (int, error) {
 	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
 		cut = start + i + 1
 	}
-	if cut == 0 && len(mw.buf) > maxPending {
-		mw.m.mu.RLock()
+	mw.m.mu.RLock()
+	switch {
+	case cut > 0:
+		// A secret with a line break may straddle the line's end.
+		cut = mw.holdBack(mw.safeCut(cut))
+	case len(mw.buf) > maxPending:
 		cut = mw.safeCut(len(mw.buf) - mw.m.longest + 1)
-		mw.m.mu.RUnlock()
 	}
+	mw.m.mu.RUnlock()
 	if cut > 0 {
 		if _, err := mw.w.Write(mw.m.bytes(mw.buf[:cut])); err != nil {
 			return 0, err
@@ -105,6 +109,25 @@ func (mw *MaskWriter) safeCut(cut int) int {
 		}
 	}
 	return cut
+}
+
+// holdBack moves cut back to the start of a secret with a line break in it
+// that begins before cut and is not complete in the buffer yet: the rest
+// of it is still to be written. The caller holds the masker's read lock.
+func (mw *MaskWriter) holdBack(cut int) int {
+	best := cut
+	for _, s := range mw.m.secrets {
+		if bytes.IndexByte(s, '\n') < 0 {
+			continue
+		}
+		for k := max(0, cut-len(s)+1); k < best; k++ {
+			if tail := mw.buf[k:]; len(tail) < len(s) && bytes.HasPrefix(s, tail) {
+				best = k
+				break
+			}
+		}
+	}
+	return best
 }
 
 // Flush passes on what is buffered, masked.

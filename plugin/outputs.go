@@ -62,9 +62,15 @@ func writeOutputs(c Config, t *Tunnel, out io.Writer) []error {
 	return errs
 }
 
+// appendLines appends KEY=value lines; a value with a line break would add
+// lines of its own to the file (outputs of its choosing), so none is
+// written at all.
 func appendLines(path string, kv [][2]string) error {
 	var b strings.Builder
 	for _, e := range kv {
+		if strings.ContainsAny(e[1], "\r\n") {
+			return fmt.Errorf("%s would hold a line break; nothing written", e[0])
+		}
 		if e[1] != "" {
 			fmt.Fprintf(&b, "%s=%s\n", e[0], e[1])
 		}

@@ -86,7 +86,7 @@ func SauceAPIOf(env []string, base string) (SauceAPI, bool) {
 
 // SauceAPIFor is the API as the configuration reaches it.
 func SauceAPIFor(c Config) (SauceAPI, bool) {
-	return sauceAPI(c.Username, c.AccessKey.Value(), c.Region, c.RESTURL, c.ProxySauce)
+	return sauceAPI(c.Username, c.AccessKey.Value(), c.Region, c.RESTURL, cmp.Or(c.ProxySauce, c.FileOptions["proxy-sauce"]))
 }
 
 func sauceAPI(user, key, region, base, proxy string) (SauceAPI, bool) {

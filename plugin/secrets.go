@@ -6,81 +6,69 @@ import (
 	"strings"
 )
 
-// SC5's options whose values are secrets (docs: the `sc run` CLI
-// reference): the access key, upstream-proxy credentials (--auth
-// user:pass@host:port), the API server's basic auth and request headers
-// (which may carry tokens). The proxies' URLs may carry a user:pass@.
-var (
-	secretOptions = map[string]bool{"access-key": true, "auth": true, "api-basic-auth": true, "header": true}
-	proxyOptions  = map[string]bool{"proxy": true, "proxy-sauce": true}
-	// shortOptions maps the one-letter flags of those options.
-	shortOptions = map[string]string{"k": "access-key", "a": "auth", "H": "header", "x": "proxy"}
-)
-
-// optionOfEnv is the sc run option a SAUCE_* variable sets, or "".
-func optionOfEnv(name string) string {
-	opt, ok := strings.CutPrefix(name, "SAUCE_")
-	if !ok {
-		return ""
-	}
-	return strings.ReplaceAll(strings.ToLower(opt), "_", "-")
-}
+// What of SC's configuration is secret comes from the one table of SC's
+// options (scoptions.go): the access key, upstream-proxy credentials
+// (--auth user:pass@host:port), the API server's basic auth, request
+// headers (which may carry tokens), and the user:pass of the proxies' and
+// the PAC file's URLs.
 
 // SecretsOfOption returns what must be masked in the value of an sc run
-// option (or of a variable whose name says it holds a secret).
-func SecretsOfOption(opt, value string) []string {
-	if value == "" {
-		return nil
+// option given by its long name (or of a variable whose name says it holds
+// a secret).
+func SecretsOfOption(long, value string) []string {
+	o, known := lookupOption(long, false)
+	if !known {
+		o = scOption{Long: long, Value: true}
 	}
-	upper := strings.ToUpper(opt)
-	switch {
-	case secretOptions[opt], strings.Contains(upper, "PASSWORD"), strings.Contains(upper, "TOKEN"), strings.Contains(upper, "SECRET"):
-		out := []string{value}
-		// user:pass lists (auth, api-basic-auth) and Name: value headers:
-		// the part after the first ':' alone is secret too.
-		for _, item := range strings.Split(value, ",") {
-			userinfo, _, _ := strings.Cut(item, "@")
-			if _, pass, ok := strings.Cut(userinfo, ":"); ok && strings.TrimSpace(pass) != "" {
-				out = append(out, userinfo, strings.TrimSpace(pass))
-			}
-		}
-		return out
-	case proxyOptions[opt]:
-		return ProxyPassword(value)
-	}
-	return nil
+	return o.secrets(known, value)
 }
 
-// ProxyPassword returns the user:pass and the password of a proxy address
-// given as a URL or as user:pass@host:port.
+// ProxyPassword returns what is secret in a URL given as a URL or as
+// user:pass@host:port: the user:pass and the password, as written and
+// percent-decoded (a log may show either).
 func ProxyPassword(v string) []string {
-	if !strings.Contains(v, "://") {
-		v = "http://" + v
-	}
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(v, "@"); i > 0 {
-			// Unparseable but holding credentials: mask all of them.
-			userinfo := v[strings.Index(v, "://")+3 : i]
-			return []string{userinfo}
-		}
+	at := strings.LastIndex(v, "@")
+	if at < 0 {
 		return nil
 	}
-	pass, ok := u.User.Password()
+	userinfo := v[:at]
+	if i := strings.Index(userinfo, "://"); i >= 0 {
+		userinfo = userinfo[i+3:]
+	}
+	user, pass, ok := strings.Cut(userinfo, ":")
 	if !ok || pass == "" {
 		return nil
 	}
-	return []string{u.User.Username() + ":" + pass, pass}
+	out := []string{userinfo, pass}
+	if u, err := url.PathUnescape(user); err == nil {
+		for _, p := range urlForms(pass) {
+			out = append(out, u+":"+p, p)
+		}
+	}
+	return out
+}
+
+// urlForms are a password's other forms: percent-decoded, and
+// percent-encoded as a URL's userinfo would carry it.
+func urlForms(pass string) []string {
+	var out []string
+	if d, err := url.PathUnescape(pass); err == nil && d != pass {
+		out = append(out, d)
+	}
+	if e := url.UserPassword("u", pass).String(); strings.TrimPrefix(e, "u:") != pass {
+		out = append(out, strings.TrimPrefix(e, "u:"))
+	}
+	return out
 }
 
 // SecretsOfEnv returns what must be masked in a container's environment
-// (NAME=value entries).
+// (NAME=value entries): the values of SC's secret options.
 func SecretsOfEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		name, value, _ := strings.Cut(kv, "=")
-		if opt := optionOfEnv(name); opt != "" {
-			out = append(out, SecretsOfOption(opt, value)...)
+		if o, known, ok := optionOfEnv(name); ok {
+			out = append(out, o.secrets(known, value)...)
 		}
 	}
 	return out
@@ -88,33 +76,21 @@ func SecretsOfEnv(env []string) []string {
 
 // SecretArg is an sc run argument that holds a secret.
 type SecretArg struct {
-	Index   int // of the argument holding the value
+	Index   int // of the token holding the value
 	Secrets []string
 }
 
-// SecretArgs finds the arguments that hold secrets, in the --name=value,
-// --name value and -k value forms.
+// SecretArgs finds the tokens of SC's command line that hold secrets, in
+// every form SC's parser takes (see parseSCArgs); a command line it
+// cannot parse has every token after an option that takes a value masked.
 func SecretArgs(args []string) []SecretArg {
+	parsed, _ := parseSCArgs(args)
 	var out []SecretArg
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if long, ok := shortOptions[name]; ok && !strings.HasPrefix(a, "--") {
-			name = long
-		}
-		if !secretOptions[name] && !proxyOptions[name] {
-			continue
-		}
-		at := i
-		if !hasValue && i+1 < len(args) {
-			i++
-			at, value = i, args[i]
-		}
-		if s := SecretsOfOption(name, value); len(s) > 0 {
-			out = append(out, SecretArg{Index: at, Secrets: s})
+	for _, a := range parsed {
+		if s := a.Opt.secrets(a.Known, a.Value); len(s) > 0 {
+			// The token holding the value, whole: -aUSER:PASS@host and
+			// --auth=USER:PASS@host hide the secret inside it.
+			out = append(out, SecretArg{Index: a.Last, Secrets: append(s, args[a.Last])})
 		}
 	}
 	return out
@@ -139,30 +115,36 @@ func EnvList(env map[string]string) []string {
 }
 
 // Secrets returns every secret the configuration hands on: the access key,
-// the registry password, and the secret values among the proxies, env and
-// sc_args. The masker masks exactly these values.
+// the registry password, the secret values among the proxies, env, sc_args
+// and config_file, and the credentials of api_url. The masker masks
+// exactly these values.
 func (c Config) Secrets() []string {
 	out := []string{c.AccessKey.Value(), c.RegistryPassword()}
 	out = append(out, ProxyPassword(c.Proxy)...)
 	out = append(out, ProxyPassword(c.ProxySauce)...)
+	if c.APIAuth != nil {
+		out = append(out, ProxyPassword(c.APIAuth.String()+"@h")...)
+	}
+	out = append(out, ProxyPassword(c.RESTURL)...)
 	out = append(out, SecretsOfEnv(EnvList(c.Env))...)
+	out = append(out, SecretsOfFile(c.FileOptions)...)
 	return append(out, SecretsOfArgs(c.SCArgs)...)
 }
 
 // APIBasicAuth returns the credentials SC's API wants (--api-basic-auth,
-// SAUCE_API_BASIC_AUTH), from a container's environment and arguments.
-func APIBasicAuth(env, args []string) (user, pass string, ok bool) {
-	var v string
+// SAUCE_API_BASIC_AUTH, or api-basic-auth in its config file), from its
+// variables, arguments and config file's options, ranked as SC ranks them.
+func APIBasicAuth(env, args []string, file map[string]string) (user, pass string, ok bool) {
+	v := file["api-basic-auth"]
 	for _, kv := range env {
 		if val, found := strings.CutPrefix(kv, "SAUCE_API_BASIC_AUTH="); found {
 			v = val
 		}
 	}
-	for i, a := range args {
-		if val, found := strings.CutPrefix(a, "--api-basic-auth="); found {
-			v = val
-		} else if a == "--api-basic-auth" && i+1 < len(args) {
-			v = args[i+1]
+	parsed, _ := parseSCArgs(args)
+	for _, a := range parsed {
+		if a.Opt.Long == "api-basic-auth" {
+			v = a.Value
 		}
 	}
 	return strings.Cut(v, ":")

@@ -52,10 +52,14 @@ func NewSession(c Config, o Options) *Session {
 		o.Out = io.Discard
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: ProbeTimeout}
+		o.HTTP = &http.Client{Timeout: ProbeTimeout, Transport: directTransport()}
 	}
-	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs); ok {
+	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs, c.FileOptions); ok {
 		o.HTTP = WithBasicAuth(o.HTTP, user, pass)
+	}
+	if c.APIAuth != nil {
+		pass, _ := c.APIAuth.Password()
+		o.HTTP = WithBasicAuth(o.HTTP, c.APIAuth.Username(), pass)
 	}
 	log := o.Log.WithField("tunnel", c.TunnelName)
 	if c.Action == ActionWait && c.TunnelNameDerived {
@@ -63,6 +67,16 @@ func NewSession(c Config, o Options) *Session {
 		log = logrus.NewEntry(o.Log)
 	}
 	return &Session{Cfg: c, Opt: o, Log: log}
+}
+
+// directTransport reaches SC's API directly, whatever HTTP_PROXY and
+// HTTPS_PROXY say: runners hand those to every step, and a corporate proxy
+// cannot reach a container's address (nor should see SC's API). Only calls
+// to Sauce Labs go through a proxy (proxy_sauce, or the runner's).
+func directTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	return t
 }
 
 // Get reads a URL of SC's API: the status and (up to 64 KiB of) the body.

@@ -102,7 +102,13 @@ func (s *Session) tunnelNameAt(ctx context.Context, url string) string {
 	var info struct {
 		TunnelName string `json:"tunnel_name"`
 	}
-	if code, body, err := s.Get(ictx, url+"/info"); err == nil && code == http.StatusOK && json.Unmarshal([]byte(body), &info) == nil && info.TunnelName != "" {
+	code, body, err := s.Get(ictx, url+"/info")
+	switch {
+	case err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil || info.TunnelName == "":
+	case sanitizeName(info.TunnelName, 200) != info.TunnelName:
+		// It goes into the step outputs: no line breaks, no '=' of its own.
+		s.Log.Warnf("SC's /info names the tunnel %q, which is no tunnel name (letters, digits, '.', '_', '-'); the outputs carry %s", info.TunnelName, s.Cfg.TunnelName)
+	default:
 		return info.TunnelName
 	}
 	return s.Cfg.TunnelName

@@ -39,7 +39,7 @@ func TestPluginKilledWhileWaiting(t *testing.T) {
 func TestMaxLifetimeStopsGracefully(t *testing.T) {
 	skipShort(t)
 	d := newDrone(t)
-	d.run("sauce", d.spec("sauce", "PLUGIN_MAX_LIFETIME", "3s"))
+	d.run("sauce", d.spec("sauce", "PLUGIN_MAX_LIFETIME", "10s", "PLUGIN_READY_TIMEOUT", "10s"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	events, _ := eng.WatchContainer(ctx, "sauce-connect-"+d.tunnel)

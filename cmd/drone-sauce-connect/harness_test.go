@@ -337,7 +337,7 @@ func TestHarnessLiteEngineKilled(t *testing.T) {
 	skipShort(t)
 	s := newHarnessStage(t)
 	const lifetime = 20 * time.Second
-	st := s.plugin("sauce_connect", "PLUGIN_MAX_LIFETIME", lifetime.String())
+	st := s.plugin("sauce_connect", "PLUGIN_MAX_LIFETIME", lifetime.String(), "PLUGIN_READY_TIMEOUT", lifetime.String())
 	s.exec(st)
 	began := time.Now()
 	s.le.Kill()

@@ -56,8 +56,13 @@ func signalled() (context.Context, func()) {
 func reap(args []string) int {
 	ctx, cancel := signalled()
 	defer cancel()
+	// The watchdog learns SC's secrets when it tears SC down.
+	masker := plugin.NewMasker()
+	stdout, stderr := masker.Writer(os.Stdout), masker.Writer(os.Stderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
 	report := func(err error) int {
-		fmt.Fprintf(os.Stderr, "drone-sauce-connect reap: %v\n", err)
+		fmt.Fprintf(stderr, "drone-sauce-connect reap: %v\n", err)
 		return plugin.ExitCode(err)
 	}
 	a, err := docker.ParseWatchdogArgs(args)
@@ -65,7 +70,7 @@ func reap(args []string) int {
 		return report(err)
 	}
 	log := logrus.New()
-	log.SetOutput(os.Stdout)
+	log.SetOutput(stdout)
 	log.SetFormatter(plugin.LogFormatter(plugin.LogFormat(a.LogFormat)))
 	eng, err := engine.NewEnv(ctx)
 	if err != nil {
@@ -73,7 +78,7 @@ func reap(args []string) int {
 	}
 	defer eng.Close()
 	eng.OnRetry = docker.RetryWarning(log)
-	if err := docker.Reap(ctx, a, eng, log); err != nil {
+	if err := docker.Reap(ctx, a, eng, log, masker); err != nil {
 		return report(err)
 	}
 	return plugin.ExitOK

@@ -3,12 +3,15 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/rand"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -30,6 +33,35 @@ type Registry struct {
 	Username, Password string
 	srv                *http.Server
 	standin            v1.Image
+	// Stall makes every blob download stop after its first bytes and hang
+	// until the client gives up, as a registry stalled mid-layer does.
+	Stall atomic.Bool
+}
+
+// stallWriter passes on the first bytes of an answer, then hangs until
+// the request ends.
+type stallWriter struct {
+	http.ResponseWriter
+	req     *http.Request
+	written int
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	const first = 1024
+	if n := min(len(b), first-s.written); n > 0 {
+		if _, err := s.ResponseWriter.Write(b[:n]); err != nil {
+			return 0, err
+		}
+		s.written += n
+	}
+	if s.written < first {
+		return len(b), nil
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	<-s.req.Context().Done()
+	return 0, s.req.Context().Err()
 }
 
 // StartRegistry starts the registry and builds the stand-in Sauce Connect
@@ -51,6 +83,9 @@ func StartRegistry(username, password string) (*Registry, error) {
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 			return
 		}
+		if r.Stall.Load() && strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet {
+			w = &stallWriter{ResponseWriter: w, req: req}
+		}
 		reg.ServeHTTP(w, req)
 	})}
 	go func() { _ = r.srv.Serve(l) }()
@@ -64,6 +99,30 @@ func (r *Registry) Push(repoTag string) (string, error) {
 		return "", err
 	}
 	return ref.String(), remote.Write(ref, r.standin, remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password}))
+}
+
+// PushFresh is Push with a layer of its own on top, which no engine holds
+// yet: a pull must download it.
+func (r *Registry) PushFresh(repoTag string) (string, error) {
+	ref, err := name.ParseReference(r.Host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	own := make([]byte, 64<<10)
+	_, _ = rand.Read(own)
+	layerTar, err := tarBytes(own, "fresh")
+	if err != nil {
+		return "", err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil })
+	if err != nil {
+		return "", err
+	}
+	img, err := mutate.AppendLayers(r.standin, layer)
+	if err != nil {
+		return "", err
+	}
+	return ref.String(), remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password}))
 }
 
 // Digest is the manifest digest (sha256:…) the registry serves for ref.
@@ -134,6 +193,22 @@ func tarFile(src, name string) ([]byte, error) {
 		}
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(name), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// tarBytes is a layer of one file, name, holding data.
+func tarBytes(data []byte, name string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
 		return nil, err
 	}
 	if _, err := tw.Write(data); err != nil {

@@ -23,7 +23,7 @@ import (
 // Engine is the part of the Docker engine the plugin uses. *engine.Engine
 // implements it; unit tests use fakes.
 type Engine interface {
-	ImageExists(ctx context.Context, ref string) (bool, error)
+	InspectImage(ctx context.Context, ref string) (engine.Image, error)
 	PullImage(ctx context.Context, ref string, auth *engine.RegistryAuth, w io.Writer) error
 	CreateContainer(ctx context.Context, s engine.ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error

@@ -40,7 +40,9 @@ func (f *fakeEngine) record(call string) {
 	f.calls = append(f.calls, call)
 }
 
-func (f *fakeEngine) ImageExists(context.Context, string) (bool, error) { return true, nil }
+func (f *fakeEngine) InspectImage(context.Context, string) (engine.Image, error) {
+	return engine.Image{}, nil
+}
 func (f *fakeEngine) PullImage(context.Context, string, *engine.RegistryAuth, io.Writer) error {
 	return nil
 }

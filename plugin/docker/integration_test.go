@@ -665,3 +665,28 @@ func TestTunnelLimitListsTheAccountsTunnels(t *testing.T) {
 		t.Errorf("the tunnel limit was retried:\n%s", h.output())
 	}
 }
+
+// TestStalledRegistry: a registry that stops sending mid-layer (its blobs
+// hang after their first bytes) fails the start when ready_timeout runs
+// out, exit 3, naming the pull, and leaves nothing behind; the pull is
+// counted in ready_timeout, not waited for without end.
+func TestStalledRegistry(t *testing.T) {
+	h := newHarness(t, nil)
+	reg, err := testenv.StartRegistry("ci", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	image, err := reg.PushFresh("mirror/sauce-connect-stalled:" + testenv.Random(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.RemoveImage(image) })
+	reg.Stall.Store(true)
+	h.s.Image, h.s.Pull, h.s.RegistryUsername, h.s.RegistryPassword, h.s.ReadyTimeout = image, "always", "ci", "pw", "3s"
+	began := time.Now()
+	err = h.exec(context.Background(), "start")
+	if plugin.ExitCode(err) != plugin.ExitTimeout || !strings.Contains(fmt.Sprint(err), "waited for the pull of image "+image) || time.Since(began) > 15*time.Second {
+		t.Fatalf("after %s, exit %d: %v", time.Since(began), plugin.ExitCode(err), err)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -107,26 +106,6 @@ func Place(c plugin.Config, owner *engine.Container) Placement {
 func runnerHostJob(c plugin.Config, owner *engine.Container) bool {
 	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == plugin.PlatformGitHub &&
 		(owner == nil || len(userNetworks(owner)) == 0)
-}
-
-// hostPath maps a path inside the plugin's container to the host path the
-// engine must bind-mount, using the plugin's own mounts; on the host the path
-// is already a host path.
-func hostPath(self *engine.Container, path string) (string, error) {
-	if self == nil {
-		return path, nil
-	}
-	best := ""
-	for dest := range self.Mounts {
-		if (path == dest || strings.HasPrefix(path, strings.TrimSuffix(dest, "/")+"/")) && len(dest) > len(best) {
-			best = dest
-		}
-	}
-	if best == "" {
-		return "", fmt.Errorf("%s is not on a volume the engine can mount; put it in the workspace", path)
-	}
-	rel, _ := filepath.Rel(best, path)
-	return filepath.Join(self.Mounts[best], rel), nil
 }
 
 // ResolveEndpoints works out SC's API addresses from its inspected state.

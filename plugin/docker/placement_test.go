@@ -76,17 +76,6 @@ func TestResolveEndpoints(t *testing.T) {
 	}
 }
 
-func TestHostPath(t *testing.T) {
-	self := &engine.Container{Mounts: map[string]string{"/drone/src": "/var/lib/docker/volumes/abc/_data", "/drone": "/srv"}}
-	got, err := hostPath(self, "/drone/src/ci/sc.yaml")
-	if err != nil || got != "/var/lib/docker/volumes/abc/_data/ci/sc.yaml" {
-		t.Errorf("got %q, %v", got, err)
-	}
-	if _, err := hostPath(self, "/etc/sc.yaml"); err == nil {
-		t.Error("a path on no volume was accepted")
-	}
-}
-
 func TestPublishForRemoteEngine(t *testing.T) {
 	for _, tc := range []struct {
 		host  string

@@ -90,14 +90,17 @@ type watchdogRun struct {
 	args WatchdogArgs
 	eng  Engine
 	log  *logrus.Entry
+	// masker masks what the watchdog prints; it learns SC's secrets from
+	// SC's container at teardown, before anything of SC's can be printed.
+	masker *plugin.Masker
 }
 
 // Reap is the watchdog: it waits, without polling, until the pipeline step
 // it is anchored on is removed (the runner's teardown) or the tunnel's
 // deadline passes, then stops SC gracefully and removes it. It ends quietly
 // when SC is removed by someone else (an explicit stop).
-func Reap(ctx context.Context, a WatchdogArgs, eng Engine, log *logrus.Logger) error {
-	w := &watchdogRun{args: a, eng: eng, log: log.WithField("tunnel", a.Tunnel)}
+func Reap(ctx context.Context, a WatchdogArgs, eng Engine, log *logrus.Logger, masker *plugin.Masker) error {
+	w := &watchdogRun{args: a, eng: eng, log: log.WithField("tunnel", a.Tunnel), masker: masker}
 	return w.watch(ctx)
 }
 
@@ -185,6 +188,8 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	w.leaveNetworks(ctx)
 	// SC's own variables, for the backstop: held in memory only, at this moment.
 	before, _ := w.eng.InspectContainer(ctx, a.Target)
+	secrets, _ := scSecrets(ctx, w.eng, before)
+	w.masker.Add(secrets...)
 	recorded := sauceID(ctx, w.eng, a.Target)
 	killed, ungraceful, err := stopSC(ctx, w.eng, a.Target, before, a.StopTimeout)
 	if err != nil {

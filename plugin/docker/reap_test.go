@@ -86,7 +86,7 @@ func TestWatchdogThatExitsAtOnceIsOneWarning(t *testing.T) {
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
 	p.access = engine.Access{Host: "unix:///var/run/docker.sock"}
-	w := <-p.launchWatchdog(context.Background(), self, Guard{Anchor: "self"}, "sc", time.Now().Add(time.Hour))
+	w := <-p.launchWatchdog(context.Background(), self, Guard{Anchor: "self"}, "tunnel1", time.Now().Add(time.Hour))
 	if w == nil {
 		t.Fatalf("no watchdog:\n%s", out.String())
 	}
@@ -95,15 +95,17 @@ func TestWatchdogThatExitsAtOnceIsOneWarning(t *testing.T) {
 	if got := out.String(); strings.Count(got, "watchdog exited") != 1 || !strings.Contains(got, want) {
 		t.Errorf("output:\n%s\nwant one warning: %s", got, want)
 	}
-	if got := strings.Join(f.calls, ", "); strings.Contains(got, "sc") {
-		t.Errorf("the tunnel was touched: %s", got)
+	for _, call := range f.calls {
+		if strings.HasSuffix(call, " tunnel1") {
+			t.Errorf("the tunnel was touched: %s", strings.Join(f.calls, ", "))
+		}
 	}
 }
 
 // TestWatchdogThatCannotStartIsAWarning: the start goes on without it.
 func TestWatchdogThatCannotStartIsAWarning(t *testing.T) {
 	f := &fakeEngine{start: func(id string) error {
-		if strings.HasSuffix(id, "-watchdog") {
+		if strings.Contains(id, "-watchdog-") {
 			return errDenied
 		}
 		return nil
@@ -133,7 +135,7 @@ func fakeWatchdog(f *fakeEngine, a WatchdogArgs) (*watchdogRun, *bytes.Buffer) {
 	log := logrus.New()
 	log.SetOutput(&out)
 	log.SetFormatter(plugin.LogFormatter("text"))
-	return &watchdogRun{args: a, eng: f, log: log.WithField("tunnel", a.Tunnel)}, &out
+	return &watchdogRun{args: a, eng: f, log: log.WithField("tunnel", a.Tunnel), masker: plugin.NewMasker()}, &out
 }
 
 // TestWatchdogArgsRoundTrip: what the spec passes is what reap reads.

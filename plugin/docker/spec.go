@@ -13,9 +13,6 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// configPath is where SC5 reads its config file in the image.
-const configPath = "/etc/sauce-connect/sauce-connect.yaml"
-
 // Placement is how the SC container attaches to the world, decided by
 // looking at where the plugin itself runs (see locate).
 type Placement struct {
@@ -25,8 +22,9 @@ type Placement struct {
 	Networks []engine.NetworkAttachment
 	// Publish binds the API port on the host when set.
 	Publish *engine.HostPort
-	// ConfigSource is the host path of config_file, when one is given.
-	ConfigSource string
+	// ImageUser is the user SC's image runs as (its USER): SC's config
+	// file is made readable by that user alone when it is numeric.
+	ImageUser string
 	// APIPort is the port SC's API listens on: api_port in SC's own network
 	// stack, a host port in the host's.
 	APIPort int
@@ -46,23 +44,43 @@ func ContainerSpec(c plugin.Config, pl Placement, now time.Time) engine.Containe
 	for _, e := range plugin.SCEnv(c, apiAddress(c, pl)) {
 		env = append(env, engine.EnvVar(e))
 	}
-	var mounts []engine.Mount
-	if pl.ConfigSource != "" {
-		env = append(env, engine.EnvVar{Name: "SAUCE_CONFIG_FILE", Value: configPath})
-		mounts = append(mounts, engine.Mount{Source: pl.ConfigSource, Target: configPath, ReadOnly: true})
+	args, file := plugin.SCFile(c)
+	var files []engine.File
+	if file != nil {
+		env = append(env, engine.EnvVar{Name: "SAUCE_CONFIG_FILE", Value: plugin.SCConfigPath})
+		files = append(files, configFile(file, pl.ImageUser))
 	}
 	return engine.ContainerSpec{
 		Name:        c.ContainerName,
 		Image:       c.Image,
-		Cmd:         append([]string{"run"}, c.SCArgs...),
+		Cmd:         append([]string{"run"}, args...),
 		Env:         env,
 		Labels:      labels,
 		Port:        c.APIPort,
 		Publish:     pl.Publish,
 		NetworkMode: pl.NetworkMode,
 		Networks:    pl.Networks,
-		Mounts:      mounts,
+		Files:       files,
+		StopTimeout: int(c.StopTimeout.Seconds()),
 	}
+}
+
+// configFile is SC's config file in its container: readable by the image's
+// user alone (0400) when the image names it by number ("uid" or
+// "uid:gid"), else by every user of the container (0444), since a user
+// name cannot be resolved without the image's own /etc/passwd.
+func configFile(content []byte, user string) engine.File {
+	f := engine.File{Path: plugin.SCConfigPath, Mode: 0o444, Content: content}
+	u, g, hasGroup := strings.Cut(user, ":")
+	uid, uerr := strconv.Atoi(cmp.Or(u, "0"))
+	gid, gerr := strconv.Atoi(cmp.Or(g, "0"))
+	if uerr == nil && (!hasGroup || gerr == nil) {
+		f.Mode, f.UID, f.GID = 0o400, uid, gid
+		if !hasGroup {
+			f.GID = uid
+		}
+	}
+	return f
 }
 
 // apiAddress is where SC's API listens: every address of its own network
@@ -108,6 +126,9 @@ func Trace(s engine.ContainerSpec) string {
 		}
 		args = append(args, "-p", fmt.Sprintf("%s:%s:%d", s.Publish.IP, hp, s.Port))
 	}
+	if s.StopTimeout > 0 {
+		args = append(args, "--stop-timeout", strconv.Itoa(s.StopTimeout))
+	}
 	if s.NetworkMode != "" {
 		args = append(args, "--network", s.NetworkMode)
 	}
@@ -131,6 +152,9 @@ func Trace(s engine.ContainerSpec) string {
 		args = append(args, quote(a))
 	}
 	line := strings.Join(args, " ")
+	for _, f := range s.Files {
+		line += fmt.Sprintf("\n+ docker cp - %s:%s  # mode %04o, uid %d; its values are not shown", s.Name, f.Path, f.Mode, f.UID)
+	}
 	for _, n := range s.Networks[min(1, len(s.Networks)):] {
 		line += "\n+ docker network connect"
 		for _, a := range n.Aliases {

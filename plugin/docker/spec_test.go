@@ -26,21 +26,23 @@ func TestContainerSpecGolden(t *testing.T) {
 		s     plugin.Settings
 		p     plugin.Pipeline
 		owner *engine.Container
+		user  string
 	}{
-		{"host-defaults", plugin.Settings{}, plugin.Pipeline{}, nil},
-		{"drone-network", plugin.Settings{}, drone, droneNet},
+		{"host-defaults", plugin.Settings{}, plugin.Pipeline{}, nil, ""},
+		{"drone-network", plugin.Settings{}, drone, droneNet, ""},
 		{"all-options", plugin.Settings{
 			TunnelName: "release-tunnel", TunnelPool: "true", Shared: "all", Proxy: "http://user:pw@proxy:3128", ProxySauce: "proxy:3128",
 			ProxyLocalhost: "allow", TunnelDomains: "a.example,b.example", DenyDomains: "ads.example", TLSPassthroughDomains: "bank.example",
 			LogLevel: "debug", SCArgs: "--log-http=api:url", Env: `{"SAUCE_DNS_SERVER":"1.1.1.1"}`, Labels: `{"team":"web"}`,
 			Region: "eu", RESTURL: "https://api.eu-central-1.saucelabs.com", APIPort: "9000", APIHostPort: "0", Image: "mirror.example/sauce-connect:5.2", Network: "extra", Publish: "always",
-		}, drone, droneNet},
-		{"host-network", plugin.Settings{NetworkMode: "host"}, plugin.Pipeline{GitHubActions: "true", GitHubRepository: "o/r", GitHubRunID: "1", GitHubRunAttempt: "1", GitHubJob: "j"}, nil},
+		}, drone, droneNet, ""},
+		{"host-network", plugin.Settings{NetworkMode: "host"}, plugin.Pipeline{GitHubActions: "true", GitHubRepository: "o/r", GitHubRunID: "1", GitHubRunAttempt: "1", GitHubJob: "j"}, nil, ""},
+		{"secret-args", plugin.Settings{SCArgs: `--api-basic-auth u:PASS-B -H "Authorization: Bearer TOK-1" -HX-Two:TOK-2 --log-http=api:url -aUSER:PASS-A@up:3128`}, drone, droneNet, "65532"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testenv.SpecConfig(t, tc.s, tc.p)
 			pl := Place(c, tc.owner)
-			pl.Deadline, pl.Labels = Deadline(c, tc.owner, now), PlatformLabels(tc.owner)
+			pl.Deadline, pl.Labels, pl.ImageUser = Deadline(c, tc.owner, now), PlatformLabels(tc.owner), tc.user
 			spec := ContainerSpec(c, pl, now)
 			if !hasSecret(spec, "SAUCE_ACCESS_KEY", testenv.TestKey) {
 				t.Fatalf("SC would not get the access key through its environment: %+v", spec.Env)
@@ -55,8 +57,8 @@ func TestContainerSpecGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			trace := Trace(spec)
-			if strings.Contains(string(js)+trace, testenv.TestKey) || strings.Contains(trace, "user:pw") {
-				t.Fatal("a secret reached the golden output")
+			if strings.Contains(string(js)+trace, testenv.TestKey) || strings.Contains(trace, "user:pw") || strings.Contains(string(js)+trace, "PASS-") || strings.Contains(string(js)+trace, "TOK-") {
+				t.Fatal("a secret reached the golden output, or SC's command line")
 			}
 			testenv.Golden(t, "spec-"+tc.name+".json", string(js)+"\n")
 			testenv.Golden(t, "trace-"+tc.name+".txt", trace+"\n")
@@ -116,5 +118,30 @@ func TestWatchdogReachesTheEngineAsThePluginDoes(t *testing.T) {
 	}
 	if _, ok := WatchdogSpec(c, self, Guard{}, "5c0ffee5", now.Add(time.Hour), now, engine.Access{Host: engine.DefaultHost}); ok {
 		t.Error("a watchdog without the socket the plugin uses")
+	}
+}
+
+// TestSCFileHoldsTheSecretArgs: the secret options of sc_args reach SC in
+// its config file (a repeated one as a list), config_file's options with
+// them, and the rest stay flags.
+func TestSCFileHoldsTheSecretArgs(t *testing.T) {
+	c := testenv.SpecConfig(t, plugin.Settings{SCArgs: `--api-basic-auth u:PASS-B -H "Authorization: Bearer TOK-1" -HX-Two:TOK-2 --log-http=api:url`}, plugin.Pipeline{})
+	c.ConfigFile, c.FileYAML = "/w/sc.yaml", map[string]any{"dns-server": "1.1.1.1", "header": "X-From-File: 1"}
+	args, file := plugin.SCFile(c)
+	if strings.Join(args, " ") != "--log-http=api:url" {
+		t.Errorf("flags left: %q", args)
+	}
+	want := "api-basic-auth: u:PASS-B\ndns-server: 1.1.1.1\nheader:\n    - 'Authorization: Bearer TOK-1'\n    - X-Two:TOK-2\n"
+	if string(file) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", file, want)
+	}
+	if f := configFile(file, "65532"); f.Mode != 0o400 || f.UID != 65532 || f.GID != 65532 {
+		t.Errorf("for USER 65532: %+v", f)
+	}
+	if f := configFile(file, "nonroot"); f.Mode != 0o444 {
+		t.Errorf("for a named user: %+v", f)
+	}
+	if f := configFile(file, ""); f.Mode != 0o400 || f.UID != 0 {
+		t.Errorf("for root: %+v", f)
 	}
 }

@@ -72,18 +72,15 @@ func (p *Backend) start(ctx context.Context, foreground bool) (*tunnel, error) {
 	}
 	pl.Deadline = Deadline(p.Cfg, self, began)
 	pl.Labels = PlatformLabels(self)
-	if p.Cfg.ConfigFile != "" {
-		if pl.ConfigSource, err = hostPath(self, p.Cfg.ConfigFile); err != nil {
-			return nil, fmt.Errorf("mount config_file: %w", err)
-		}
-	}
 	if err := p.checkHostPort(ctx, pl, owner); err != nil {
 		return nil, err
 	}
 	defer p.WarnNameInUse(ctx)()
-	if err := p.ensureImage(ctx); err != nil {
+	img, err := p.ensureImage(ctx, deadline)
+	if err != nil {
 		return nil, err
 	}
+	pl.ImageUser = img.User
 
 	var cl plugin.Rollback
 	for attempt := 1; ; attempt++ {
@@ -503,18 +500,39 @@ func freeHostPort(addr string) (int, error) {
 // sauceTags is where Sauce's Docker page points for the SC image's tags.
 const sauceTags = "https://hub.docker.com/r/saucelabs/sauce-connect/tags"
 
-// ensureImage makes sure the SC image is on the engine, per the pull setting.
-func (p *Backend) ensureImage(ctx context.Context) error {
+// ensureImage makes sure the SC image is on the engine, per the pull
+// setting, and returns what the start reads of it. A pull counts against
+// ready_timeout (deadline): a registry that stalls mid-layer must not hang
+// the step.
+func (p *Backend) ensureImage(ctx context.Context, deadline time.Time) (engine.Image, error) {
 	img := p.Cfg.Image
 	if p.Cfg.Pull != plugin.PullAlways {
-		ok, err := p.eng.ImageExists(ctx, img)
-		if err != nil || ok {
-			return err
+		found, err := p.eng.InspectImage(ctx, img)
+		if !engine.IsNotFound(err) {
+			return found, err
 		}
 		if p.Cfg.Pull == plugin.PullNever {
-			return fmt.Errorf("image %s is not on the docker engine and pull is never; load the image first, or set pull to if-not-exists", img)
+			return found, fmt.Errorf("image %s is not on the docker engine and pull is never; load the image first, or set pull to if-not-exists", img)
 		}
 	}
+	began := p.Opt.Now()
+	pctx, cancel := context.WithDeadlineCause(ctx, deadline, errPullTimeout)
+	defer cancel()
+	if err := p.pull(pctx); err != nil {
+		if errors.Is(context.Cause(pctx), errPullTimeout) {
+			return engine.Image{}, &plugin.TimeoutError{Awaited: "the pull of image " + img + " (check the registry, or raise ready_timeout for a slow one)", After: p.Opt.Now().Sub(began), Last: err.Error()}
+		}
+		return engine.Image{}, err
+	}
+	return p.eng.InspectImage(ctx, img)
+}
+
+// errPullTimeout ends a pull that ready_timeout cut short.
+var errPullTimeout = errors.New("ready_timeout reached during the pull")
+
+// pull pulls SC's image, with the registry login when one is set.
+func (p *Backend) pull(ctx context.Context) error {
+	img := p.Cfg.Image
 	p.Log.WithField("image", img).Info("pulling image")
 	// Engines report a refused registry login as an internal error (20.10:
 	// HTTP 500), so the hint names everything a failed pull may need.

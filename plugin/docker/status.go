@@ -20,13 +20,14 @@ func (p *Backend) status(ctx context.Context) error {
 	if len(found) == 0 {
 		return fmt.Errorf("no tunnel named %s is running; start one with action start", p.Cfg.TunnelName)
 	}
-	sc, err := p.eng.InspectContainer(ctx, found[0].ID)
+	sc, file, err := p.learnSecrets(ctx, found[0].ID)
 	if err != nil {
 		return err
 	}
-	p.Opt.Masker.Add(plugin.SecretsOfEnv(sc.Env)...)
-	p.Opt.Masker.Add(plugin.SecretsOfArgs(sc.Cmd)...)
-	if user, pass, ok := plugin.APIBasicAuth(sc.Env, sc.Cmd); ok {
+	if sc.ID == "" {
+		return fmt.Errorf("no tunnel named %s is running; start one with action start", p.Cfg.TunnelName)
+	}
+	if user, pass, ok := plugin.APIBasicAuth(sc.Env, sc.Cmd, file); ok {
 		p.Opt.HTTP = plugin.WithBasicAuth(p.Opt.HTTP, user, pass)
 	}
 	fmt.Fprintf(p.Opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", p.Cfg.TunnelName, plugin.Short(sc.ID), sc.State.Status)

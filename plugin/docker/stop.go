@@ -52,7 +52,7 @@ func (p *Backend) shutdown(ctx context.Context, id string) error {
 	defer cancel()
 	began := p.Opt.Now()
 	log := p.Log.WithField("container", plugin.Short(id))
-	before, err := p.learnSecrets(ctx, id)
+	before, _, err := p.learnSecrets(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -111,30 +111,61 @@ func Ungraceful(before engine.Container, exitCode int, killed bool) string {
 	return ""
 }
 
-// learnSecrets adds the secrets SC holds (its environment and arguments)
-// to the masker before anything of SC's is printed: a stop or status step
-// may have been given none of them. It returns SC as it found it (empty
-// when SC is gone).
-func (p *Backend) learnSecrets(ctx context.Context, id string) (engine.Container, error) {
+// learnSecrets adds the secrets SC holds (its environment, arguments and
+// config file) to the masker before anything of SC's is printed: a stop or
+// status step may have been given none of them. It returns SC as it found
+// it (empty when SC is gone) and its config file's options.
+func (p *Backend) learnSecrets(ctx context.Context, id string) (engine.Container, map[string]string, error) {
 	c, err := p.eng.InspectContainer(ctx, id)
 	if engine.IsNotFound(err) {
-		return engine.Container{}, nil
+		return engine.Container{}, nil, nil
 	}
 	if err != nil {
-		return c, err
+		return c, nil, err
 	}
-	p.Opt.Masker.Add(plugin.SecretsOfEnv(c.Env)...)
-	p.Opt.Masker.Add(plugin.SecretsOfArgs(c.Cmd)...)
-	return c, nil
+	secrets, file := scSecrets(ctx, p.eng, c)
+	p.Opt.Masker.Add(secrets...)
+	return c, file, nil
 }
 
-// saveLogs writes SC's whole log, masked, to logs_file.
-func (p *Backend) saveLogs(ctx context.Context, id string) error {
-	var buf strings.Builder
-	if err := p.eng.ContainerLogs(ctx, id, engine.LogsOptions{}, &buf, &buf); err != nil {
-		return err
+// scSecrets reads what is secret of SC's container c: in its variables,
+// its arguments and the config file the plugin gave it, whose options it
+// returns too.
+func scSecrets(ctx context.Context, eng Engine, c engine.Container) ([]string, map[string]string) {
+	secrets := append(plugin.SecretsOfEnv(c.Env), plugin.SecretsOfArgs(c.Cmd)...)
+	for _, kv := range c.Env {
+		if path, ok := strings.CutPrefix(kv, "SAUCE_CONFIG_FILE="); ok {
+			raw, err := eng.ReadFile(ctx, c.ID, path)
+			if err != nil {
+				break
+			}
+			file, err := plugin.ParseSCFile(raw)
+			if err != nil {
+				break
+			}
+			return append(secrets, plugin.SecretsOfFile(file)...), file
+		}
 	}
-	if err := os.WriteFile(p.Cfg.LogsFile, []byte(p.Opt.Masker.String(buf.String())), 0o644); err != nil {
+	return secrets, nil
+}
+
+// saveLogs streams SC's whole log, masked, into logs_file (0644, for a
+// later step to upload, whoever it runs as): never all of it in memory, as
+// a long tunnel with --log-http logs a lot.
+func (p *Backend) saveLogs(ctx context.Context, id string) error {
+	f, err := os.OpenFile(p.Cfg.LogsFile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("write logs_file: %w", err)
+	}
+	w := p.Opt.Masker.Writer(f)
+	err = p.eng.ContainerLogs(ctx, id, engine.LogsOptions{}, w, w)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("write logs_file: %w", err)
 	}
 	p.Log.Infof("sauce connect's log saved to %s", p.Cfg.LogsFile)

@@ -104,7 +104,9 @@ func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, 
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
 		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat), RESTURL: c.RESTURL}
 	s := engine.ContainerSpec{
-		Name:       c.ContainerName + "-watchdog",
+		// Its own name per SC container: a watchdog of an earlier attempt may
+		// still be exiting, or left created after a kill.
+		Name:       c.ContainerName + "-watchdog-" + plugin.Short(scID),
 		Image:      cmp.Or(self.ImageID, self.Image),
 		Cmd:        args.Flags(),
 		AutoRemove: true,

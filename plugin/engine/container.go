@@ -134,7 +134,7 @@ func (e *Engine) PutFiles(ctx context.Context, id string, files []File) error {
 		}
 	}
 	for _, f := range files {
-		h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Clean(f.Path), "/"), Mode: f.Mode, Size: int64(len(f.Content))}
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Clean(f.Path), "/"), Mode: f.Mode, Size: int64(len(f.Content)), Uid: f.UID, Gid: f.GID}
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}

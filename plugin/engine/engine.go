@@ -76,9 +76,7 @@ func Connect(ctx context.Context, access Access) (*Engine, error) {
 		return nil, fmt.Errorf("configure docker client: %w", err)
 	}
 	e := &Engine{api: api, Host: api.DaemonHost(), Access: access}
-	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	ping, err := api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+	ping, err := e.firstPing(ctx)
 	switch {
 	case err == nil:
 	case ping.APIVersion != "":
@@ -98,6 +96,43 @@ func Connect(ctx context.Context, access Access) (*Engine, error) {
 	}
 	e.APIVersion = api.ClientVersion()
 	return e, nil
+}
+
+// pingBudget bounds how long the first ping waits for an engine that is
+// there but not answering yet: a dind service still starting, an engine
+// restarting. An engine that is not there at all (no socket file) fails at
+// once, so that backend auto turns to Kubernetes without delay.
+const pingBudget = 30 * time.Second
+
+// firstPing pings the engine, negotiating the API version, and retries,
+// within pingBudget, while it refuses or drops connections.
+func (e *Engine) firstPing(ctx context.Context) (client.PingResult, error) {
+	deadline := time.Now().Add(pingBudget)
+	for wait := firstBackoff; ; wait = min(2*wait, maxBackoff) {
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		ping, err := e.api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err == nil || ping.APIVersion != "" || !e.starting(err) || time.Now().Add(wait).After(deadline) {
+			return ping, err
+		}
+		select {
+		case <-ctx.Done():
+			return ping, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// starting reports whether a failed ping may be an engine still starting:
+// a transient failure, at an address where an engine is (for a unix
+// socket: its file exists).
+func (e *Engine) starting(err error) bool {
+	if path, ok := strings.CutPrefix(e.Host, "unix://"); ok {
+		if _, serr := os.Stat(path); serr != nil {
+			return false
+		}
+	}
+	return Transient(err) && !errors.Is(err, os.ErrPermission) && e.Access.tlsTrouble(err) == nil
 }
 
 // socketDenied reports whether host is a unix socket this process may not

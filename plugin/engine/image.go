@@ -17,13 +17,29 @@ type RegistryAuth struct {
 	Password string
 }
 
-// ImageExists reports whether the engine holds the image locally.
-func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
+// Image is what the plugin reads of an image the engine holds.
+type Image struct {
+	// User is the image's USER ("" for root).
+	User string
+	// Healthcheck is true when the image declares a HEALTHCHECK.
+	Healthcheck bool
+}
+
+// InspectImage reads an image the engine holds; a missing one is an error
+// for which IsNotFound holds.
+func (e *Engine) InspectImage(ctx context.Context, ref string) (Image, error) {
+	var img Image
 	err := call0(ctx, e, "inspect image "+ref, 0, func(ctx context.Context) error {
-		_, err := e.api.ImageInspect(ctx, ref)
+		res, err := e.api.ImageInspect(ctx, ref)
+		if err == nil && res.Config != nil {
+			img = Image{User: res.Config.User, Healthcheck: res.Config.Healthcheck != nil && len(res.Config.Healthcheck.Test) > 0 && res.Config.Healthcheck.Test[0] != "NONE"}
+		}
 		return err
 	})
-	return exists(err, "inspect image "+ref)
+	if err != nil {
+		return img, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return img, nil
 }
 
 // PullImage pulls ref and prints progress to w as plain lines. Credentials,

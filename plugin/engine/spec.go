@@ -36,16 +36,22 @@ type ContainerSpec struct {
 	Mounts   []Mount             `json:"mounts,omitempty"`
 	// AutoRemove makes the engine remove the container when it exits.
 	AutoRemove bool `json:"auto_remove,omitempty"`
+	// StopTimeout is the drain a plain `docker stop` or the engine's own
+	// shutdown gives the container before SIGKILL (0: the engine's 10 s).
+	StopTimeout int `json:"stop_timeout,omitempty"`
 	// Files are copied into the container after it is created and before
 	// it starts, through the engine's archive API: what they hold appears
 	// in no inspect, label, environment or command line.
 	Files []File `json:"files,omitempty"`
 }
 
-// File is one file put into a container, owned by root.
+// File is one file put into a container, owned by UID and GID (root's by
+// default).
 type File struct {
 	Path string `json:"path"`
 	Mode int64  `json:"mode"`
+	UID  int    `json:"uid,omitempty"`
+	GID  int    `json:"gid,omitempty"`
 	// Content is never printed nor golden-tested: it may be a private key.
 	Content []byte `json:"-"`
 }
@@ -107,11 +113,16 @@ func toCreateOptions(s ContainerSpec) (client.ContainerCreateOptions, error) {
 		Cmd:        s.Cmd,
 		Labels:     s.Labels,
 	}
+	if s.StopTimeout > 0 {
+		cfg.StopTimeout = &s.StopTimeout
+	}
 	for _, v := range s.Env {
 		cfg.Env = append(cfg.Env, v.Name+"="+v.Value)
 	}
 	host := &container.HostConfig{
-		LogConfig:   container.LogConfig{Type: "json-file"},
+		// Bounded: a long tunnel with --log-http body must not fill the
+		// engine's disk (SC's whole log is what stop saves).
+		LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "20m", "max-file": "3"}},
 		NetworkMode: container.NetworkMode(s.NetworkMode),
 		AutoRemove:  s.AutoRemove,
 	}

@@ -111,8 +111,30 @@ func New(cfg Config) (*Client, error) {
 		token:     cfg.Token,
 		tokenFile: cfg.TokenFile,
 		tokenAge:  time.Now(),
-		http:      &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
+		http:      &http.Client{Transport: transport(tlsCfg, answerTimeout)},
 	}, nil
+}
+
+// The API server's bounds: an API server that takes connections and never
+// answers must not hang the step until the CI's own timeout. The answer's
+// headers come at once for a watch and a log stream too; their bodies are
+// bounded by their callers' contexts.
+const (
+	dialTimeout   = 10 * time.Second
+	answerTimeout = 30 * time.Second
+	// requestTimeout bounds a request whose answer is read whole.
+	requestTimeout = 60 * time.Second
+)
+
+// transport is the API server's transport, direct (never through the
+// step's HTTP proxy), with every phase before the answer bounded.
+func transport(tlsCfg *tls.Config, answer time.Duration) *http.Transport {
+	return &http.Transport{
+		TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   dialTimeout,
+		ResponseHeaderTimeout: answer,
+	}
 }
 
 // APIError is an error status from the API server.
@@ -143,6 +165,8 @@ func code(err error) int {
 
 // Do sends one request; body (when not nil) and out are JSON.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -88,5 +89,38 @@ func TestTokenFileIsReadAgain(t *testing.T) {
 	c.tokenAge = time.Now().Add(-tokenRefresh) // the kubelet rotated it a while ago
 	if _, err := c.GetPod(context.Background(), "ns", "p"); err != nil || token.Load() != "Bearer t1" {
 		t.Errorf("the rotated token was not read: %v, %v", token.Load(), err)
+	}
+}
+
+// TestSilentAPIServer: an API server that takes the connection and never
+// answers ends the request at the answer's bound, with an error, instead
+// of hanging the step.
+func TestSilentAPIServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = conn.Close() }) // held open, never answered
+		}
+	}()
+	c, err := New(Config{Host: "http://" + l.Addr().String(), Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.http.Transport = transport(nil, 300*time.Millisecond)
+	began := time.Now()
+	_, err = c.GetPod(context.Background(), "ns", "p")
+	if err == nil || time.Since(began) > 5*time.Second {
+		t.Fatalf("a silent API server: %v after %s", err, time.Since(began))
+	}
+	if c.http.Transport.(*http.Transport).ResponseHeaderTimeout != 300*time.Millisecond || transport(nil, answerTimeout).ResponseHeaderTimeout != answerTimeout {
+		t.Error("the answer's bound is not the transport's")
 	}
 }

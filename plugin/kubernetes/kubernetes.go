@@ -180,7 +180,7 @@ func New(s *plugin.Session, kc *kube.Client, ns string) (*Backend, error) {
 		// The file is in the build pod's workspace, which the tunnel pod cannot see.
 		return nil, &plugin.SettingsError{Problems: []string{"invalid setting config_file (PLUGIN_CONFIG_FILE): not available with the Kubernetes backend, whose tunnel pod cannot see the workspace; pass the options as settings or sc_args"}}
 	}
-	if _, _, ok := plugin.APIBasicAuth(plugin.EnvList(c.Env), c.SCArgs); ok {
+	if _, _, ok := plugin.APIBasicAuth(plugin.EnvList(c.Env), c.SCArgs, nil); ok {
 		// The kubelet's readiness probe cannot send credentials from a Secret.
 		return nil, &plugin.SettingsError{Problems: []string{"invalid setting env (PLUGIN_ENV): SAUCE_API_BASIC_AUTH (or --api-basic-auth) is not available with the Kubernetes backend, whose readiness probe cannot authenticate; leave the API without basic auth (the tunnel pod's API is reachable only in the cluster)"}}
 	}
