@@ -449,7 +449,8 @@ func TestKubeletLongBuildPodName(t *testing.T) {
 // tunnel pod's grace period. The kubelet kills it then; the stop step shows
 // the drain it began, says it was cut short, and does not wait longer; and,
 // since SC could not close its tunnel, deletes it through Sauce's REST API
-// (the stand-in's) with the credentials of the tunnel's Secret.
+// (the stand-in's) with the credentials of the tunnel's Secret, by the ID
+// Sauce confirmed at the start, which the tunnel pod's annotation keeps.
 func TestKubeletStopCutsALongDrain(t *testing.T) {
 	n := kubeletNode(t)
 	api, err := testenv.StartSauceAPIOn(testenv.NodeIP)
@@ -458,15 +459,16 @@ func TestKubeletStopCutsALongDrain(t *testing.T) {
 	}
 	t.Cleanup(api.Stop)
 	b := newBuildPod(t, n, "harness-"+testenv.Random(8),
-		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_STOP_TIMEOUT", "2s",
+		podStep{Name: "sauce-connect", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_STOP_TIMEOUT", "2s", "PLUGIN_REST_URL", api.URL,
 			"PLUGIN_ENV", `{"SAUCE_STANDIN_READY_DELAY":"300ms","SAUCE_STANDIN_DRAIN":"30s","SAUCE_STANDIN_REST_URL":"`+api.URL+`"}`)},
 		podStep{Name: "stop", Image: pluginImage, Env: harnessEnv("13", "PLUGIN_ACTION", "stop", "PLUGIN_STOP_TIMEOUT", "2s", "PLUGIN_ACCESS_KEY", "", "PLUGIN_REST_URL", api.URL)},
 	)
-	if code, out := b.run("sauce-connect"); code != 0 {
-		t.Fatalf("start step exited with %d:\n%s", code, out)
+	code, out := b.run("sauce-connect")
+	if code != 0 || !strings.Contains(out, "tunnel browser_tests_k8s-13-browser_tests confirmed by Sauce Labs") {
+		t.Fatalf("start step exited with %d, or Sauce did not confirm the tunnel:\n%s", code, out)
 	}
 	began := time.Now()
-	code, out := b.run("stop")
+	code, out = b.run("stop")
 	took := time.Since(began)
 	if code != 0 || !strings.Contains(out, "draining for 30s") || strings.Contains(out, "tunnel closed, bye") ||
 		!strings.Contains(out, "did not finish draining within stop_timeout (2s) and was killed") {

@@ -316,8 +316,7 @@ func (c *Client) AnnotatePod(ctx context.Context, ns, name string, annotations m
 
 // DeletePod deletes a pod with a grace period; a missing pod is success.
 func (c *Client) DeletePod(ctx context.Context, ns, name string, grace time.Duration) error {
-	body := map[string]any{"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": int64(grace.Seconds())}
-	return ignoreNotFound(c.Do(ctx, http.MethodDelete, podsPath(ns)+"/"+url.PathEscape(name), body, nil))
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, podsPath(ns)+"/"+url.PathEscape(name), deleteOptions(&grace, ""), nil))
 }
 
 // PodLogs returns the last lines of a container's log.
@@ -341,9 +340,49 @@ func (c *Client) FollowPodLogs(ctx context.Context, ns, name, container string, 
 	return resp.Body, nil
 }
 
-// CreateSecret creates a secret.
-func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) error {
-	return c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, nil)
+// CreateSecret creates a secret and returns it as created (its UID).
+func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) (Secret, error) {
+	var out Secret
+	err := c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, &out)
+	return out, err
+}
+
+// deleteOptions deletes with a grace period (nil: the object's own) and,
+// when uid is set, only the object of that UID: another start's object of
+// the same name is never deleted (409 Conflict).
+func deleteOptions(grace *time.Duration, uid string) map[string]any {
+	body := map[string]any{"kind": "DeleteOptions", "apiVersion": "v1"}
+	if grace != nil {
+		body["gracePeriodSeconds"] = int64(grace.Seconds())
+	}
+	if uid != "" {
+		body["preconditions"] = map[string]string{"uid": uid}
+	}
+	return body
+}
+
+// DeleteOwn deletes the object at path (…/pods/NAME, …/secrets/NAME) if it
+// is still the one of that UID; a missing one, or another of its name, is
+// success.
+func (c *Client) DeleteOwn(ctx context.Context, path, uid string, grace *time.Duration) error {
+	err := c.Do(ctx, http.MethodDelete, path, deleteOptions(grace, uid), nil)
+	if IsConflict(err) {
+		return nil
+	}
+	return ignoreNotFound(err)
+}
+
+// PodPath, SecretPath and ServicePath are the API paths of those objects.
+func PodPath(ns, name string) string { return podsPath(ns) + "/" + url.PathEscape(name) }
+
+// SecretPath is the API path of a secret.
+func SecretPath(ns, name string) string {
+	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/secrets/" + url.PathEscape(name)
+}
+
+// ServicePath is the API path of a service.
+func ServicePath(ns, name string) string {
+	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(name)
 }
 
 // GetSecret reads a secret.

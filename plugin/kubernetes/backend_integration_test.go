@@ -195,6 +195,7 @@ func (c *cluster) exec(u testenv.KubeUser, tunnel, action string, set func(*plug
 	s := plugin.DefaultSettings()
 	s.Username, s.AccessKey, s.TunnelName, s.Action, s.Region = "alice", plugin.Secret(accessKey), tunnel, action, "us-west"
 	s.KubernetesPod, s.Image, s.StopTimeout = "build-pod", "saucelabs/sauce-connect:5", "5s"
+	s.RESTURL = "http://127.0.0.1:9" // never Sauce Labs' own REST API
 	if set != nil {
 		set(&s)
 	}
@@ -475,4 +476,59 @@ func perform(cfg plugin.Config, kc *kube.Client, ns string, o plugin.Options) er
 		return err
 	}
 	return plugin.Perform(context.Background(), cfg, b)
+}
+
+// TestTwoStartsOfOneTunnelAtOnce: two starts of one tunnel at once (two
+// parallel steps with one tunnel_name) on the real API server: neither
+// deletes the other's pod or secret, neither fails on the other's names;
+// one pod runs, and both hand over the tunnel.
+func TestTwoStartsOfOneTunnelAtOnce(t *testing.T) {
+	c := newCluster(t)
+	tunnel := "race-" + testenv.Random(6)
+	c.kubelet(tunnel, 500*time.Millisecond, ready)
+	results := make(chan result, 2)
+	for range 2 {
+		go func() { results <- c.exec(users[1], tunnel, "start", nil) }()
+	}
+	reused := 0
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("a start failed: %v\n%s", r.err, r.out)
+		}
+		if strings.Contains(r.out, "reusing it") {
+			reused++
+		}
+	}
+	pods, secrets, raw := c.objects(tunnel)
+	if len(pods) != 1 || secrets != 1 || reused != 1 {
+		t.Fatalf("%d pods, %d secrets, %d starts reused the other's tunnel: %s", len(pods), secrets, reused, raw)
+	}
+	if r := c.exec(users[1], tunnel, "stop", nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
+// TestNamesThatDifferOnlyInCase: tunnel names that differ only in case or
+// punctuation are two tunnels, and get two pods; the pod lives no longer
+// than max_lifetime (activeDeadlineSeconds).
+func TestNamesThatDifferOnlyInCase(t *testing.T) {
+	c := newCluster(t)
+	suffix := testenv.Random(6)
+	for _, tunnel := range []string{"Web_E2E-" + suffix, "web-e2e-" + suffix} {
+		c.kubelet(tunnel, 100*time.Millisecond, ready)
+		r := c.exec(users[1], tunnel, "start", func(s *plugin.Settings) { s.MaxLifetime = "1h" })
+		if r.err != nil {
+			t.Fatalf("%s: %v\n%s", tunnel, r.err, r.out)
+		}
+		pods, _, _ := c.objects(tunnel)
+		if len(pods) != 1 || pods[0].Spec.ActiveDeadlineSeconds == nil || *pods[0].Spec.ActiveDeadlineSeconds != 3600 {
+			t.Fatalf("%s: pods %+v", tunnel, pods)
+		}
+	}
+	all, err := admin.ListPods(context.Background(), c.ns, plugin.LabelRole+"="+plugin.RoleTunnel)
+	must(t, err)
+	if len(all) != 2 || all[0].Metadata.Name == all[1].Metadata.Name {
+		t.Fatalf("%d tunnel pods for two tunnels", len(all))
+	}
 }

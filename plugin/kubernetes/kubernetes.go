@@ -55,8 +55,11 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 	// need update on pods/finalizers, and only foreground deletion uses it.
 	owners := []kube.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: owner.Metadata.Name, UID: owner.Metadata.UID}}
 	// No runner labels to read here: max_lifetime, else the default.
-	labels := plugin.Labels(c, now, plugin.Lifetime(c, now), nil)
+	expires := plugin.Lifetime(c, now)
+	labels := plugin.Labels(c, now, expires, nil)
 	labels[plugin.LabelRole] = plugin.RoleTunnel
+	// Until then a concurrent start of the tunnel waits for this pod.
+	labels[plugin.LabelReadyBy] = strconv.FormatInt(now.Add(c.ReadyTimeout).Unix(), 10)
 	for k, v := range labels {
 		labels[k] = labelValue(v)
 	}
@@ -66,6 +69,10 @@ func Objects(c plugin.Config, owner kube.Pod, now time.Time) ObjectSet {
 
 	env, args, secretData := scInputs(c, secretName)
 	pod := tunnelPod(c, meta(name), env, args)
+	// The kubelet ends the pod at max_lifetime (SIGTERM and the grace
+	// period, as a stop), as the Docker backend's watchdog does.
+	lifetime := int64(expires.Sub(now).Seconds())
+	pod.Spec.ActiveDeadlineSeconds = &lifetime
 	objs := ObjectSet{
 		Secret: kube.Secret{APIVersion: "v1", Kind: "Secret", Metadata: meta(secretName), Type: "Opaque",
 			StringData: secretData},
@@ -272,35 +279,45 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 		return nil, fmt.Errorf("find the build pod %s in namespace %s (set kubernetes_pod): %w", k.Cfg.Kubernetes.Pod, k.ns, forbidden(err))
 	}
 	owner.Metadata.Namespace = k.ns
-	if t, err := k.reuse(ctx); err != nil || t != nil {
+	deadline := began.Add(k.Cfg.ReadyTimeout)
+	if t, err := k.reuse(ctx, deadline); err != nil || t != nil {
 		return t, err
 	}
 	objs := Objects(k.Cfg, owner, began)
 	fmt.Fprintf(k.Opt.Out, "+ kubectl create secret generic %s -n %s (username, access-key=***)\n", objs.Secret.Metadata.Name, k.ns)
+	// What this start created is removed on failure by its UID alone: a
+	// concurrent start of the tunnel may have objects of the same names.
 	var cl plugin.Rollback
-	if err := k.kc.CreateSecret(ctx, k.ns, objs.Secret); err != nil {
+	secret, err := k.kc.CreateSecret(ctx, k.ns, objs.Secret)
+	if kube.IsConflict(err) {
+		// A concurrent start of this tunnel made its secret first: take
+		// its tunnel when it is ready.
+		k.Log.Infof("another start is bringing tunnel %s up; waiting for it", k.Cfg.TunnelName)
+		return k.awaitOther(ctx, deadline)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("create the credentials secret: %w", forbidden(err))
 	}
-	cl.Add(func(ctx context.Context) error { return k.kc.DeleteSecret(ctx, k.ns, objs.Secret.Metadata.Name) })
+	cl.Add(func(ctx context.Context) error {
+		return k.kc.DeleteOwn(ctx, kube.SecretPath(k.ns, secret.Metadata.Name), secret.Metadata.UID, nil)
+	})
 	fail := func(err error) (*plugin.Tunnel, error) {
 		if cerr := cl.Do(ctx); cerr != nil {
 			k.Log.WithError(cerr).Warn("could not remove what was created")
 		}
 		return nil, err
 	}
-	cl.Add(func(ctx context.Context) error {
-		return k.kc.DeletePod(ctx, k.ns, objs.Pod.Metadata.Name, plugin.FailureGrace)
-	})
 	var svc kube.Service
 	if objs.Service != nil {
 		if svc, err = k.kc.CreateService(ctx, k.ns, *objs.Service); err != nil {
 			return fail(fmt.Errorf("create the sauce connect service: %w", forbidden(err)))
 		}
-		cl.Add(func(ctx context.Context) error { return k.kc.DeleteService(ctx, k.ns, objs.Service.Metadata.Name) })
+		cl.Add(func(ctx context.Context) error {
+			return k.kc.DeleteOwn(ctx, kube.ServicePath(k.ns, svc.Metadata.Name), svc.Metadata.UID, nil)
+		})
 	}
 	defer k.WarnNameInUse(ctx)()
-	deadline := began.Add(k.Cfg.ReadyTimeout)
-	pod, ready, err := k.attempts(ctx, objs.Pod, owner, deadline)
+	pod, ready, err := k.attempts(ctx, &cl, objs.Pod, owner, deadline)
 	if err != nil {
 		return fail(err)
 	}
@@ -323,11 +340,16 @@ func (k *Backend) start(ctx context.Context) (*plugin.Tunnel, error) {
 // (ready_timeout from the start), starting it afresh up to retries times
 // when SC exits early for a reason a retry can fix, as the Docker backend
 // does. It returns the pod as created and as it became ready.
-func (k *Backend) attempts(ctx context.Context, spec, owner kube.Pod, deadline time.Time) (created, ready kube.Pod, err error) {
+func (k *Backend) attempts(ctx context.Context, cl *plugin.Rollback, spec, owner kube.Pod, deadline time.Time) (created, ready kube.Pod, err error) {
 	for attempt := 1; ; attempt++ {
 		if created, err = k.createPod(ctx, spec, owner); err != nil {
 			return created, ready, err
 		}
+		pod := created
+		cl.Add(func(ctx context.Context) error {
+			grace := plugin.FailureGrace
+			return k.kc.DeleteOwn(ctx, kube.PodPath(k.ns, pod.Metadata.Name), pod.Metadata.UID, &grace)
+		})
 		if ready, err = k.waitReady(ctx, created, deadline.Sub(k.Opt.Now())); err == nil {
 			return created, ready, nil
 		}
@@ -676,20 +698,32 @@ func (k *Backend) lastLines(ctx context.Context, p kube.Pod, container string) s
 	return ""
 }
 
-// reuse finds a pod of this tunnel from an earlier start: a Ready one is
-// reused, anything else is deleted.
-func (k *Backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
+// reuse finds a pod of this tunnel from an earlier or a concurrent start: a
+// Ready one is reused; one still within the ready_timeout of the start that
+// created it (its ready-by label) is waited for, until deadline, so that
+// two starts of one tunnel at once share the tunnel that won; anything
+// else is deleted.
+func (k *Backend) reuse(ctx context.Context, deadline time.Time) (*plugin.Tunnel, error) {
 	pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.Cfg.TunnelName))
 	if err != nil {
 		return nil, fmt.Errorf("look for this tunnel's pod: %w", forbidden(err))
 	}
 	for _, p := range pods {
-		if ready, _ := podState(p); ready && p.Metadata.DeletionTimestamp == nil {
-			k.Log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.Cfg.TunnelName, p.Metadata.Name)
-			t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
-				SauceID: p.Metadata.Annotations[annotationSauceID]}
-			k.Report(t)
-			return t, nil
+		if p.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		if ready, _ := podState(p); ready {
+			return k.reused(p), nil
+		}
+		readyBy, _ := strconv.ParseInt(p.Metadata.Labels[plugin.LabelReadyBy], 10, 64)
+		if until := time.Unix(readyBy, 0); k.Opt.Now().Before(until) {
+			k.Log.Infof("another start is bringing tunnel %s up in pod %s; waiting for it", k.Cfg.TunnelName, p.Metadata.Name)
+			if deadline.Before(until) {
+				until = deadline
+			}
+			if ready, err := k.waitReady(ctx, p, until.Sub(k.Opt.Now())); err == nil {
+				return k.reused(ready), nil
+			}
 		}
 		k.Log.Infof("replacing pod %s of tunnel %s (phase %s)", p.Metadata.Name, k.Cfg.TunnelName, p.Status.Phase)
 		if err := k.remove(ctx, p.Metadata.Name, plugin.FailureGrace); err != nil {
@@ -697,6 +731,45 @@ func (k *Backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
 		}
 	}
 	return nil, nil
+}
+
+// reused hands over a ready tunnel pod another start made.
+func (k *Backend) reused(p kube.Pod) *plugin.Tunnel {
+	k.Log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.Cfg.TunnelName, p.Metadata.Name)
+	t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.Cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
+		SauceID: p.Metadata.Annotations[annotationSauceID]}
+	k.Report(t)
+	return t
+}
+
+// otherPoll paces the look for a concurrent start's pod.
+const otherPoll = 100 * time.Millisecond
+
+// awaitOther waits, until deadline, for the tunnel a concurrent start is
+// bringing up (it made the secret first): its pod, then its readiness.
+func (k *Backend) awaitOther(ctx context.Context, deadline time.Time) (*plugin.Tunnel, error) {
+	for k.Opt.Now().Before(deadline) {
+		pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.Cfg.TunnelName))
+		if err != nil {
+			return nil, fmt.Errorf("look for this tunnel's pod: %w", forbidden(err))
+		}
+		for _, p := range pods {
+			if p.Metadata.DeletionTimestamp != nil {
+				continue
+			}
+			ready, err := k.waitReady(ctx, p, deadline.Sub(k.Opt.Now()))
+			if err != nil {
+				return nil, fmt.Errorf("the tunnel another start was bringing up did not become ready: %w", err)
+			}
+			return k.reused(ready), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(otherPoll):
+		}
+	}
+	return nil, &plugin.TimeoutError{Awaited: "the pod of the concurrent start of tunnel " + k.Cfg.TunnelName + " (its secret exists; remove it if no start is running)", After: k.Cfg.ReadyTimeout, Last: "no pod"}
 }
 
 // remove deletes a tunnel pod and its secret and service.
@@ -753,6 +826,7 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) (killed bool, err er
 	if logs != nil {
 		defer logs.Close()
 	}
+	exit := k.scExit(lctx, p)
 	fmt.Fprintf(k.Opt.Out, "+ kubectl delete pod %s -n %s --grace-period %d\n", p.Metadata.Name, k.ns, int(k.Cfg.StopTimeout.Seconds()))
 	if err := k.remove(ctx, p.Metadata.Name, k.Cfg.StopTimeout); err != nil {
 		return false, err
@@ -770,12 +844,35 @@ func (k *Backend) shutdown(ctx context.Context, p kube.Pod) (killed bool, err er
 		k.PrintLog(string(b))
 	}
 	took := k.Opt.Now().Sub(began)
-	killed = took >= k.Cfg.StopTimeout
+	// SIGKILL at the end of the grace period is exit 137; where the
+	// kubelet's report of SC's end is not seen, the time it took tells.
+	code := <-exit
+	killed = code == 137 || code < 0 && took >= k.Cfg.StopTimeout
 	if killed {
 		k.Log.Warnf("sauce connect did not finish draining within stop_timeout (%s) and was killed by the kubelet; raise stop_timeout to give it longer", k.Cfg.StopTimeout)
 	}
 	k.Log.Infof("tunnel %s stopped (pod %s deleted) in %s", k.Cfg.TunnelName, p.Metadata.Name, took.Round(time.Millisecond))
 	return killed, nil
+}
+
+// scExit follows a tunnel pod being deleted until it is gone (or ctx
+// ends), and yields SC's exit code as the kubelet last reported it, -1
+// when it reported none.
+func (k *Backend) scExit(ctx context.Context, p kube.Pod) <-chan int {
+	out := make(chan int, 1)
+	go func() {
+		code := -1
+		_, _ = k.watchPod(ctx, p, func(p kube.Pod) (bool, error) {
+			for _, cs := range p.Status.ContainerStatuses {
+				if t := cs.State.Terminated; cs.Name == scContainer && t != nil {
+					code = t.ExitCode
+				}
+			}
+			return false, nil
+		})
+		out <- code
+	}()
+	return out
 }
 
 // logEndSlack is how long after stop_timeout the stop still reads SC's log.
