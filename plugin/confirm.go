@@ -63,7 +63,8 @@ func (s *Session) Confirm(ctx context.Context, t *Tunnel, deadline time.Time) er
 		case errors.As(err, &re) && re.refused():
 			s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v%s; going on with SC's word", err, serviceAccountHint)
 			return nil
-		case errors.As(err, &ue) && ctx.Err() == nil:
+		case (errors.As(err, &ue) || errors.As(err, &re) && re.Status >= 500) && ctx.Err() == nil:
+			// No answer, or a gateway's (a proxy that cannot reach Sauce).
 			if failures++; failures >= confirmUnreachable && !answered {
 				return unreachable(err)
 			}

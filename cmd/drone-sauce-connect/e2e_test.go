@@ -26,6 +26,9 @@ var (
 	eng         *engine.Engine
 	pluginImage string
 	standin     string
+	// standinPlain is the stand-in without a HEALTHCHECK, as a non-root
+	// USER: the SC image's other possible shape.
+	standinPlain string
 	binary      string
 	// busybox is a job image with a shell for the real runners' script
 	// steps; busyboxErr says why there is none.
@@ -77,6 +80,13 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer rmStandin()
+		standinPlain = "dsc-standin-plain:e2e-" + run
+		rmPlain, err := testenv.StandinPlainImage(standinPlain)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build plain stand-in image:", err)
+			return 1
+		}
+		defer rmPlain()
 		busybox = "dsc-busybox:e2e-" + run
 		if rmBusybox, err := testenv.BusyboxImage(busybox); err != nil {
 			busyboxErr = fmt.Errorf("build the busybox job image: %w", err)

@@ -129,3 +129,7 @@ func interfaceIPv4(name string) (string, error) {
 	}
 	return "", errors.New("has no IPv4 address")
 }
+
+// DockerCLI runs the docker CLI against the machine's engine and returns
+// its trimmed output.
+func DockerCLI(args ...string) (string, error) { return docker(args...) }

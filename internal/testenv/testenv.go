@@ -111,6 +111,28 @@ func StandinImage(tag string) (func(), error) {
 	return BuildImage("testdata/sc-standin", "sc", "testdata/sc-standin/Dockerfile", tag)
 }
 
+// StandinPlainImage builds the stand-in in the image's other shape: no
+// HEALTHCHECK (Sauce documents none for its image, so readiness may not
+// rest on one) and a non-root USER (65532, as distroless images run).
+func StandinPlainImage(tag string) (func(), error) {
+	dir, err := os.MkdirTemp("", "dsc-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := GoBuild("testdata/sc-standin", dir, "sc"); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	df := "FROM scratch\nCOPY sc /usr/bin/sc\nCOPY --chown=65532:65532 tmp /tmp\nUSER 65532:65532\nENTRYPOINT [\"/usr/bin/sc\"]\nCMD [\"run\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return nil, err
+	}
+	return build(dir, tag)
+}
+
 // PluginImage builds the plugin image as tag from docker/Dockerfile.linux.amd64
 // as it is, with the build context laid out as `make build` lays it out.
 func PluginImage(tag string) (func(), error) {
