@@ -39,6 +39,7 @@ type Dockerd struct {
 	Key    string
 	dir    string
 	bridge string
+	args   []string
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -62,7 +63,7 @@ func StartDockerd(images ...string) (d *Dockerd, err error) {
 		return nil, err
 	}
 	id := Random(6)
-	d = &Dockerd{dir: dir, bridge: "dscd" + id, Socket: "unix://" + filepath.Join(dir, "docker.sock"), exited: make(chan struct{})}
+	d = &Dockerd{dir: dir, bridge: "dscd" + id, Socket: "unix://" + filepath.Join(dir, "docker.sock")}
 	defer func() {
 		if err != nil {
 			d.Stop()
@@ -82,24 +83,13 @@ func StartDockerd(images ...string) (d *Dockerd, err error) {
 	d.TCP = "tcp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port[0]))
 	d.Remote = "tcp://" + net.JoinHostPort(bridgeIP, strconv.Itoa(port[0]))
 	server := filepath.Join(dir, "server")
-	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	d.cmd = exec.Command("dockerd",
+	d.args = []string{
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "x"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "--bridge", d.bridge,
-		"--iptables=false", "--ip-masq=false", "--containerd-namespace", "dscd-"+id, "--containerd-plugins-namespace", "dscd-"+id+"-plugins",
+		"--iptables=false", "--ip-masq=false", "--containerd-namespace", "dscd-" + id, "--containerd-plugins-namespace", "dscd-" + id + "-plugins",
 		"-H", d.Socket, "-H", d.TCP, "-H", d.Remote,
-		"--tlsverify", "--tlscacert", filepath.Join(server, "ca.pem"), "--tlscert", filepath.Join(server, "cert.pem"), "--tlskey", filepath.Join(server, "key.pem"))
-	d.cmd.Stdout, d.cmd.Stderr = log, log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = d.cmd.Wait(); close(d.exited) }()
-	if err := d.waitUp(60 * time.Second); err != nil {
+		"--tlsverify", "--tlscacert", filepath.Join(server, "ca.pem"), "--tlscert", filepath.Join(server, "cert.pem"), "--tlskey", filepath.Join(server, "key.pem")}
+	if err := d.run(); err != nil {
 		return nil, err
 	}
 	for _, img := range images {
@@ -108,6 +98,41 @@ func StartDockerd(images ...string) (d *Dockerd, err error) {
 		}
 	}
 	return d, nil
+}
+
+// run starts the engine's process and waits until it answers.
+func (d *Dockerd) run() error {
+	log, err := os.OpenFile(filepath.Join(d.dir, "dockerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	d.exited = make(chan struct{})
+	d.cmd = exec.Command("dockerd", d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = log, log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		return err
+	}
+	cmd, exited := d.cmd, d.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return d.waitUp(60 * time.Second)
+}
+
+// Restart stops the engine as a host or a dind service does (SIGTERM: it
+// stops its containers, giving each its StopTimeout), stays down for down,
+// and starts it again on the same data: the containers are there, stopped.
+func (d *Dockerd) Restart(down time.Duration) error {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("the second dockerd did not stop in 60 s:\n%s", tail(d.Log(), 20))
+	}
+	// Its supervised containerd is in its process group.
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	time.Sleep(down)
+	return d.run()
 }
 
 // Docker runs the docker CLI against this engine (its unix socket).
