@@ -39,7 +39,9 @@ type faultRun struct {
 }
 
 func (f *faultRun) binary(t *testing.T, env ...string) int {
-	p := startBinary(t, append([]string{"PLUGIN_TUNNEL_NAME=" + f.tunnel}, env...)...)
+	// No Sauce REST API here (offlineREST): its warning would head every
+	// row's lines; the rows that need Sauce's view set their own.
+	p := startBinary(t, append([]string{"PLUGIN_TUNNEL_NAME=" + f.tunnel, "PLUGIN_REST_CONFIRM=false"}, env...)...)
 	code := p.wait(t)
 	f.out.WriteString(p.output())
 	return code
@@ -155,6 +157,36 @@ func faults() []fault {
 		}},
 		{"unknown action", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
 			f.code = f.binary(t, "PLUGIN_ACTION=open")
+		}},
+		{"access key attached to a short flag in sc_args", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_SC_ARGS=-kOTHER-KEY-4711")
+			if strings.Contains(f.out.String(), "OTHER-KEY-4711") {
+				t.Error("the value of an owned option was shown")
+			}
+		}},
+		{"tunnel renamed through sc_args", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_SC_ARGS=--log-http=api:url -iother")
+		}},
+		{"an unclosed quote in sc_args", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, `PLUGIN_SC_ARGS=--header "Authorization: Bearer x`)
+		}},
+		{"credentials in rest_url", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_REST_URL=https://gw:REST-PASS-5@api.example")
+			if strings.Contains(f.out.String(), "REST-PASS-5") {
+				t.Error("rest_url's password was shown")
+			}
+		}},
+		{"max_lifetime shorter than ready_timeout", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_MAX_LIFETIME=1m")
+		}},
+		{"stop_timeout under a second", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_STOP_TIMEOUT=500ms")
+		}},
+		{"a bare number of seconds too large", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_READY_TIMEOUT=18446744074")
+		}},
+		{"rest_confirm not a boolean", plugin.ExitSettings, func(t *testing.T, f *faultRun) {
+			f.code = f.binary(t, "PLUGIN_REST_CONFIRM=maybe")
 		}},
 		{"DOCKER_HOST unreachable", plugin.ExitEngine, func(t *testing.T, f *faultRun) {
 			f.code = f.binary(t, "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "no.sock"))
