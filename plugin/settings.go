@@ -50,8 +50,8 @@ type Settings struct {
 	DenyDomains           string `envconfig:"PLUGIN_DENY_DOMAINS" desc:"comma list of domain regexps SC refuses (SAUCE_DENY_DOMAINS)" group:"sauce connect" example:"ads\\.example\\.com"`
 	TLSPassthroughDomains string `envconfig:"PLUGIN_TLS_PASSTHROUGH_DOMAINS" desc:"comma list of domain regexps whose TLS SC does not re-sign (SAUCE_TLS_PASSTHROUGH_DOMAINS)" group:"sauce connect" example:"bank\\.example\\.com"`
 	LogLevel              string `envconfig:"PLUGIN_LOG_LEVEL" desc:"Sauce Connect's log level: error, info or debug (SC's default: info)" group:"sauce connect" example:"debug"`
-	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 config file in the workspace, mounted read-only at /etc/sauce-connect/sauce-connect.yaml" group:"sauce connect" example:"ci/sauce-connect.yaml"`
-	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments: a JSON array, a YAML list or a space-separated string" group:"sauce connect" example:"[\"--log-http=api:url\"]"`
+	ConfigFile            string `envconfig:"PLUGIN_CONFIG_FILE" desc:"an SC5 YAML config file the step can read; its options (with the secret options of sc_args merged in) are copied into SC's container as /etc/sauce-connect/sauce-connect.yaml" group:"sauce connect" example:"ci/sauce-connect.yaml"`
+	SCArgs                string `envconfig:"PLUGIN_SC_ARGS" desc:"extra sc run arguments, read as SC reads them (-k v, -kv, --key=v): a JSON array, or a string quoted as in a shell ('…', \"…\"); the secret ones (--auth, --api-basic-auth, --header) reach SC in its config file, never on its command line" group:"sauce connect" example:"[\"--log-http=api:url\"]"`
 	Env                   string `envconfig:"PLUGIN_ENV" desc:"extra SAUCE_* variables for SC, a JSON object" group:"sauce connect" example:"{\"SAUCE_DNS_SERVER\": \"1.1.1.1\"}"`
 	Labels                string `envconfig:"PLUGIN_LABELS" desc:"extra labels for the SC container, a JSON object" group:"docker" example:"{\"team\": \"web\"}"`
 
