@@ -29,7 +29,7 @@ var (
 	// standinPlain is the stand-in without a HEALTHCHECK, as a non-root
 	// USER: the SC image's other possible shape.
 	standinPlain string
-	binary      string
+	binary       string
 	// busybox is a job image with a shell for the real runners' script
 	// steps; busyboxErr says why there is none.
 	busybox    string

@@ -151,4 +151,3 @@ func jsonString(s string) string {
 
 // dockerCLI runs the docker CLI against the machine's engine.
 func dockerCLI(args ...string) (string, error) { return testenv.DockerCLI(args...) }
-
