@@ -1,12 +1,10 @@
 package plugin
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 )
 
 // ErrPermanent marks an SC exit that a retry cannot fix.
@@ -25,27 +23,6 @@ func Retryable(err error) bool {
 		creds *CredentialsError
 	)
 	return errors.As(err, &ex) && !errors.As(err, &creds) && !errors.Is(err, ErrPermanent)
-}
-
-// RetryAfter decides, after start attempt number attempt failed with err,
-// whether SC is started again: only for a retryable error, within retries,
-// and when the backoff still ends before deadline. Then it warns, waits the
-// backoff and returns nil; else it returns err (or ctx's cause).
-func (s *Session) RetryAfter(ctx context.Context, err error, attempt int, deadline time.Time) error {
-	if !Retryable(err) || attempt > s.Cfg.Retries {
-		return err
-	}
-	wait := min(time.Second<<(attempt-1), 10*time.Second)
-	if s.Opt.Now().Add(wait).After(deadline) {
-		return err
-	}
-	s.Log.WithField("attempt", attempt+1).Warnf("%v; retrying in %s (attempt %d of %d)", err, wait, attempt+1, s.Cfg.Retries+1)
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-time.After(wait):
-		return nil
-	}
 }
 
 // ClassifyExit turns SC's exit before readiness into the error the user

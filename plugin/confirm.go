@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 )
 
 // confirmFirst and confirmCap pace the polls of Sauce's tunnel list: soon
@@ -28,13 +30,14 @@ const (
 // there: SC's /readyz can answer 200 before Sauce lists the tunnel, and
 // sessions then fail with "no active tunnel found" (node-saucelabs#242). It
 // polls the account's tunnels (the region's REST API or rest_url, through
-// proxy_sauce) until one named as this tunnel and, where SC's /info gives
-// it, with SC's tunnel ID, is running, and records its ID in t. When the
-// API cannot be asked (unreachable, the credentials refused, rest_confirm
-// false, or no answer at all by deadline) it warns once and the start goes
-// on on SC's word; a tunnel that Sauce, answering, never lists by deadline
-// is a TimeoutError naming what was listed.
-func (s *Session) Confirm(ctx context.Context, t *Tunnel, deadline time.Time) error {
+// proxy_sauce), within the ready_timeout ctx carries, until one named as
+// this tunnel and, where SC's /info gives it, with SC's tunnel ID, is
+// running, and records its ID in t. When the API cannot be asked
+// (unreachable, the credentials refused, rest_confirm false, or no answer
+// at all in time) it warns once and the start goes on on SC's word; a
+// tunnel that Sauce, answering, never lists in time is a TimeoutError
+// naming what was listed.
+func (s *Session) Confirm(ctx context.Context, t *Tunnel) error {
 	api, ok := SauceAPIFor(s.Cfg)
 	switch {
 	case !s.Cfg.RESTConfirm:
@@ -44,55 +47,74 @@ func (s *Session) Confirm(ctx context.Context, t *Tunnel, deadline time.Time) er
 		s.Log.Warn("the tunnel cannot be confirmed at Sauce Labs (no credentials or region to ask its REST API with); going on with SC's word")
 		return nil
 	}
+	q := &confirmation{api: api, name: t.Name, id: s.scTunnelID(ctx, t.Endpoints.Probe), seen: "no answer yet"}
 	began := s.Opt.Now()
-	scID := s.scTunnelID(ctx, t.Endpoints.Probe)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	seen, failures, answered := "no answer yet", 0, false
-	unreachable := func(err error) error {
-		s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v; going on with SC's word (set rest_url or proxy_sauce if Sauce is reached another way, or rest_confirm: false)", err)
+	err := backoff.Retry(ctx, backoff.Policy{First: confirmFirst, Max: confirmCap}, q.ask)
+	var cannot *cannotAsk
+	switch {
+	case err == nil:
+		t.SauceID = q.found.ID
+		s.Log.Infof("tunnel %s confirmed by Sauce Labs in %s (tunnel ID %s)", t.Name, s.Opt.Now().Sub(began).Round(time.Millisecond), q.found.ID)
+		return nil
+	case errors.As(err, &cannot):
+		s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v%s; going on with SC's word", cannot.err, cannot.hint)
+		return nil
+	case !errors.Is(context.Cause(ctx), ErrReadyTimeout) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return context.Cause(ctx)
+	case !q.answered:
+		s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: no answer from its REST API by ready_timeout (last: %s)%s; going on with SC's word", q.seen, unreachableHint)
 		return nil
 	}
-	for wait := confirmFirst; ; wait = min(2*wait, confirmCap) {
-		cctx, ccancel := context.WithTimeout(ctx, confirmCall)
-		list, err := api.Tunnels(cctx)
-		ccancel()
-		var re *RESTError
-		var ue *RESTUnreachableError
-		switch {
-		case errors.As(err, &re) && re.refused():
-			s.Log.Warnf("the tunnel cannot be confirmed at Sauce Labs: %v%s; going on with SC's word", err, serviceAccountHint)
-			return nil
-		case (errors.As(err, &ue) || errors.As(err, &re) && re.Status >= 500) && ctx.Err() == nil:
-			// No answer, or a gateway's (a proxy that cannot reach Sauce).
-			if failures++; failures >= confirmUnreachable && !answered {
-				return unreachable(err)
-			}
-			seen = err.Error()
-		case err != nil && ctx.Err() == nil:
-			failures, seen, answered = 0, err.Error(), true
-		case err == nil:
-			failures, answered = 0, true
-			found, what := match(list, t.Name, scID, api.Username)
-			if found != nil {
-				t.SauceID = found.ID
-				s.Log.Infof("tunnel %s confirmed by Sauce Labs in %s (tunnel ID %s)", t.Name, s.Opt.Now().Sub(began).Round(time.Millisecond), found.ID)
-				return nil
-			}
-			seen = what
+	return &TimeoutError{Awaited: "Sauce Labs to list tunnel " + t.Name + idNote(q.id) + " as running (SC's /readyz said ready)", After: s.Opt.Now().Sub(began), Last: q.seen}
+}
+
+// unreachableHint is what to do about a REST API that gives no answer.
+const unreachableHint = " (set rest_url or proxy_sauce if Sauce is reached another way, or rest_confirm: false)"
+
+// confirmation is one start's questions to Sauce's tunnel list.
+type confirmation struct {
+	api      SauceAPI
+	name, id string
+	// seen is what the last answer showed; answered whether one came.
+	seen     string
+	answered bool
+	failures int
+	found    *RESTTunnel
+}
+
+// cannotAsk ends a confirmation that cannot be had: the start goes on.
+type cannotAsk struct {
+	err  error
+	hint string
+}
+
+func (c *cannotAsk) Error() string { return c.err.Error() }
+
+// ask asks once: nil when Sauce lists the tunnel.
+func (q *confirmation) ask(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, confirmCall)
+	list, err := q.api.Tunnels(cctx)
+	cancel()
+	var re *RESTError
+	var ue *RESTUnreachableError
+	switch {
+	case errors.As(err, &re) && re.refused():
+		return backoff.Permanent(&cannotAsk{err: err, hint: serviceAccountHint})
+	case (errors.As(err, &ue) || errors.As(err, &re) && re.Status >= 500) && ctx.Err() == nil:
+		// No answer, or a gateway's (a proxy that cannot reach Sauce).
+		if q.failures++; q.failures >= confirmUnreachable && !q.answered {
+			return backoff.Permanent(&cannotAsk{err: err, hint: unreachableHint})
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) && !answered {
-				return unreachable(errors.New("no answer from its REST API by ready_timeout (last: " + seen + ")"))
-			}
-			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-				return &TimeoutError{Awaited: "Sauce Labs to list tunnel " + t.Name + idNote(scID) + " as running (SC's /readyz said ready)", After: s.Opt.Now().Sub(began), Last: seen}
-			}
-			return context.Cause(ctx)
-		case <-time.After(wait):
+		q.seen = err.Error()
+	case err != nil && ctx.Err() == nil:
+		q.failures, q.seen, q.answered = 0, err.Error(), true
+	case err == nil:
+		q.failures, q.answered = 0, true
+		if q.found, q.seen = match(list, q.name, q.id, q.api.Username); q.found != nil {
+			return nil
 		}
 	}
+	return errors.New(q.seen)
 }
 
 // idNote names SC's tunnel ID, when it gave one.

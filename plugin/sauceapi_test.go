@@ -143,7 +143,7 @@ func TestConfirm(t *testing.T) {
 	var out bytes.Buffer
 	s, tun := confirmSession(t, a.serve(t), "a1", &out)
 	began := time.Now()
-	if err := s.Confirm(context.Background(), tun, time.Now().Add(5*time.Second)); err != nil {
+	if err := confirmWithin(s, tun, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if tun.SauceID != "a1" || time.Since(began) < 300*time.Millisecond || !strings.Contains(out.String(), "tunnel ci-7 confirmed by Sauce Labs in") {
@@ -151,31 +151,31 @@ func TestConfirm(t *testing.T) {
 	}
 
 	s, tun = confirmSession(t, a.serve(t), "zz", &out)
-	err := s.Confirm(context.Background(), tun, time.Now().Add(400*time.Millisecond))
+	err := confirmWithin(s, tun, 400*time.Millisecond)
 	var to *TimeoutError
 	if !errors.As(err, &to) || !strings.Contains(err.Error(), "Sauce Labs to list tunnel ci-7 (ID zz)") || !strings.Contains(err.Error(), "lists tunnel ci-7 only with ID a1, not SC's zz") {
 		t.Errorf("another ID: %v", err)
 	}
 	none := &account{tunnels: []RESTTunnel{{ID: "x9", Name: "other", Status: "running"}}}
 	s, tun = confirmSession(t, none.serve(t), "", &out)
-	if err := s.Confirm(context.Background(), tun, time.Now().Add(300*time.Millisecond)); err == nil || !strings.Contains(err.Error(), "1 running tunnel(s) for alice, none named ci-7: other") {
+	if err := confirmWithin(s, tun, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "1 running tunnel(s) for alice, none named ci-7: other") {
 		t.Errorf("never listed: %v", err)
 	}
 
 	out.Reset()
 	refused := &account{refuse: http.StatusForbidden}
 	s, tun = confirmSession(t, refused.serve(t), "a1", &out)
-	if err := s.Confirm(context.Background(), tun, time.Now().Add(5*time.Second)); err != nil || !strings.Contains(out.String(), "403 Forbidden (a service account's key") || tun.SauceID != "" {
+	if err := confirmWithin(s, tun, 5*time.Second); err != nil || !strings.Contains(out.String(), "403 Forbidden (a service account's key") || tun.SauceID != "" {
 		t.Errorf("refused: %v\n%s", err, out.String())
 	}
 	out.Reset()
 	s, tun = confirmSession(t, "http://127.0.0.1:9", "a1", &out)
-	if err := s.Confirm(context.Background(), tun, time.Now().Add(5*time.Second)); err != nil || strings.Count(out.String(), "cannot be confirmed at Sauce Labs") != 1 {
+	if err := confirmWithin(s, tun, 5*time.Second); err != nil || strings.Count(out.String(), "cannot be confirmed at Sauce Labs") != 1 {
 		t.Errorf("unreachable: %v\n%s", err, out.String())
 	}
 	out.Reset()
 	s.Cfg.RESTConfirm = false
-	if err := s.Confirm(context.Background(), tun, time.Now().Add(5*time.Second)); err != nil || out.Len() != 0 {
+	if err := confirmWithin(s, tun, 5*time.Second); err != nil || out.Len() != 0 {
 		t.Errorf("rest_confirm false: %v\n%s", err, out.String())
 	}
 }
@@ -196,4 +196,11 @@ func TestExplainTunnelLimit(t *testing.T) {
 	if ExitCode(err) != ExitFailure || Retryable(err) {
 		t.Errorf("exit %d, retryable %v", ExitCode(err), Retryable(err))
 	}
+}
+
+// confirmWithin confirms within d, as a start's ready_timeout bounds it.
+func confirmWithin(s *Session, t *Tunnel, d time.Duration) error {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, ErrReadyTimeout)
+	defer cancel()
+	return s.Confirm(ctx, t)
 }

@@ -161,12 +161,15 @@ type Backend interface {
 	Status(ctx context.Context) error
 }
 
-// Perform does the configured action with the backend: the one switch.
+// Perform does the configured action with the backend: the one switch. A
+// start carries ready_timeout in its context from here down.
 func Perform(ctx context.Context, c Config, b Backend) error {
 	switch c.Action {
 	case ActionStart:
+		ctx, cancel := ReadyBy(ctx, c)
+		defer cancel()
 		_, err := b.Start(ctx)
-		return err
+		return TimedOut(ctx, c, err)
 	case ActionRun:
 		return b.Run(ctx)
 	case ActionStop:

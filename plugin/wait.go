@@ -3,87 +3,63 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
-	"time"
 )
 
-// PollPeriod is how often the plugin asks SC's /readyz where it polls: in
-// action wait, and beside the Kubernetes readiness watch.
-const PollPeriod = 50 * time.Millisecond
+// APITarget is an SC reached at its API's URL (action wait, a Service),
+// and, when the backend can see its container, followed by watch, which
+// returns why SC is gone, or nil when ctx ends first.
+func APITarget(s *Session, url string, watch func(context.Context) error) ReadyTarget {
+	return apiTarget{s: s, url: url, watch: watch}
+}
 
-// PollReady asks url (an SC /readyz) every PollPeriod, each request
-// bounded by ProbeTimeout, until it answers 200 (true) or ctx ends (false).
-// last says what the final failed request got.
-func (s *Session) PollReady(ctx context.Context, url string) (last string, ready bool) {
-	tick := time.NewTicker(PollPeriod)
-	defer tick.Stop()
-	last = "no answer yet"
-	for {
-		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-		code, _, err := s.Get(pctx, url)
-		cancel()
-		switch {
-		case err == nil && code == http.StatusOK:
-			return last, true
-		case err == nil:
-			last = fmt.Sprintf("/readyz answered %d", code)
-		case ctx.Err() == nil:
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return last, false
-		case <-tick.C:
-		}
+type apiTarget struct {
+	s     *Session
+	url   string
+	watch func(context.Context) error
+}
+
+// Probe asks /readyz.
+func (t apiTarget) Probe(ctx context.Context) (int, error) {
+	code, _, err := t.s.Get(ctx, t.url+"/readyz")
+	return code, err
+}
+
+// Watch tells when SC is gone, as watch finds.
+func (t apiTarget) Watch(ctx context.Context) <-chan Sign {
+	if t.watch == nil {
+		return nil
 	}
+	out := make(chan Sign, 1)
+	go func() {
+		defer close(out)
+		if err := t.watch(ctx); err != nil {
+			out <- Sign{Gone: err}
+		}
+	}()
+	return out
 }
 
 // AwaitSidecar is action wait: the pipeline runs Sauce Connect itself (a
 // Harness Background step, a Drone service, a sidecar in the build pod, so
 // that SC shares the app's localhost) and the plugin waits, bounded by
-// ready_timeout, until SC's /readyz at api_url answers 200, then hands the
+// the ready_timeout ctx carries, until SC's /readyz at api_url answers 200, then hands the
 // address on as start does. watch, when the backend can see SC's
 // container, follows it and returns why SC is gone (after printing SC's
 // last lines), so that a failed SC fails the step at once instead of at
-// ready_timeout; it returns nil when ctx ends first.
+// ready_timeout.
 func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) error) (*Tunnel, error) {
 	began := s.Opt.Now()
 	url := s.Cfg.APIURL
-	parent := ctx
-	ctx, cancel := context.WithTimeoutCause(ctx, s.Cfg.ReadyTimeout, errWaitTimeout)
-	defer cancel()
-	ctx, gone := context.WithCancelCause(ctx)
-	defer gone(nil)
-	watched := make(chan struct{})
-	if watch == nil {
-		close(watched)
-	} else {
-		go func() {
-			defer close(watched)
-			if err := watch(ctx); err != nil {
-				gone(err)
-			}
-		}()
-	}
 	s.Log.Infof("waiting for sauce connect at %s (up to %s)", url, s.Cfg.ReadyTimeout)
-	last, ready := s.PollReady(ctx, url+"/readyz")
-	if ready {
-		gone(nil)
-	}
-	<-watched
-	if !ready {
-		err := context.Cause(ctx)
-		if errors.Is(err, errWaitTimeout) {
-			return nil, &TimeoutError{Awaited: "sauce connect's API at " + url + " to answer /readyz with 200 (is SC running there, with SAUCE_API_ADDRESS set?)", After: s.Opt.Now().Sub(began), Last: last}
-		}
+	awaited := "sauce connect's API at " + url + " to answer /readyz with 200 (is SC running there, with SAUCE_API_ADDRESS set?)"
+	if err := WaitReady(ctx, apiTarget{s: s, url: url, watch: watch}, awaited); err != nil {
 		return nil, err
 	}
 	t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
 	if _, ok := SauceAPIFor(s.Cfg); ok {
 		// With the credentials, Sauce confirms the pipeline's own SC too.
-		if err := s.Confirm(parent, t, began.Add(s.Cfg.ReadyTimeout)); err != nil {
+		if err := s.Confirm(ctx, t); err != nil {
 			return nil, err
 		}
 	}
@@ -91,8 +67,6 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 	s.Report(t)
 	return t, nil
 }
-
-var errWaitTimeout = errors.New("ready_timeout reached")
 
 // tunnelNameAt reads the tunnel's name from SC's /info (SC5's tunnel_name),
 // else takes the setting's.

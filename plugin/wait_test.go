@@ -41,7 +41,7 @@ func TestAwaitSidecar(t *testing.T) {
 	defer srv.Close()
 
 	s, buf, out := waitSession(t, srv.URL, 5*time.Second)
-	tun, err := s.AwaitSidecar(context.Background(), nil)
+	tun, err := awaitWithin(s, nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, buf)
 	}
@@ -57,7 +57,7 @@ func TestAwaitSidecar(t *testing.T) {
 	readyAt.Store(time.Now().Add(time.Hour).UnixNano())
 	s, buf, _ = waitSession(t, srv.URL, 300*time.Millisecond)
 	var to *TimeoutError
-	if _, err := s.AwaitSidecar(context.Background(), nil); !errors.As(err, &to) || !strings.Contains(err.Error(), "503") {
+	if _, err := awaitWithin(s, nil); !errors.As(err, &to) || !strings.Contains(err.Error(), "503") {
 		t.Errorf("want a timeout naming the 503, got %v\n%s", err, buf)
 	}
 
@@ -65,8 +65,16 @@ func TestAwaitSidecar(t *testing.T) {
 	gone := errors.New("sauce connect exited with code 1")
 	s, _, _ = waitSession(t, srv.URL, time.Minute)
 	began := time.Now()
-	_, err = s.AwaitSidecar(context.Background(), func(context.Context) error { time.Sleep(100 * time.Millisecond); return gone })
+	_, err = awaitWithin(s, func(context.Context) error { time.Sleep(100 * time.Millisecond); return gone })
 	if !errors.Is(err, gone) || time.Since(began) > 5*time.Second {
 		t.Errorf("got %v after %s; want the watcher's error at once", err, time.Since(began))
 	}
+}
+
+// awaitWithin is action wait, bounded by ready_timeout from the top as
+// backend.Act bounds it.
+func awaitWithin(s *Session, watch func(context.Context) error) (*Tunnel, error) {
+	ctx, cancel := ReadyBy(context.Background(), s.Cfg)
+	defer cancel()
+	return s.AwaitSidecar(ctx, watch)
 }

@@ -55,6 +55,8 @@ func Act(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options
 		return nil
 	}
 	if c.Action == plugin.ActionWait {
+		ctx, cancel := plugin.ReadyBy(ctx, c)
+		defer cancel()
 		return wait(ctx, s, conn)
 	}
 	b, closeFn, err := Open(ctx, s, conn)

@@ -141,7 +141,7 @@ type notFound struct{}
 func (notFound) Error() string { return "no such container" }
 func (notFound) NotFound()     {}
 
-func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*Backend, *bytes.Buffer) {
+func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*backend, *bytes.Buffer) {
 	t.Helper()
 	set := plugin.DefaultSettings()
 	set.Username, set.AccessKey, set.TunnelName, set.APIHostPort, set.Region = "u", "k", "fake", "0", "us-west"
@@ -154,20 +154,20 @@ func fakeRun(t *testing.T, f *fakeEngine, now time.Time) (*Backend, *bytes.Buffe
 	log.SetOutput(&out)
 	log.SetFormatter(plugin.LogFormatter("text"))
 	s := plugin.NewSession(c, plugin.Options{Out: &out, Log: log, Now: func() time.Time { return now }})
-	return New(s, f, engine.Access{}), &out
+	return New(s, f, engine.Access{}).(*backend), &out
 }
 
 func TestSweepRemovesOnlyExpired(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	f := &fakeEngine{list: func(map[string]string) ([]engine.Summary, error) {
-		return []engine.Summary{
-			{ID: "expired0000001", Labels: map[string]string{plugin.LabelExpires: "1799999999", plugin.LabelTunnel: "old", plugin.LabelRole: plugin.RoleTunnel}},
-			{ID: "live000000001", Labels: map[string]string{plugin.LabelExpires: "1800000001", plugin.LabelTunnel: "other"}},
-			{ID: "nolabel000001", Labels: map[string]string{plugin.LabelTunnel: "odd"}},
-		}, nil
-	}}
+	all := []engine.Summary{
+		{ID: "expired0000001", Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelExpires: "1799999999", plugin.LabelTunnel: "old", plugin.LabelRole: plugin.RoleTunnel}},
+		{ID: "live000000001", Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelExpires: "1800000001", plugin.LabelTunnel: "other"}},
+		{ID: "nolabel000001", Labels: map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: "odd"}},
+		{ID: "notours000001", Labels: map[string]string{plugin.LabelExpires: "1799999999"}},
+	}
+	f := &fakeEngine{}
 	p, out := fakeRun(t, f, now)
-	p.sweep(context.Background())
+	p.sweep(context.Background(), all)
 	if got := strings.Join(f.calls, ", "); got != "stop expired0000001, remove expired0000001" {
 		t.Errorf("calls: %s", got)
 	}
@@ -179,7 +179,7 @@ func TestSweepRemovesOnlyExpired(t *testing.T) {
 func TestFailedStartRemovesWhatWasCreated(t *testing.T) {
 	f := &fakeEngine{start: func(string) error { return errors.New("boom") }}
 	p, _ := fakeRun(t, f, time.Now())
-	_, err := p.start(context.Background(), false)
+	_, err := p.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("got %v", err)
 	}

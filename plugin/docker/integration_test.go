@@ -369,7 +369,9 @@ func TestPullFromAPrivateMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	image, err := reg.Push("mirror/sauce-connect:" + testenv.Random(6))
+	// A layer of its own, which the engine cannot hold yet from another
+	// test: the pull must download it (and say so).
+	image, err := reg.PushFresh("mirror/sauce-connect:" + testenv.Random(6))
 	if err != nil {
 		t.Fatal(err)
 	}

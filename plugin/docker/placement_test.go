@@ -24,23 +24,23 @@ func TestPlace(t *testing.T) {
 		name  string
 		c     plugin.Config
 		owner *engine.Container
-		want  Placement
+		want  placement
 	}{
-		{"on the host", plugin.Config{Publish: "auto"}, nil, Placement{Publish: pub}},
-		{"drone step on its build network: alias, no host port", plugin.Config{Publish: "auto", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x")}},
-		{"drone step, publish always", plugin.Config{Publish: "always", Pipeline: drone}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
-		{"default bridge takes no alias: publish", plugin.Config{Publish: "auto", Pipeline: drone}, bridgeStep, Placement{Publish: pub}},
-		{"step in host network mode", plugin.Config{Publish: "auto", Pipeline: drone}, hostStep, Placement{Publish: pub}},
-		{"network_mode host: the API on a host port", plugin.Config{Publish: "auto", NetworkMode: "host"}, nil, Placement{NetworkMode: "host", APIPort: 8032}},
-		{"github job on the runner: the runner's network, as Sauce's action", plugin.Config{Publish: "auto", Pipeline: github}, bridgeStep, Placement{NetworkMode: "host", APIPort: 8032}},
-		{"act: the job container's host network", plugin.Config{Publish: "auto", Pipeline: github}, hostStep, Placement{NetworkMode: "host", APIPort: 8032}},
-		{"github job on the runner, network_mode bridge", plugin.Config{Publish: "auto", NetworkMode: "bridge", Pipeline: github}, bridgeStep, Placement{Publish: pub}},
-		{"extra network", plugin.Config{Publish: "never", Network: "qa", Pipeline: drone}, droneStep, Placement{Networks: append(alias("drone-x"), alias("qa")...)}},
-		{"github job network publishes too", plugin.Config{Publish: "auto", Pipeline: github}, droneStep, Placement{Networks: alias("drone-x"), Publish: pub}},
+		{"on the host", plugin.Config{Publish: "auto"}, nil, placement{Publish: pub}},
+		{"drone step on its build network: alias, no host port", plugin.Config{Publish: "auto", Pipeline: drone}, droneStep, placement{Networks: alias("drone-x")}},
+		{"drone step, publish always", plugin.Config{Publish: "always", Pipeline: drone}, droneStep, placement{Networks: alias("drone-x"), Publish: pub}},
+		{"default bridge takes no alias: publish", plugin.Config{Publish: "auto", Pipeline: drone}, bridgeStep, placement{Publish: pub}},
+		{"step in host network mode", plugin.Config{Publish: "auto", Pipeline: drone}, hostStep, placement{Publish: pub}},
+		{"network_mode host: the API on a host port", plugin.Config{Publish: "auto", NetworkMode: "host"}, nil, placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner: the runner's network, as Sauce's action", plugin.Config{Publish: "auto", Pipeline: github}, bridgeStep, placement{NetworkMode: "host", APIPort: 8032}},
+		{"act: the job container's host network", plugin.Config{Publish: "auto", Pipeline: github}, hostStep, placement{NetworkMode: "host", APIPort: 8032}},
+		{"github job on the runner, network_mode bridge", plugin.Config{Publish: "auto", NetworkMode: "bridge", Pipeline: github}, bridgeStep, placement{Publish: pub}},
+		{"extra network", plugin.Config{Publish: "never", Network: "qa", Pipeline: drone}, droneStep, placement{Networks: append(alias("drone-x"), alias("qa")...)}},
+		{"github job network publishes too", plugin.Config{Publish: "auto", Pipeline: github}, droneStep, placement{Networks: alias("drone-x"), Publish: pub}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.NetworkAlias, tc.c.APIBind, tc.c.APIHostPort = "sauce-connect", "127.0.0.1", 8032
-			if diff := cmp.Diff(tc.want, Place(tc.c, tc.owner)); diff != "" {
+			if diff := cmp.Diff(tc.want, attachments(tc.c, tc.owner)); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
@@ -69,7 +69,7 @@ func TestResolveEndpoints(t *testing.T) {
 		{"SC in host mode on a host port", nil, engine.Container{NetworkMode: "host", Env: []string{"SAUCE_API_ADDRESS=127.0.0.1:41000"}}, "unix:///var/run/docker.sock", plugin.Endpoints{Probe: "http://127.0.0.1:41000", Host: "http://127.0.0.1:41000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, ResolveEndpoints(c, tc.owner, tc.sc, tc.dockerHost)); diff != "" {
+			if diff := cmp.Diff(tc.want, resolveEndpoints(c, tc.owner, tc.sc, tc.dockerHost)); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
@@ -91,8 +91,8 @@ func TestPublishForRemoteEngine(t *testing.T) {
 		{"tcp://docker:2376", &engine.Container{ID: "self"}, "127.0.0.1", "127.0.0.1"},
 		{"unix:///var/run/docker.sock", nil, "127.0.0.1", "127.0.0.1"},
 	} {
-		pl := Placement{Publish: &engine.HostPort{IP: tc.bind, Port: 8032}}
-		_, changed := PublishForRemoteEngine(&pl, engine.Access{Host: tc.host}, tc.owner)
+		pl := placement{Publish: &engine.HostPort{IP: tc.bind, Port: 8032}}
+		_, changed := publishForRemoteEngine(&pl, tc.host, tc.owner)
 		if pl.Publish.IP != tc.want || changed != (tc.want != tc.bind) {
 			t.Errorf("%s (plugin a container of it: %v), api_bind %s: published on %s, want %s", tc.host, tc.owner != nil, tc.bind, pl.Publish.IP, tc.want)
 		}

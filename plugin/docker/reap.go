@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
@@ -235,33 +237,30 @@ func (w *watchdogRun) leaveNetworks(ctx context.Context) {
 // removeLeftNetwork removes a runner's network once no container is
 // attached any more. A network the runner removed itself is done.
 func (w *watchdogRun) removeLeftNetwork(ctx context.Context, name string) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	limit := time.After(networkWait)
-	for {
+	ctx, cancel := context.WithTimeout(ctx, networkWait)
+	defer cancel()
+	attached := 0
+	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Factor: 1}, func(ctx context.Context) error {
 		n, err := w.eng.InspectNetwork(ctx, name)
 		switch {
 		case engine.IsNotFound(err):
-			return
+			return nil
 		case err != nil:
 			w.log.WithError(err).Debugf("could not look at network %s", name)
-			return
-		case len(n.Containers) == 0:
-			if err := w.eng.RemoveNetwork(ctx, name); err != nil {
-				w.log.WithError(err).Warnf("could not remove network %s, which its pipeline left behind", name)
-				return
-			}
-			w.log.Infof("removed network %s, which its pipeline left behind", name)
-			return
+			return nil
+		case len(n.Containers) > 0:
+			attached = len(n.Containers)
+			return errors.New("in use")
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-limit:
-			w.log.Infof("network %s still has %d containers attached; leaving it", name, len(n.Containers))
-			return
-		case <-tick.C:
+		if err := w.eng.RemoveNetwork(ctx, name); err != nil {
+			w.log.WithError(err).Warnf("could not remove network %s, which its pipeline left behind", name)
+			return nil
 		}
+		w.log.Infof("removed network %s, which its pipeline left behind", name)
+		return nil
+	})
+	if err != nil {
+		w.log.Infof("network %s still has %d containers attached; leaving it", name, attached)
 	}
 }
 
@@ -290,31 +289,31 @@ type watchdog struct {
 // Once started, the watchdog is never removed by the plugin: it ends by
 // itself when SC is removed, so a plugin killed halfway through its own
 // cleanup cannot leave SC unguarded.
-func (p *Backend) launchWatchdog(ctx context.Context, self *engine.Container, g Guard, scID string, deadline time.Time) <-chan *watchdog {
+func (b *backend) launchWatchdog(ctx context.Context, self *engine.Container, g guard, scID string, deadline time.Time) <-chan *watchdog {
 	out := make(chan *watchdog, 1)
-	spec, ok := WatchdogSpec(p.Cfg, *self, g, scID, deadline, p.Opt.Now(), p.access)
+	spec, ok := watchdogSpec(b.cfg, *self, g, scID, deadline, b.s.Opt.Now(), b.access)
 	if !ok {
-		p.Log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
+		b.log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
 		out <- nil
 		return out
 	}
-	p.Log.WithField("container", plugin.Short(scID)).Debug(Trace(spec))
-	id, err := p.eng.CreateContainer(ctx, spec)
+	b.log.WithField("container", plugin.Short(scID)).Debug(trace(spec))
+	id, err := b.eng.CreateContainer(ctx, spec)
 	if err != nil {
 		if id != "" {
-			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
+			_ = b.eng.RemoveContainer(context.WithoutCancel(ctx), id)
 		}
-		p.Log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+		b.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
 		out <- nil
 		return out
 	}
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	events, _ := p.eng.WatchContainer(wctx, id)
+	events, _ := b.eng.WatchContainer(wctx, id)
 	go func() {
-		if err := p.eng.StartContainer(ctx, id); err != nil {
+		if err := b.eng.StartContainer(ctx, id); err != nil {
 			stop()
-			_ = p.eng.RemoveContainer(context.WithoutCancel(ctx), id)
-			p.Log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
+			_ = b.eng.RemoveContainer(context.WithoutCancel(ctx), id)
+			b.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
 			out <- nil
 			return
 		}
@@ -322,7 +321,7 @@ func (p *Backend) launchWatchdog(ctx context.Context, self *engine.Container, g 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = p.eng.ContainerLogs(wctx, id, engine.LogsOptions{Follow: true}, logs, logs)
+			_ = b.eng.ContainerLogs(wctx, id, engine.LogsOptions{Follow: true}, logs, logs)
 		}()
 		out <- &watchdog{id: id, events: events, logs: logs, logsOK: done, stop: stop}
 	}()
@@ -334,12 +333,12 @@ const noWatchdogMeans = "the tunnel is removed by the stop step or when max_life
 
 // check warns, once, when the watchdog is no longer running, naming its
 // exit code and last log line; then it stops watching.
-func (w *watchdog) check(ctx context.Context, p *Backend) {
+func (w *watchdog) check(ctx context.Context, b *backend) {
 	if w == nil {
 		return
 	}
 	defer w.stop()
-	c, err := p.eng.InspectContainer(ctx, w.id)
+	c, err := b.eng.InspectContainer(ctx, w.id)
 	if err == nil && c.State.Running {
 		return
 	}
@@ -360,7 +359,7 @@ func (w *watchdog) check(ctx context.Context, p *Backend) {
 	case <-w.logsOK:
 	case <-time.After(200 * time.Millisecond):
 	}
-	p.Log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
+	b.log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
 }
 
 // tailBuffer keeps the last line written to it.
@@ -389,21 +388,19 @@ func (t *tailBuffer) last() string {
 // sweep removes, by exact ID, the containers of this plugin that expired:
 // leftovers of runs that crashed or were killed before they could clean up.
 // Live tunnels of other pipelines are left alone.
-func (p *Backend) sweep(ctx context.Context) {
-	found, err := p.eng.ListContainers(ctx, map[string]string{plugin.LabelManaged: "true"})
-	if err != nil {
-		p.Log.WithError(err).Warn("could not look for expired tunnels")
-		return
-	}
-	now := p.Opt.Now().Unix()
-	for _, c := range found {
+func (b *backend) sweep(ctx context.Context, all []engine.Summary) {
+	now := b.s.Opt.Now().Unix()
+	for _, c := range all {
+		if c.Labels[plugin.LabelManaged] != "true" {
+			continue
+		}
 		exp, err := strconv.ParseInt(c.Labels[plugin.LabelExpires], 10, 64)
 		if err != nil || exp > now {
 			continue
 		}
-		p.Log.WithField("container", plugin.Short(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[plugin.LabelRole]), c.Labels[plugin.LabelTunnel])
-		if err := p.remove(ctx, c.ID, plugin.FailureGrace); err != nil {
-			p.Log.WithError(err).Warn("could not remove an expired container")
+		b.log.WithField("container", plugin.Short(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[plugin.LabelRole]), c.Labels[plugin.LabelTunnel])
+		if err := b.remove(ctx, c.ID, plugin.FailureGrace); err != nil {
+			b.log.WithError(err).Warn("could not remove an expired container")
 		}
 	}
 }

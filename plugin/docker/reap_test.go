@@ -86,7 +86,7 @@ func TestWatchdogThatExitsAtOnceIsOneWarning(t *testing.T) {
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
 	p.access = engine.Access{Host: "unix:///var/run/docker.sock"}
-	w := <-p.launchWatchdog(context.Background(), self, Guard{Anchor: "self"}, "tunnel1", time.Now().Add(time.Hour))
+	w := <-p.launchWatchdog(context.Background(), self, guard{Anchor: "self"}, "tunnel1", time.Now().Add(time.Hour))
 	if w == nil {
 		t.Fatalf("no watchdog:\n%s", out.String())
 	}
@@ -113,7 +113,7 @@ func TestWatchdogThatCannotStartIsAWarning(t *testing.T) {
 	p, out := fakeRun(t, f, time.Now())
 	self := &engine.Container{ID: "self", ImageID: "sha256:plugin", Mounts: map[string]string{"/var/run/docker.sock": "/var/run/docker.sock"}}
 	p.access = engine.Access{Host: "unix:///var/run/docker.sock"}
-	if w := <-p.launchWatchdog(context.Background(), self, Guard{}, "sc", time.Now().Add(time.Hour)); w != nil {
+	if w := <-p.launchWatchdog(context.Background(), self, guard{}, "sc", time.Now().Add(time.Hour)); w != nil {
 		t.Fatal("a watchdog that did not start was handed back")
 	}
 	if !strings.Contains(out.String(), "no watchdog: permission denied; the tunnel is removed by the stop step") {

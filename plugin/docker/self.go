@@ -108,25 +108,23 @@ func writeMarker() (string, func()) {
 
 // whereAmI returns the plugin's own container, proven by the engine (see
 // selfProof), or nil when the plugin runs on the host, talks to an engine
-// that does not hold its container, or nothing could be proven.
-func whereAmI(ctx context.Context, eng Engine, log *logrus.Entry) (*engine.Container, error) {
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	cg, _ := os.ReadFile("/proc/self/cgroup")
-	hn, _ := os.Hostname()
-	guesses, upper := containerIDCandidates(string(mi), string(cg), hn), rootUpperDir(string(mi))
+// that does not hold its container, or nothing could be proven. all are
+// the engine's containers.
+func whereAmI(ctx context.Context, eng Engine, here procSelf, all []engine.Summary, log *logrus.Entry) (*engine.Container, error) {
+	guesses, upper := containerIDCandidates(here.mountinfo, here.cgroup, here.hostname), rootUpperDir(here.mountinfo)
 	if len(guesses) == 0 && upper == "" {
 		// Nothing says this is a container (/.dockerenv does not either:
 		// machine images built from container images keep it).
 		return nil, nil
 	}
-	marker, remove := writeMarker()
+	marker, remove := here.marker()
 	defer remove()
-	return findSelf(ctx, eng, guesses, selfProof{marker: marker, upperDir: upper}, log)
+	return findSelf(ctx, eng, guesses, all, selfProof{marker: marker, upperDir: upper}, log)
 }
 
-// findSelf tries the guesses first, then the running containers, newest
-// first, and takes the first the proof holds for.
-func findSelf(ctx context.Context, eng Engine, guesses []string, proof selfProof, log *logrus.Entry) (*engine.Container, error) {
+// findSelf tries the guesses first, then the running containers among all,
+// newest first, and takes the first the proof holds for.
+func findSelf(ctx context.Context, eng Engine, guesses []string, all []engine.Summary, proof selfProof, log *logrus.Entry) (*engine.Container, error) {
 	if proof == (selfProof{}) {
 		log.Debug("cannot prove which container the plugin runs in (no writable place for a marker, no overlay root); running without an anchor: " + noWatchdogMeans)
 		return nil, nil
@@ -158,10 +156,6 @@ func findSelf(ctx context.Context, eng Engine, guesses []string, proof selfProof
 		if c, err := check(id); c != nil || err != nil {
 			return c, err
 		}
-	}
-	all, err := eng.ListContainers(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("look for own container: %w", err)
 	}
 	n := 0
 	for _, s := range all {

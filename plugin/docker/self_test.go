@@ -58,6 +58,7 @@ func TestFindSelfProvesTheGuess(t *testing.T) {
 		job:  {ID: job, Image: "busybox"},
 		self: {ID: self, Image: "plugin", NetworkMode: "container:" + job},
 	}
+	all := []engine.Summary{{ID: self, State: "running"}, {ID: "gone", State: "exited"}, {ID: job, State: "running"}}
 	f := &fakeEngine{
 		inspect: func(id string) (engine.Container, error) {
 			for full, c := range containers {
@@ -67,12 +68,9 @@ func TestFindSelfProvesTheGuess(t *testing.T) {
 			}
 			return engine.Container{}, notFound{}
 		},
-		list: func(map[string]string) ([]engine.Summary, error) {
-			return []engine.Summary{{ID: self, State: "running"}, {ID: "gone", State: "exited"}, {ID: job, State: "running"}}, nil
-		},
 		pathExists: func(id, path string) bool { return id == self && path == "/marker" },
 	}
-	got, err := findSelf(context.Background(), f, []string{job[:12]}, selfProof{marker: "/marker"}, quietLog())
+	got, err := findSelf(context.Background(), f, []string{job[:12]}, all, selfProof{marker: "/marker"}, quietLog())
 	if err != nil || got == nil || got.ID != self {
 		t.Fatalf("got %+v, %v; want the plugin's own container", got, err)
 	}
@@ -82,7 +80,7 @@ func TestFindSelfProvesTheGuess(t *testing.T) {
 
 	// Nothing holds the marker: no container, rather than a wrong one.
 	f.pathExists = func(string, string) bool { return false }
-	if got, err := findSelf(context.Background(), f, []string{job[:12]}, selfProof{marker: "/marker"}, quietLog()); got != nil || err != nil {
+	if got, err := findSelf(context.Background(), f, []string{job[:12]}, all, selfProof{marker: "/marker"}, quietLog()); got != nil || err != nil {
 		t.Errorf("got %+v, %v; want nothing proven", got, err)
 	}
 }
@@ -91,7 +89,7 @@ func TestFindSelfByUpperDir(t *testing.T) {
 	f := &fakeEngine{inspect: func(id string) (engine.Container, error) {
 		return engine.Container{ID: id64, UpperDir: upper}, nil
 	}}
-	got, err := findSelf(context.Background(), f, []string{id64}, selfProof{upperDir: upper}, quietLog())
+	got, err := findSelf(context.Background(), f, []string{id64}, nil, selfProof{upperDir: upper}, quietLog())
 	if err != nil || got == nil || got.ID != id64 {
 		t.Fatalf("got %+v, %v", got, err)
 	}

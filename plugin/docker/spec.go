@@ -13,30 +13,9 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// Placement is how the SC container attaches to the world, decided by
-// looking at where the plugin itself runs (see locate).
-type Placement struct {
-	// NetworkMode is "host", "container:<id>" or empty.
-	NetworkMode string
-	// Networks to join, the first at create.
-	Networks []engine.NetworkAttachment
-	// Publish binds the API port on the host when set.
-	Publish *engine.HostPort
-	// ImageUser is the user SC's image runs as (its USER): SC's config
-	// file is made readable by that user alone when it is numeric.
-	ImageUser string
-	// APIPort is the port SC's API listens on: api_port in SC's own network
-	// stack, a host port in the host's.
-	APIPort int
-	// Deadline is when the tunnel expires (the expires label).
-	Deadline time.Time
-	// Labels are the runner's teardown labels to copy (see PlatformLabels).
-	Labels map[string]string
-}
-
-// ContainerSpec turns the settings and the placement into the SC container.
+// containerSpec turns the settings and the placement into the SC container.
 // It is pure: the same inputs give the same spec, which is golden-tested.
-func ContainerSpec(c plugin.Config, pl Placement, now time.Time) engine.ContainerSpec {
+func containerSpec(c plugin.Config, pl placement, now time.Time) engine.ContainerSpec {
 	labels := plugin.Labels(c, now, pl.Deadline, pl.Labels)
 	labels[plugin.LabelRole] = plugin.RoleTunnel
 	labels[plugin.LabelReadyBy] = strconv.FormatInt(now.Add(c.ReadyTimeout).Unix(), 10)
@@ -86,7 +65,7 @@ func configFile(content []byte, user string) engine.File {
 // apiAddress is where SC's API listens: every address of its own network
 // stack, or, in the host's (network_mode host), only api_bind, so that
 // /configz and /metrics are not served to the host's network.
-func apiAddress(c plugin.Config, pl Placement) string {
+func apiAddress(c plugin.Config, pl placement) string {
 	if pl.NetworkMode == "host" {
 		return net.JoinHostPort(c.APIBind, strconv.Itoa(cmp.Or(pl.APIPort, c.APIPort)))
 	}
@@ -103,9 +82,9 @@ func watchdogLabels(tunnel string) map[string]string {
 	return map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: tunnel, plugin.LabelRole: plugin.RoleWatchdog}
 }
 
-// Trace renders the spec as the docker command a user could run to do the
+// trace renders the spec as the docker command a user could run to do the
 // same, with secret values shown as ***.
-func Trace(s engine.ContainerSpec) string {
+func trace(s engine.ContainerSpec) string {
 	s = s.Redacted()
 	args := []string{"+ docker run -d --name", s.Name}
 	keys := make([]string, 0, len(s.Labels))

@@ -41,9 +41,9 @@ func TestContainerSpecGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testenv.SpecConfig(t, tc.s, tc.p)
-			pl := Place(c, tc.owner)
-			pl.Deadline, pl.Labels, pl.ImageUser = Deadline(c, tc.owner, now), PlatformLabels(tc.owner), tc.user
-			spec := ContainerSpec(c, pl, now)
+			pl := attachments(c, tc.owner)
+			pl.Deadline, pl.Labels, pl.ImageUser = expiry(c, tc.owner, now), platformLabels(tc.owner), tc.user
+			spec := containerSpec(c, pl, now)
 			if !hasSecret(spec, "SAUCE_ACCESS_KEY", testenv.TestKey) {
 				t.Fatalf("SC would not get the access key through its environment: %+v", spec.Env)
 			}
@@ -56,14 +56,14 @@ func TestContainerSpecGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			trace := Trace(spec)
+			trace := trace(spec)
 			if strings.Contains(string(js)+trace, testenv.TestKey) || strings.Contains(trace, "user:pw") || strings.Contains(string(js)+trace, "PASS-") || strings.Contains(string(js)+trace, "TOK-") {
 				t.Fatal("a secret reached the golden output, or SC's command line")
 			}
 			testenv.Golden(t, "spec-"+tc.name+".json", string(js)+"\n")
 			testenv.Golden(t, "trace-"+tc.name+".txt", trace+"\n")
 			if tc.owner != nil {
-				dog, ok := WatchdogSpec(c, *tc.owner, GuardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, engine.Access{Host: "unix:///var/run/docker.sock"})
+				dog, ok := watchdogSpec(c, *tc.owner, guardOf(c, tc.owner, tc.owner, pl), "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5", pl.Deadline, now, engine.Access{Host: "unix:///var/run/docker.sock"})
 				if !ok {
 					t.Fatal("no watchdog for a container with the socket mounted")
 				}
@@ -94,12 +94,12 @@ func TestWatchdogReachesTheEngineAsThePluginDoes(t *testing.T) {
 		Mounts: map[string]string{"/run/user/1000/docker.sock": "/run/user/1000/docker.sock"}}
 	const key = "-----BEGIN EC PRIVATE KEY-----\nSECRET-KEY-MATERIAL\n-----END EC PRIVATE KEY-----\n"
 	tls := engine.Access{Host: "tcp://docker:2376", TLS: &engine.TLSFiles{Dir: "/certs/client", Verify: true, CA: []byte("ca"), Cert: []byte("cert"), Key: []byte(key)}}
-	dog, ok := WatchdogSpec(c, self, Guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, tls)
+	dog, ok := watchdogSpec(c, self, guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, tls)
 	if !ok {
 		t.Fatal("no watchdog over TLS")
 	}
 	js, _ := json.MarshalIndent(dog, "", "  ")
-	if strings.Contains(string(js)+Trace(dog)+strings.Join(dog.Cmd, " "), "SECRET-KEY-MATERIAL") {
+	if strings.Contains(string(js)+trace(dog)+strings.Join(dog.Cmd, " "), "SECRET-KEY-MATERIAL") {
 		t.Fatal("the private key is in the watchdog's spec, labels, command line or trace")
 	}
 	testenv.Golden(t, "watchdog-tls.json", string(js)+"\n")
@@ -112,11 +112,11 @@ func TestWatchdogReachesTheEngineAsThePluginDoes(t *testing.T) {
 	}
 
 	rootless := engine.Access{Host: "unix:///run/user/1000/docker.sock"}
-	dog, ok = WatchdogSpec(c, self, Guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, rootless)
+	dog, ok = watchdogSpec(c, self, guard{Anchor: self.ID}, "5c0ffee5", now.Add(time.Hour), now, rootless)
 	if !ok || len(dog.Mounts) != 1 || dog.Mounts[0].Target != "/run/user/1000/docker.sock" || dog.Env[0] != (engine.EnvVar{Name: "DOCKER_HOST", Value: rootless.Host}) {
 		t.Errorf("the watchdog does not reach the engine at %s: mounts %v, env %v", rootless.Host, dog.Mounts, dog.Env)
 	}
-	if _, ok := WatchdogSpec(c, self, Guard{}, "5c0ffee5", now.Add(time.Hour), now, engine.Access{Host: engine.DefaultHost}); ok {
+	if _, ok := watchdogSpec(c, self, guard{}, "5c0ffee5", now.Add(time.Hour), now, engine.Access{Host: engine.DefaultHost}); ok {
 		t.Error("a watchdog without the socket the plugin uses")
 	}
 }

@@ -9,56 +9,59 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 )
 
-// status prints whether this pipeline's tunnel is up and ready, with SC's
+// Status prints whether this pipeline's tunnel is up and ready, with SC's
 // /info. It fails when the tunnel is missing or not ready, so a pipeline
 // can gate on it.
-func (p *Backend) status(ctx context.Context) error {
-	found, err := p.containers(ctx)
+func (b *backend) Status(ctx context.Context) error {
+	all, err := b.eng.ListContainers(ctx, nil)
 	if err != nil {
 		return err
 	}
+	found := mine(all, b.cfg.TunnelName)
 	if len(found) == 0 {
-		return fmt.Errorf("no tunnel named %s is running; start one with action start", p.Cfg.TunnelName)
+		return fmt.Errorf("no tunnel named %s is running; start one with action start", b.cfg.TunnelName)
 	}
-	sc, file, err := p.learnSecrets(ctx, found[0].ID)
+	sc, file, err := b.learnSecrets(ctx, found[0].ID)
 	if err != nil {
 		return err
 	}
 	if sc.ID == "" {
-		return fmt.Errorf("no tunnel named %s is running; start one with action start", p.Cfg.TunnelName)
+		return fmt.Errorf("no tunnel named %s is running; start one with action start", b.cfg.TunnelName)
 	}
-	if user, pass, ok := plugin.APIBasicAuth(sc.Env, sc.Cmd, file); ok {
-		p.Opt.HTTP = plugin.WithBasicAuth(p.Opt.HTTP, user, pass)
-	}
-	fmt.Fprintf(p.Opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", p.Cfg.TunnelName, plugin.Short(sc.ID), sc.State.Status)
+	fmt.Fprintf(b.s.Opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", b.cfg.TunnelName, plugin.Short(sc.ID), sc.State.Status)
 	if !sc.State.Running {
-		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", p.Cfg.TunnelName, sc.State.Status, sc.State.ExitCode)
+		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", b.cfg.TunnelName, sc.State.Status, sc.State.ExitCode)
 	}
-	self, err := whereAmI(ctx, p.eng, p.Log)
+	st, err := locate(ctx, b.eng, b.cfg, b.access, all, readProcSelf(), b.log, b.s.Opt.Now())
 	if err != nil {
 		return err
 	}
-	owner, err := netnsOwner(ctx, p.eng, self)
-	if err != nil {
-		return err
-	}
-	ep := ResolveEndpoints(p.Cfg, owner, sc, p.access.Host)
+	ep := resolveEndpoints(b.cfg, st.Owner, sc, b.access.Host)
 	if ep.Container != "" {
-		fmt.Fprintf(p.Opt.Out, "API for container steps: %s\n", ep.Container)
+		fmt.Fprintf(b.s.Opt.Out, "API for container steps: %s\n", ep.Container)
 	}
 	if ep.Host != "" {
-		fmt.Fprintf(p.Opt.Out, "API for host steps:      %s\n", ep.Host)
+		fmt.Fprintf(b.s.Opt.Out, "API for host steps:      %s\n", ep.Host)
 	}
-	code, body, err := p.Get(ctx, ep.Probe+"/readyz")
+	client := b.s.Opt.HTTP
+	if user, pass, ok := plugin.APIBasicAuth(sc.Env, sc.Cmd, file); ok {
+		client = plugin.WithBasicAuth(client, user, pass)
+	}
+	return b.askReady(ctx, client, ep.Probe)
+}
+
+// askReady asks SC's API at api whether it is ready, and prints its /info.
+func (b *backend) askReady(ctx context.Context, client *http.Client, api string) error {
+	code, _, err := plugin.APIGet(ctx, client, api+"/readyz")
 	if err != nil {
-		return fmt.Errorf("ask tunnel %s whether it is ready: %w", p.Cfg.TunnelName, err)
+		return fmt.Errorf("ask tunnel %s whether it is ready: %w", b.cfg.TunnelName, err)
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("tunnel %s is running but not ready: /readyz answered HTTP %d", p.Cfg.TunnelName, code)
+		return fmt.Errorf("tunnel %s is running but not ready: /readyz answered HTTP %d", b.cfg.TunnelName, code)
 	}
-	fmt.Fprintln(p.Opt.Out, "ready:     yes")
-	if code, body, err = p.Get(ctx, ep.Probe+"/info"); err == nil && code == http.StatusOK {
-		fmt.Fprintf(p.Opt.Out, "info:      %s\n", strings.TrimSpace(body))
+	fmt.Fprintln(b.s.Opt.Out, "ready:     yes")
+	if code, body, err := plugin.APIGet(ctx, client, api+"/info"); err == nil && code == http.StatusOK {
+		fmt.Fprintf(b.s.Opt.Out, "info:      %s\n", strings.TrimSpace(body))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
@@ -32,13 +33,13 @@ func newFake() *fakeTarget {
 	return f
 }
 
-func (f *fakeTarget) target() Target {
-	return Target{
-		Events: f.events, Errs: f.errs, Hint: f.hint, Awaited: "GET fake/readyz to answer 200",
-		Inspect: func(context.Context) (engine.State, error) {
+func (f *fakeTarget) target() scTarget {
+	return scTarget{
+		events: f.events, errs: f.errs, hint: f.hint,
+		inspect: func(context.Context) (engine.State, error) {
 			return engine.State{Running: f.running.Load(), ExitCode: f.exit}, nil
 		},
-		Probe: func(context.Context) (int, error) {
+		probe: func(context.Context) (int, error) {
 			f.probes.Add(1)
 			if f.ready.Load() {
 				return http.StatusOK, nil
@@ -52,18 +53,18 @@ func TestWaitReadyByProbe(t *testing.T) {
 	f := newFake()
 	time.AfterFunc(300*time.Millisecond, func() { f.ready.Store(true) })
 	began := time.Now()
-	if err := WaitReady(context.Background(), f.target(), 5*time.Second); err != nil {
+	if err := waitWithin(f.target(), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Readiness is noticed within one probe interval (the cap) of becoming ready.
-	if late := time.Since(began) - 300*time.Millisecond; late > probeCap+50*time.Millisecond {
-		t.Errorf("noticed %s after ready; the probe cap is %s", late, probeCap)
+	if late := time.Since(began) - 300*time.Millisecond; late > plugin.ProbePolicy.Max+50*time.Millisecond {
+		t.Errorf("noticed %s after ready; the probe cap is %s", late, plugin.ProbePolicy.Max)
 	}
 }
 
 // TestWaitReadyByHintProbesAtOnce: SC's ready line makes the wait probe at
-// once. The regular probes are set to come only after the timeout, so only
-// the hint can find readiness.
+// once. The regular probes after the first are set to come only after the
+// timeout, so only the hint can find readiness.
 func TestWaitReadyByHintProbesAtOnce(t *testing.T) {
 	f := newFake()
 	go func() {
@@ -72,19 +73,19 @@ func TestWaitReadyByHintProbesAtOnce(t *testing.T) {
 		f.hint <- struct{}{}
 	}()
 	target := f.target()
-	target.ProbeFirst, target.ProbeCap = time.Hour, time.Hour
-	if err := WaitReady(context.Background(), target, 2*time.Second); err != nil {
+	target.pace = &backoff.Policy{First: time.Hour}
+	if err := waitWithin(target, 2*time.Second); err != nil {
 		t.Fatalf("the hint did not probe: %v", err)
 	}
-	if n := f.probes.Load(); n != 1 {
-		t.Errorf("%d probes, want the one the hint made", n)
+	if n := f.probes.Load(); n != 2 {
+		t.Errorf("%d probes, want the first (at once) and the one the hint made", n)
 	}
 }
 
 func TestWaitReadyByHealthEvent(t *testing.T) {
 	f := newFake()
 	f.events <- engine.Event{Action: "health_status", Health: "healthy"}
-	if err := WaitReady(context.Background(), f.target(), 5*time.Second); err != nil {
+	if err := waitWithin(f.target(), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -97,7 +98,7 @@ func TestWaitFailsAtOnceWhenSCExits(t *testing.T) {
 		f.events <- engine.Event{Action: "die", ExitCode: 3}
 	})
 	began := time.Now()
-	err := WaitReady(context.Background(), f.target(), 10*time.Second)
+	err := waitWithin(f.target(), 10*time.Second)
 	var ex *plugin.ExitedError
 	if !errors.As(err, &ex) || ex.ExitCode != 3 {
 		t.Fatalf("got %v, want exit code 3", err)
@@ -112,7 +113,7 @@ func TestWaitFallsBackToInspectWhenEventsBreak(t *testing.T) {
 	f.exit = 1
 	f.errs <- errors.New("stream cut")
 	time.AfterFunc(100*time.Millisecond, func() { f.running.Store(false) })
-	err := WaitReady(context.Background(), f.target(), 10*time.Second)
+	err := waitWithin(f.target(), 10*time.Second)
 	var ex *plugin.ExitedError
 	if !errors.As(err, &ex) || ex.ExitCode != 1 {
 		t.Fatalf("got %v, want an exit found by inspecting", err)
@@ -121,12 +122,12 @@ func TestWaitFallsBackToInspectWhenEventsBreak(t *testing.T) {
 
 func TestWaitTimeoutSaysWhatAndHowLong(t *testing.T) {
 	f := newFake()
-	err := WaitReady(context.Background(), f.target(), 300*time.Millisecond)
+	err := waitWithin(f.target(), 300*time.Millisecond)
 	var to *plugin.TimeoutError
 	if !errors.As(err, &to) {
 		t.Fatalf("got %v, want a timeout", err)
 	}
-	for _, want := range []string{"not ready after 3", "GET fake/readyz to answer 200", "last probe: HTTP 503", "ready_timeout"} {
+	for _, want := range []string{"not ready after 3", "GET fake/readyz to answer 200", "last probe: /readyz answered HTTP 503", "ready_timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}
@@ -143,8 +144,17 @@ func TestWaitEndsWithTheSignal(t *testing.T) {
 	f := newFake()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	time.AfterFunc(50*time.Millisecond, func() { cancel(&plugin.SignalError{Signal: syscall.SIGTERM}) })
-	err := WaitReady(ctx, f.target(), 10*time.Second)
+	ctx, cancelT := context.WithTimeoutCause(ctx, 10*time.Second, plugin.ErrReadyTimeout)
+	defer cancelT()
+	err := plugin.WaitReady(ctx, f.target(), "GET fake/readyz to answer 200")
 	if plugin.ExitCode(err) != 143 {
 		t.Errorf("got %v (exit %d), want exit 143", err, plugin.ExitCode(err))
 	}
+}
+
+// waitWithin is plugin.WaitReady on the target within ready_timeout d.
+func waitWithin(t scTarget, d time.Duration) error {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, plugin.ErrReadyTimeout)
+	defer cancel()
+	return plugin.WaitReady(ctx, t, "GET fake/readyz to answer 200")
 }

@@ -2,9 +2,7 @@ package docker
 
 import (
 	"cmp"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,52 +10,14 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// platformLabel matches the labels by which runners find what to tear down:
-// Drone's io.drone.* (io.drone.expires is what drone-gc honours), Harness's
-// stage label, and GitHub's per-runner instance label (six hex digits).
-var platformLabel = regexp.MustCompile(`^(io\.drone(\..+)?|internal_stage_label|[0-9a-f]{6})$`)
-
-// PlatformLabels picks the runner's teardown labels from the plugin's own
-// container, to copy onto what the plugin creates.
-func PlatformLabels(self *engine.Container) map[string]string {
-	out := map[string]string{}
-	if self == nil {
-		return out
-	}
-	for k, v := range self.Labels {
-		if platformLabel.MatchString(k) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// Deadline is when the tunnel expires: max_lifetime from now when set, else
-// the runner's own expiry (Drone's io.drone.expires, or io.drone.ttl), else
-// the default lifetime.
-func Deadline(c plugin.Config, self *engine.Container, now time.Time) time.Time {
-	if c.MaxLifetime > 0 {
-		return now.Add(c.MaxLifetime)
-	}
-	if self != nil {
-		if s, err := strconv.ParseInt(self.Labels["io.drone.expires"], 10, 64); err == nil && s > now.Unix() {
-			return time.Unix(s, 0)
-		}
-		if d, err := time.ParseDuration(self.Labels["io.drone.ttl"]); err == nil && d > 0 {
-			return now.Add(d)
-		}
-	}
-	return plugin.Lifetime(c, now)
-}
-
-// Guard is what a watchdog guards SC by: the anchor, whose removal means
+// guard is what a watchdog guards SC by: the anchor, whose removal means
 // the pipeline ended, and the runner's networks SC joined.
-type Guard struct {
+type guard struct {
 	Anchor   string
 	Networks []string
 }
 
-// GuardOf decides the watchdog's anchor from the plugin's own container
+// guardOf decides the watchdog's anchor from the plugin's own container
 // (proven, see whereAmI) and the container whose network namespace it uses:
 //   - in a borrowed namespace (act runs an action with network_mode
 //     container:<job>), the namespace's owner, which lives as long as the job;
@@ -69,8 +29,8 @@ type Guard struct {
 //     until the stage ends.
 //
 // The networks are those SC joined because the owner is on them.
-func GuardOf(c plugin.Config, self, owner *engine.Container, pl Placement) Guard {
-	var g Guard
+func guardOf(c plugin.Config, self, owner *engine.Container, pl placement) guard {
+	var g guard
 	switch {
 	case self == nil:
 	case owner != nil && owner.ID != self.ID:
@@ -92,7 +52,7 @@ func GuardOf(c plugin.Config, self, owner *engine.Container, pl Placement) Guard
 // watchdogCerts is where the watchdog finds the engine's TLS files.
 const watchdogCerts = "/run/drone-sauce-connect/docker-certs"
 
-// WatchdogSpec is the watchdog container: the plugin's own image (by
+// watchdogSpec is the watchdog container: the plugin's own image (by
 // content ID, so it is this very plugin whatever the tag) running its reap
 // command, removed by the engine when it exits, reaching the engine as the
 // plugin does: through the socket the plugin has (at the same path), on the
@@ -100,7 +60,7 @@ const watchdogCerts = "/run/drone-sauce-connect/docker-certs"
 // TCP on the plugin's network, with the
 // plugin's TLS files copied in before it starts (the private key 0400, never
 // in its environment, labels or command line). It is pure and golden-tested.
-func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, deadline, now time.Time, access engine.Access) (engine.ContainerSpec, bool) {
+func watchdogSpec(c plugin.Config, self engine.Container, g guard, scID string, deadline, now time.Time, access engine.Access) (engine.ContainerSpec, bool) {
 	args := WatchdogArgs{Tunnel: c.TunnelName, Target: scID, Anchor: g.Anchor, Deadline: deadline, Networks: g.Networks,
 		StopTimeout: c.StopTimeout, LogFormat: string(c.LogFormat), RESTURL: c.RESTURL}
 	s := engine.ContainerSpec{
@@ -111,7 +71,7 @@ func WatchdogSpec(c plugin.Config, self engine.Container, g Guard, scID string, 
 		Cmd:        args.Flags(),
 		AutoRemove: true,
 	}
-	labels := plugin.Labels(c, now, deadline.Add(c.StopTimeout+plugin.CleanupTimeout), PlatformLabels(&self))
+	labels := plugin.Labels(c, now, deadline.Add(c.StopTimeout+plugin.CleanupTimeout), platformLabels(&self))
 	labels[plugin.LabelRole] = plugin.RoleWatchdog
 	s.Labels = labels
 	s.Env = []engine.EnvVar{{Name: "DOCKER_HOST", Value: access.Host}}

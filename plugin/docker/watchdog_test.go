@@ -18,21 +18,21 @@ func TestGuardOf(t *testing.T) {
 	job := &engine.Container{ID: "job", NetworkMode: "host"}
 	inJob := &engine.Container{ID: "action", NetworkMode: "container:job"}
 	onBridge := &engine.Container{ID: "action", NetworkMode: "default", Networks: map[string]engine.Endpoint{"bridge": {}}}
-	joined := Placement{Networks: []engine.NetworkAttachment{{Network: "drone-x"}, {Network: "user-net"}}}
+	joined := placement{Networks: []engine.NetworkAttachment{{Network: "drone-x"}, {Network: "user-net"}}}
 	for _, tc := range []struct {
 		name        string
 		c           plugin.Config
 		self, owner *engine.Container
-		pl          Placement
-		want        Guard
+		pl          placement
+		want        guard
 	}{
-		{"drone step: its own container, and the build network", drone, step, step, joined, Guard{Anchor: "step", Networks: []string{"drone-x"}}},
-		{"act: the job container whose namespace it borrows", github, inJob, job, Placement{}, Guard{Anchor: "job"}},
-		{"act self-hosted: removed after its step", github, onBridge, onBridge, Placement{}, Guard{}},
-		{"--rm container", drone, rmStep, rmStep, Placement{}, Guard{}},
-		{"on the host or unproven", drone, nil, nil, Placement{}, Guard{}},
+		{"drone step: its own container, and the build network", drone, step, step, joined, guard{Anchor: "step", Networks: []string{"drone-x"}}},
+		{"act: the job container whose namespace it borrows", github, inJob, job, placement{}, guard{Anchor: "job"}},
+		{"act self-hosted: removed after its step", github, onBridge, onBridge, placement{}, guard{}},
+		{"--rm container", drone, rmStep, rmStep, placement{}, guard{}},
+		{"on the host or unproven", drone, nil, nil, placement{}, guard{}},
 	} {
-		if got := GuardOf(tc.c, tc.self, tc.owner, tc.pl); !cmp.Equal(got, tc.want) {
+		if got := guardOf(tc.c, tc.self, tc.owner, tc.pl); !cmp.Equal(got, tc.want) {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 )
 
 // UserAgent is sent with every request so engine logs name the caller.
@@ -107,20 +109,21 @@ const pingBudget = 30 * time.Second
 // firstPing pings the engine, negotiating the API version, and retries,
 // within pingBudget, while it refuses or drops connections.
 func (e *Engine) firstPing(ctx context.Context) (client.PingResult, error) {
-	deadline := time.Now().Add(pingBudget)
-	for wait := firstBackoff; ; wait = min(2*wait, maxBackoff) {
+	var ping client.PingResult
+	var last error
+	err := backoff.Retry(ctx, backoff.Policy{First: firstBackoff, Max: maxBackoff, Until: time.Now().Add(pingBudget)}, func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-		ping, err := e.api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
-		cancel()
-		if err == nil || ping.APIVersion != "" || !e.starting(err) || time.Now().Add(wait).After(deadline) {
-			return ping, err
+		defer cancel()
+		ping, last = e.api.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+		if last != nil && (ping.APIVersion != "" || !e.starting(last)) {
+			return backoff.Permanent(last)
 		}
-		select {
-		case <-ctx.Done():
-			return ping, err
-		case <-time.After(wait):
-		}
+		return last
+	})
+	if err != nil && last != nil {
+		err = last
 	}
+	return ping, err
 }
 
 // starting reports whether a failed ping may be an engine still starting:

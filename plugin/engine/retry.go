@@ -10,6 +10,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 )
 
 // A busy engine (25 builds starting at once) answers slowly, and now and then
@@ -33,16 +35,6 @@ type Retry struct {
 	Err     error         // how it failed
 	Attempt int           // the attempt that failed, from 1
 	Wait    time.Duration // the pause before the next attempt
-}
-
-type retryUntilKey struct{}
-
-// RetryUntil returns a context under which the engine's verbs stop retrying
-// transient failures at t (a start's ready_timeout). Requests themselves
-// stay bounded by requestTimeout only, so that what runs after t (reading
-// SC's log, removing a container) still gets its one try.
-func RetryUntil(ctx context.Context, t time.Time) context.Context {
-	return context.WithValue(ctx, retryUntilKey{}, t)
 }
 
 // Transient reports whether err is a failure of the engine that a retry can
@@ -69,34 +61,33 @@ func Transient(err error) bool {
 var errRequestTimeout = errors.New("the docker engine did not answer in time")
 
 // retry calls call until it succeeds, fails with an error that is not
-// transient, or the retry budget from the first failure (or the context's
-// RetryUntil) is spent. Each request is bounded by requestTimeout, plus
+// transient, or the retry budget from the first failure (or the context)
+// is spent. Each request is bounded by requestTimeout, plus
 // slack for a verb that waits by design (stop). Only requests whose answer
 // is read in full inside call may be retried: a stream would be cut.
 func retry[T any](ctx context.Context, e *Engine, op string, slack time.Duration, call func(ctx context.Context) (T, error)) (T, error) {
-	var until time.Time
-	wait := firstBackoff
-	for attempt := 1; ; attempt++ {
-		v, err := once(ctx, e, slack, call)
-		if attempt == 1 {
-			until = time.Now().Add(retryBudget)
-			if hard, ok := ctx.Value(retryUntilKey{}).(time.Time); ok && hard.Before(until) {
-				until = hard
-			}
+	// ctx's deadline (a start's ready_timeout) bounds the retries too.
+	p := backoff.Policy{First: firstBackoff, Max: maxBackoff, Budget: retryBudget}
+	p.Until, _ = ctx.Deadline()
+	if e.OnRetry != nil {
+		p.Notify = func(err error, try int, wait time.Duration) {
+			e.OnRetry(Retry{Op: op, Err: err, Attempt: try, Wait: wait})
 		}
-		if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().Add(wait).After(until) {
-			return v, err
-		}
-		if e.OnRetry != nil {
-			e.OnRetry(Retry{Op: op, Err: err, Attempt: attempt, Wait: wait})
-		}
-		select {
-		case <-ctx.Done():
-			return v, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, maxBackoff)
 	}
+	var v T
+	var last error
+	err := backoff.Retry(ctx, p, func(ctx context.Context) error {
+		v, last = once(ctx, e, slack, call)
+		if last != nil && !Transient(last) {
+			return backoff.Permanent(last)
+		}
+		return last
+	})
+	if err != nil && last != nil {
+		// The call's own failure, not the cause of a context cut mid-pause.
+		err = last
+	}
+	return v, err
 }
 
 // once makes one bounded call.

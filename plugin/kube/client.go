@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 )
 
 // Service-account files in a pod.
@@ -201,30 +203,27 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		}
 		payload = b
 	}
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
+	var ok *http.Response
+	err := backoff.Retry(ctx, backoff.Policy{First: retryFirst, Max: retryMaxWait, Tries: retries}, func(ctx context.Context) error {
 		resp, err := c.once(ctx, method, path, payload)
 		if err != nil {
-			return nil, err
+			return backoff.Permanent(err)
 		}
 		if resp.StatusCode/100 == 2 {
-			return resp, nil
+			ok = resp
+			return nil
 		}
 		after, again := retryAfter(method, resp)
-		if !again || attempt == retries {
-			return nil, apiError(method, path, resp)
+		err = apiError(method, path, resp)
+		switch {
+		case !again:
+			return backoff.Permanent(err)
+		case after > 0:
+			return backoff.After(err, min(after, retryMaxWait))
 		}
-		resp.Body.Close()
-		if after > 0 {
-			wait = min(after, retryMaxWait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, retryMaxWait)
-	}
+		return err
+	})
+	return ok, err
 }
 
 // once sends the request one time.

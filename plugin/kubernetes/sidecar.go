@@ -14,26 +14,26 @@ import (
 // the pod's localhost with the app under test. The plugin waits for SC's
 // API and follows SC's container, so that an SC that exits (rejected
 // credentials, a bad option) fails the step at once, with its masked log.
-func (k *Backend) Wait(ctx context.Context) (*plugin.Tunnel, error) {
-	return k.AwaitSidecar(ctx, k.watchSidecar)
+func (k *backend) Wait(ctx context.Context) (*plugin.Tunnel, error) {
+	return k.s.AwaitSidecar(ctx, k.watchSidecar)
 }
 
 // watchSidecar follows SC's container in the build pod until it has failed
 // (then it prints SC's last lines and returns why) or ctx ends (nil). SC's
 // container is the build pod's container of the image setting's
 // repository; without one the wait relies on SC's API alone.
-func (k *Backend) watchSidecar(ctx context.Context) error {
+func (k *backend) watchSidecar(ctx context.Context) error {
 	pod, err := k.buildPod(ctx)
 	if err != nil {
-		k.Log.Debugf("cannot read the build pod (%v): an exit of sauce connect shows only as ready_timeout", err)
+		k.log.Debugf("cannot read the build pod (%v): an exit of sauce connect shows only as ready_timeout", err)
 		return nil
 	}
-	c, ok := sidecar(pod, k.Cfg.Image)
+	c, ok := sidecar(pod, k.cfg.Image)
 	if !ok {
-		k.Log.Debugf("no container of image %s in build pod %s (set image to the one your Sauce Connect step runs): an exit of sauce connect shows only as ready_timeout", repository(k.Cfg.Image), pod.Metadata.Name)
+		k.log.Debugf("no container of image %s in build pod %s (set image to the one your Sauce Connect step runs): an exit of sauce connect shows only as ready_timeout", repository(k.cfg.Image), pod.Metadata.Name)
 		return nil
 	}
-	k.Log.Debugf("following sauce connect in container %s of build pod %s", c.Name, pod.Metadata.Name)
+	k.log.Debugf("following sauce connect in container %s of build pod %s", c.Name, pod.Metadata.Name)
 	masked := k.learnEnvSecrets(ctx, c)
 	p, err := k.watchPod(ctx, pod, func(p kube.Pod) (bool, error) {
 		for _, cs := range p.Status.ContainerStatuses {
@@ -49,9 +49,9 @@ func (k *Backend) watchSidecar(ctx context.Context) error {
 	tail := ""
 	if masked {
 		tail = k.lastLines(ctx, p, c.Name)
-		k.PrintLog(tail)
+		k.s.PrintLog(tail)
 	} else {
-		k.Log.Warn("sauce connect's log is not shown: a secret of its container could not be read to mask it")
+		k.log.Warn("sauce connect's log is not shown: a secret of its container could not be read to mask it")
 	}
 	if classified := plugin.ClassifyExit(err, tail); classified != err {
 		return classified
@@ -93,7 +93,7 @@ func repository(ref string) string {
 // before anything of SC's is printed: those given by value (SAUCE_ACCESS_KEY
 // and the like), and every value taken from a Secret except the username.
 // It reports whether every one could be read.
-func (k *Backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
+func (k *backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
 	var env []string
 	ok := true
 	// Each Secret read once: a pipeline's one Secret usually backs several variables.
@@ -114,7 +114,7 @@ func (k *Backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
 				secrets[ref.Name] = r
 			}
 			if r.err != nil {
-				k.Log.Debugf("read secret %s for %s: %v", ref.Name, e.Name, r.err)
+				k.log.Debugf("read secret %s for %s: %v", ref.Name, e.Name, r.err)
 				ok = false
 				continue
 			}
@@ -123,7 +123,7 @@ func (k *Backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
 			env = append(env, e.Name+"="+v)
 		}
 	}
-	k.Opt.Masker.Add(plugin.SecretsOfEnv(env)...)
-	k.Opt.Masker.Add(plugin.SecretsOfArgs(c.Args)...)
+	k.s.Opt.Masker.Add(plugin.SecretsOfEnv(env)...)
+	k.s.Opt.Masker.Add(plugin.SecretsOfArgs(c.Args)...)
 	return ok
 }

@@ -1,48 +1,17 @@
-// Package docker is the Docker backend: it runs Sauce Connect 5 as a sibling
-// container through the engine the plugin reaches, waits until the tunnel
-// is ready, and guards it with a watchdog that removes it when the pipeline
-// ends.
 package docker
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
-
-// Engine is the part of the Docker engine the plugin uses. *engine.Engine
-// implements it; unit tests use fakes.
-type Engine interface {
-	InspectImage(ctx context.Context, ref string) (engine.Image, error)
-	PullImage(ctx context.Context, ref string, auth *engine.RegistryAuth, w io.Writer) error
-	CreateContainer(ctx context.Context, s engine.ContainerSpec) (string, error)
-	StartContainer(ctx context.Context, id string) error
-	InspectContainer(ctx context.Context, id string) (engine.Container, error)
-	ListContainers(ctx context.Context, labels map[string]string) ([]engine.Summary, error)
-	StopContainer(ctx context.Context, id string, timeout time.Duration) (bool, error)
-	RemoveContainer(ctx context.Context, id string) error
-	ContainerLogs(ctx context.Context, id string, o engine.LogsOptions, stdout, stderr io.Writer) error
-	WatchContainer(ctx context.Context, id string) (<-chan engine.Event, <-chan error)
-	PathExists(ctx context.Context, id, path string) (bool, error)
-	PutFiles(ctx context.Context, id string, files []engine.File) error
-	ReadFile(ctx context.Context, id, path string) ([]byte, error)
-	Connect(ctx context.Context, network, id string, aliases []string) error
-	Disconnect(ctx context.Context, network, id string) error
-	InspectNetwork(ctx context.Context, name string) (engine.Network, error)
-	RemoveNetwork(ctx context.Context, name string) error
-}
-
-var _ Engine = (*engine.Engine)(nil)
 
 // RetryWarning is the engine's OnRetry for the plugin and the watchdog: a
 // transient engine failure is worth one warning line, not a failed build.
@@ -51,23 +20,6 @@ func RetryWarning(log logrus.FieldLogger) func(engine.Retry) {
 		log.Warnf("docker engine: %s failed (%v); retrying in %s", r.Op, r.Err, r.Wait)
 	}
 }
-
-// New returns the Docker backend for session s on engine eng, reached as
-// access says (a tcp:// engine is probed there, and the watchdog reaches
-// it the same way).
-func New(s *plugin.Session, eng Engine, access engine.Access) *Backend {
-	return &Backend{Session: s, eng: eng, access: access}
-}
-
-// Backend is the Docker backend: SC as a sibling container on the engine
-// the plugin reaches, with a watchdog beside it.
-type Backend struct {
-	*plugin.Session
-	eng    Engine
-	access engine.Access
-}
-
-var _ plugin.Backend = (*Backend)(nil)
 
 // socketPath is the unix socket DOCKER_HOST names, or the default.
 func socketPath() string {
@@ -116,21 +68,3 @@ func EngineHint(err error, p plugin.Pipeline) error {
 	}
 	return &plugin.EngineError{Err: fmt.Errorf("%w; %s", err, hint)}
 }
-
-// Start opens the tunnel, or reuses a ready one of its name.
-func (p *Backend) Start(ctx context.Context) (*plugin.Tunnel, error) {
-	t, err := p.start(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	return &t.Tunnel, nil
-}
-
-// Run keeps the tunnel in the foreground until ctx ends, then stops it.
-func (p *Backend) Run(ctx context.Context) error { return p.foreground(ctx) }
-
-// Stop ends this pipeline's tunnel.
-func (p *Backend) Stop(ctx context.Context) error { return p.stop(ctx) }
-
-// Status says whether this pipeline's tunnel is up and ready.
-func (p *Backend) Status(ctx context.Context) error { return p.status(ctx) }

@@ -1,0 +1,183 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
+)
+
+// site is where the plugin runs, as the engine sees it: everything the
+// placement of SC needs, read once per start (locate).
+type site struct {
+	// Self is the plugin's own container, proven by the engine (nil on
+	// the host, or when nothing is proven); Owner the container whose
+	// network stack it uses (act borrows the job container's).
+	Self  *engine.Container `json:"self,omitempty"`
+	Owner *engine.Container `json:"owner,omitempty"`
+	// Reach is how the plugin reaches the engine.
+	Reach string `json:"reach"`
+	// FreePort is a port free on api_bind here, for an SC in the host's
+	// network with api_host_port 0 (0 when none is needed).
+	FreePort int `json:"free_port,omitempty"`
+	// Expires is when the tunnel expires; Labels are the runner's teardown
+	// labels, to copy onto what the plugin creates.
+	Expires time.Time         `json:"expires"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// procSelf is what this process reads of itself to guess its container.
+type procSelf struct {
+	mountinfo, cgroup, hostname string
+	// marker writes a file only this process has; it returns its path
+	// (none: "") and a func that removes it.
+	marker func() (string, func())
+}
+
+// readProcSelf reads the running process's own.
+func readProcSelf() procSelf {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	hn, _ := os.Hostname()
+	return procSelf{mountinfo: string(mi), cgroup: string(cg), hostname: hn, marker: writeMarker}
+}
+
+// locate works out the site: the plugin's own container among all (the
+// start's one listing), the owner of its network stack, when the tunnel
+// expires and the runner's labels, and a free host port where the
+// placement may need one.
+func locate(ctx context.Context, eng Engine, c plugin.Config, access engine.Access, all []engine.Summary, here procSelf, log *logrus.Entry, now time.Time) (site, error) {
+	self, err := whereAmI(ctx, eng, here, all, log)
+	if err != nil {
+		return site{}, err
+	}
+	owner, err := netnsOwner(ctx, eng, self)
+	if err != nil {
+		return site{}, err
+	}
+	st := site{Self: self, Owner: owner, Reach: access.Host, Expires: expiry(c, self, now), Labels: platformLabels(self)}
+	if c.APIHostPort == 0 && hostMode(c, owner) && onHostNetwork(owner) && !strings.HasPrefix(access.Host, "tcp://") {
+		// api_host_port 0 in the host's network: pick a free port here.
+		if st.FreePort, err = freeHostPort(c.APIBind); err != nil {
+			return site{}, err
+		}
+	}
+	return st, nil
+}
+
+// netnsOwner follows a borrowed network namespace (network_mode
+// container:<id>, as act runs actions) to the container that owns it.
+func netnsOwner(ctx context.Context, eng Engine, self *engine.Container) (*engine.Container, error) {
+	if self == nil {
+		return nil, nil
+	}
+	for range 4 {
+		id, ok := strings.CutPrefix(self.NetworkMode, "container:")
+		if !ok {
+			return self, nil
+		}
+		owner, err := eng.InspectContainer(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("inspect the container whose network the plugin shares: %w", err)
+		}
+		self = &owner
+	}
+	return self, nil
+}
+
+// platformLabel matches the labels by which runners find what to tear down:
+// Drone's io.drone.* (io.drone.expires is what drone-gc honours), Harness's
+// stage label, and GitHub's per-runner instance label (six hex digits).
+var platformLabel = regexp.MustCompile(`^(io\.drone(\..+)?|internal_stage_label|[0-9a-f]{6})$`)
+
+// platformLabels picks the runner's teardown labels from the plugin's own
+// container, to copy onto what the plugin creates.
+func platformLabels(self *engine.Container) map[string]string {
+	out := map[string]string{}
+	if self == nil {
+		return out
+	}
+	for k, v := range self.Labels {
+		if platformLabel.MatchString(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// expiry is when the tunnel expires: max_lifetime from now when set, else
+// the runner's own expiry (Drone's io.drone.expires, or io.drone.ttl), else
+// the default lifetime.
+func expiry(c plugin.Config, self *engine.Container, now time.Time) time.Time {
+	if c.MaxLifetime > 0 {
+		return now.Add(c.MaxLifetime)
+	}
+	if self != nil {
+		if s, err := strconv.ParseInt(self.Labels["io.drone.expires"], 10, 64); err == nil && s > now.Unix() {
+			return time.Unix(s, 0)
+		}
+		if d, err := time.ParseDuration(self.Labels["io.drone.ttl"]); err == nil && d > 0 {
+			return now.Add(d)
+		}
+	}
+	return plugin.Lifetime(c, now)
+}
+
+// freeHostPort returns a port free on addr now.
+func freeHostPort(addr string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port for SC's API: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// checkHostPort fails early, naming the setting, when the fixed host port
+// the API is to be published on is already taken (by a container among
+// all, or on this host). The engine itself does not always refuse: two
+// containers may bind the same address.
+func checkHostPort(c plugin.Config, pl placement, st site, all []engine.Summary) error {
+	local := onHostNetwork(st.Owner) && !strings.HasPrefix(st.Reach, "tcp://")
+	if pl.NetworkMode == "host" && local {
+		if !portFree(c.APIBind, pl.APIPort) {
+			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, c.APIBind)
+		}
+		return nil
+	}
+	if pl.Publish == nil || pl.Publish.Port == 0 {
+		return nil
+	}
+	port, ip := pl.Publish.Port, pl.Publish.IP
+	taken := fmt.Errorf("host port %d (%s) is already in use; set api_host_port to a free port, or 0 to pick one", port, ip)
+	for _, s := range all {
+		for _, hp := range s.Ports {
+			if hp.Port == port && (hp.IP == ip || hp.IP == "" || hp.IP == "0.0.0.0" || ip == "0.0.0.0") {
+				return fmt.Errorf("%w by container %s", taken, strings.Join(s.Names, ","))
+			}
+		}
+	}
+	if local && !portFree(ip, port) {
+		return taken
+	}
+	return nil
+}
+
+// portFree reports whether port on addr can be listened on now.
+func portFree(addr string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
