@@ -334,45 +334,12 @@ func (v *validation) scOptions() {
 		v.bad("direct_domains", "cannot be combined with tunnel_domains; SC5 takes one or the other")
 	}
 	c.LogLevel = oneOf(s.LogLevel, "log_level", v.bad, "", "error", "info", "debug")
-
-	if f := strings.TrimSpace(s.ConfigFile); f != "" {
-		abs, _ := filepath.Abs(f)
-		fi, err := os.Stat(abs)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			v.bad("config_file", "%q does not exist; give the path of an SC5 YAML file in the workspace", f)
-		case err != nil:
-			v.bad("config_file", "%q cannot be read; give the path of an SC5 YAML file in the workspace", f)
-		case !fi.Mode().IsRegular():
-			v.bad("config_file", "%q is not a regular file; give the path of an SC5 YAML file in the workspace", f)
-		}
-		c.ConfigFile = abs
-		if err == nil {
-			c.checkConfigFile(v.bad)
-		}
-	}
+	v.configFile()
 	if c.Region == "" && strings.TrimSpace(s.Region) == "" && c.opens() {
 		v.bad("region", "missing; set it to the Sauce Labs data centre of your account: us-west, us-east or eu-central")
 	}
-
-	args, err := splitArgs(s.SCArgs)
-	if err != nil {
-		v.bad("sc_args", "%v; give a JSON array of strings, or arguments separated by spaces with values quoted as in a shell", err)
-	}
-	c.SCArgs = args
-	parsed, err := parseSCArgs(args)
-	if err != nil {
-		v.bad("sc_args", "%v; give it one, e.g. --log-http=api:url", err)
-	}
 	c.Env = parseObject(s.Env, "env", v.bad)
-	for _, a := range parsed {
-		switch _, inEnv := c.Env[a.Opt.Env()]; {
-		case a.Opt.Owned():
-			v.bad("sc_args", "%s is set by the plugin; %s", a.Written, useInstead(a.Opt.Setting))
-		case inEnv && a.Known:
-			v.bad("sc_args", "%s is set in env too (%s); set it in one place", a.Written, a.Opt.Env())
-		}
-	}
+	v.scArgs()
 	for _, k := range sortedKeys(c.Env) {
 		if o, _, ok := optionOfEnv(k); !ok {
 			v.bad("env", "variable %q does not start with SAUCE_; only Sauce Connect's own variables may be set", k)
@@ -384,6 +351,51 @@ func (v *validation) scOptions() {
 	for _, k := range sortedKeys(c.Labels) {
 		if strings.HasPrefix(k, LabelPrefix) {
 			v.bad("labels", "label %q uses the prefix %s, which the plugin reserves; pick another key", k, LabelPrefix)
+		}
+	}
+}
+
+// configFile: config_file, a file the step can read, and its options.
+func (v *validation) configFile() {
+	f := strings.TrimSpace(v.s.ConfigFile)
+	if f == "" {
+		return
+	}
+	abs, _ := filepath.Abs(f)
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		v.bad("config_file", "%q does not exist; give the path of an SC5 YAML file in the workspace", f)
+	case err != nil:
+		v.bad("config_file", "%q cannot be read; give the path of an SC5 YAML file in the workspace", f)
+	case !fi.Mode().IsRegular():
+		v.bad("config_file", "%q is not a regular file; give the path of an SC5 YAML file in the workspace", f)
+	}
+	v.c.ConfigFile = abs
+	if err == nil {
+		v.c.checkConfigFile(v.bad)
+	}
+}
+
+// scArgs: sc_args, read as SC reads them; none may set what the plugin
+// owns, nor what env sets too.
+func (v *validation) scArgs() {
+	c := &v.c
+	args, err := splitArgs(v.s.SCArgs)
+	if err != nil {
+		v.bad("sc_args", "%v; give a JSON array of strings, or arguments separated by spaces with values quoted as in a shell", err)
+	}
+	c.SCArgs = args
+	parsed, err := parseSCArgs(args)
+	if err != nil {
+		v.bad("sc_args", "%v; give it one, e.g. --log-http=api:url", err)
+	}
+	for _, a := range parsed {
+		switch _, inEnv := c.Env[a.Opt.Env()]; {
+		case a.Opt.Owned():
+			v.bad("sc_args", "%s is set by the plugin; %s", a.Written, useInstead(a.Opt.Setting))
+		case inEnv && a.Known:
+			v.bad("sc_args", "%s is set in env too (%s); set it in one place", a.Written, a.Opt.Env())
 		}
 	}
 }
@@ -650,55 +662,67 @@ func splitArgs(v string) ([]string, error) {
 		}
 		return out, nil
 	}
-	var out []string
-	var word strings.Builder
-	inWord := false
-	end := func() {
-		if inWord {
-			out = append(out, word.String())
-		}
-		word.Reset()
-		inWord = false
-	}
+	w := &words{}
 	for i := 0; i < len(v); i++ {
 		switch ch := v[i]; {
-		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
-			end()
-		case ch == ',' && i+1 < len(v) && v[i+1] == '-':
-			end()
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r', ch == ',' && i+1 < len(v) && v[i+1] == '-':
+			w.end()
 		case ch == '\\' && i+1 < len(v):
 			i++
-			word.WriteByte(v[i])
-			inWord = true
-		case ch == '\'':
-			j := strings.IndexByte(v[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("a ' is not closed")
+			w.add(v[i : i+1])
+		case ch == '\'' || ch == '"':
+			n, err := w.quoted(v[i:])
+			if err != nil {
+				return nil, err
 			}
-			word.WriteString(v[i+1 : i+1+j])
-			i, inWord = i+1+j, true
-		case ch == '"':
-			closed := false
-			for i++; i < len(v); i++ {
-				if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("\"\\$`", v[i+1]) >= 0 {
-					i++
-				} else if v[i] == '"' {
-					closed = true
-					break
-				}
-				word.WriteByte(v[i])
-			}
-			if !closed {
-				return nil, errors.New(`a " is not closed`)
-			}
-			inWord = true
+			i += n
 		default:
-			word.WriteByte(ch)
-			inWord = true
+			w.add(v[i : i+1])
 		}
 	}
-	end()
-	return out, nil
+	w.end()
+	return w.out, nil
+}
+
+// words gathers the words of sc_args' string form.
+type words struct {
+	out    []string
+	word   strings.Builder
+	inWord bool
+}
+
+func (w *words) add(s string) { w.word.WriteString(s); w.inWord = true }
+
+func (w *words) end() {
+	if w.inWord {
+		w.out = append(w.out, w.word.String())
+	}
+	w.word.Reset()
+	w.inWord = false
+}
+
+// quoted takes the quoted part at the start of s ('…' as is, "…" with \
+// escaping " \ $ and `) and returns where its closing quote is.
+func (w *words) quoted(s string) (int, error) {
+	w.inWord = true
+	if s[0] == '\'' {
+		j := strings.IndexByte(s[1:], '\'')
+		if j < 0 {
+			return 0, errors.New("a ' is not closed")
+		}
+		w.word.WriteString(s[1 : 1+j])
+		return 1 + j, nil
+	}
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0:
+			i++
+		case s[i] == '"':
+			return i, nil
+		}
+		w.word.WriteByte(s[i])
+	}
+	return 0, errors.New(`a " is not closed`)
 }
 
 // parseObject reads a JSON object of strings (Harness pretty-prints objects;
