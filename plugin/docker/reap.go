@@ -106,35 +106,48 @@ func Reap(ctx context.Context, a WatchdogArgs, eng Engine, log *logrus.Logger, m
 	return w.watch(ctx)
 }
 
+// streams are the watchdog's event subscriptions; when one breaks, the
+// watchdog looks every watchdogPoll instead.
+type streams struct {
+	anchorEv, targetEv   <-chan engine.Event
+	anchorErr, targetErr <-chan error
+	poll                 <-chan time.Time
+}
+
+func (w *watchdogRun) subscribe(ctx context.Context) *streams {
+	s := &streams{}
+	if w.args.Anchor != "" {
+		s.anchorEv, s.anchorErr = w.eng.WatchContainer(ctx, w.args.Anchor)
+	}
+	s.targetEv, s.targetErr = w.eng.WatchContainer(ctx, w.args.Target)
+	return s
+}
+
+// look inspects the anchor and SC: done when either is gone, with why
+// ("" when SC itself is gone, so there is nothing to tear down).
+func (w *watchdogRun) look(ctx context.Context) (why string, done bool) {
+	if w.args.Anchor != "" {
+		if _, err := w.eng.InspectContainer(ctx, w.args.Anchor); engine.IsNotFound(err) {
+			return "its pipeline step is gone", true
+		}
+	}
+	if _, err := w.eng.InspectContainer(ctx, w.args.Target); engine.IsNotFound(err) {
+		return "", true
+	}
+	return "", false
+}
+
 func (w *watchdogRun) watch(ctx context.Context) error {
 	a := w.args
-	log := w.log.WithField("container", plugin.Short(a.Target))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var anchorEv <-chan engine.Event
-	var anchorErr <-chan error
-	if a.Anchor != "" {
-		anchorEv, anchorErr = w.eng.WatchContainer(wctx, a.Anchor)
-	}
-	targetEv, targetErr := w.eng.WatchContainer(wctx, a.Target)
+	s := w.subscribe(wctx)
 	deadline := time.NewTimer(time.Until(a.Deadline))
 	defer deadline.Stop()
-	log.Infof("watching tunnel %s until %s (anchor %s)", a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(plugin.Short(a.Anchor)))
-
+	w.log.WithField("container", plugin.Short(a.Target)).Infof("watching tunnel %s until %s (anchor %s)",
+		a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(plugin.Short(a.Anchor)))
 	// Subscribed: now look, so that nothing that happened before is missed.
-	var poll <-chan time.Time
-	check := func() (string, bool) {
-		if a.Anchor != "" {
-			if _, err := w.eng.InspectContainer(ctx, a.Anchor); engine.IsNotFound(err) {
-				return "its pipeline step is gone", true
-			}
-		}
-		if _, err := w.eng.InspectContainer(ctx, a.Target); engine.IsNotFound(err) {
-			return "", true
-		}
-		return "", false
-	}
-	if why, done := check(); done {
+	if why, done := w.look(ctx); done {
 		return w.teardown(ctx, why, true)
 	}
 	for {
@@ -143,25 +156,25 @@ func (w *watchdogRun) watch(ctx context.Context) error {
 			return nil
 		case <-deadline.C:
 			return w.teardown(ctx, "max_lifetime reached", false)
-		case ev, ok := <-anchorEv:
+		case ev, ok := <-s.anchorEv:
 			if !ok {
-				anchorEv, poll = nil, time.Tick(watchdogPoll)
+				s.anchorEv, s.poll = nil, time.Tick(watchdogPoll)
 			} else if ev.Action == "destroy" {
 				return w.teardown(ctx, "its pipeline step was removed", true)
 			}
-		case ev, ok := <-targetEv:
+		case ev, ok := <-s.targetEv:
 			if !ok {
-				targetEv, poll = nil, time.Tick(watchdogPoll)
+				s.targetEv, s.poll = nil, time.Tick(watchdogPoll)
 			} else if ev.Action == "destroy" {
-				log.Info("the tunnel was removed; watchdog done")
+				w.log.WithField("container", plugin.Short(a.Target)).Info("the tunnel was removed; watchdog done")
 				return nil
 			}
-		case <-anchorErr:
-			anchorEv, anchorErr, poll = nil, nil, time.Tick(watchdogPoll)
-		case <-targetErr:
-			targetEv, targetErr, poll = nil, nil, time.Tick(watchdogPoll)
-		case <-poll:
-			if why, done := check(); done {
+		case <-s.anchorErr:
+			s.anchorEv, s.anchorErr, s.poll = nil, nil, time.Tick(watchdogPoll)
+		case <-s.targetErr:
+			s.targetEv, s.targetErr, s.poll = nil, nil, time.Tick(watchdogPoll)
+		case <-s.poll:
+			if why, done := w.look(ctx); done {
 				return w.teardown(ctx, why, true)
 			}
 		}

@@ -86,6 +86,22 @@ func watchdogLabels(tunnel string) map[string]string {
 // same, with secret values shown as ***.
 func trace(s engine.ContainerSpec) string {
 	s = s.Redacted()
+	line := strings.Join(runArgs(s), " ")
+	for _, f := range s.Files {
+		line += fmt.Sprintf("\n+ docker cp - %s:%s  # mode %04o, uid %d; its values are not shown", s.Name, f.Path, f.Mode, f.UID)
+	}
+	for _, n := range s.Networks[min(1, len(s.Networks)):] {
+		line += "\n+ docker network connect"
+		for _, a := range n.Aliases {
+			line += " --alias " + a
+		}
+		line += " " + n.Network + " " + s.Name
+	}
+	return line
+}
+
+// runArgs is the docker run command line of a (redacted) spec.
+func runArgs(s engine.ContainerSpec) []string {
 	args := []string{"+ docker run -d --name", s.Name}
 	keys := make([]string, 0, len(s.Labels))
 	for k := range s.Labels {
@@ -110,13 +126,10 @@ func trace(s engine.ContainerSpec) string {
 	}
 	if s.NetworkMode != "" {
 		args = append(args, "--network", s.NetworkMode)
-	}
-	for i, n := range s.Networks {
-		if i == 0 && s.NetworkMode == "" {
-			args = append(args, "--network", n.Network)
-			for _, a := range n.Aliases {
-				args = append(args, "--network-alias", a)
-			}
+	} else if len(s.Networks) > 0 {
+		args = append(args, "--network", s.Networks[0].Network)
+		for _, a := range s.Networks[0].Aliases {
+			args = append(args, "--network-alias", a)
 		}
 	}
 	for _, m := range s.Mounts {
@@ -130,18 +143,7 @@ func trace(s engine.ContainerSpec) string {
 	for _, a := range s.Cmd {
 		args = append(args, quote(a))
 	}
-	line := strings.Join(args, " ")
-	for _, f := range s.Files {
-		line += fmt.Sprintf("\n+ docker cp - %s:%s  # mode %04o, uid %d; its values are not shown", s.Name, f.Path, f.Mode, f.UID)
-	}
-	for _, n := range s.Networks[min(1, len(s.Networks)):] {
-		line += "\n+ docker network connect"
-		for _, a := range n.Aliases {
-			line += " --alias " + a
-		}
-		line += " " + n.Network + " " + s.Name
-	}
-	return line
+	return args
 }
 
 func quote(s string) string {
