@@ -154,3 +154,6 @@ func probeOnce(ctx context.Context, t Prober) probeResult {
 	}
 	return probeResult{last: fmt.Sprintf("/readyz answered HTTP %d", code)}
 }
+
+// ProbeTimeout bounds one request to SC's API.
+const ProbeTimeout = time.Second

@@ -68,16 +68,3 @@ func ParseSCFile(raw []byte) (map[string]string, error) {
 	}
 	return out, nil
 }
-
-// SecretsOfFile returns what must be masked of a config file's options.
-func SecretsOfFile(opts map[string]string) []string {
-	var out []string
-	for k, v := range opts {
-		o, known := lookupOption(k, false)
-		if !known {
-			o = scOption{Long: k, Value: true}
-		}
-		out = append(out, o.secrets(known, v)...)
-	}
-	return out
-}

@@ -202,34 +202,3 @@ func parseShort(args []string, i int) ([]scArg, int, error) {
 	}
 	return out, i, nil
 }
-
-// secrets returns what must be masked in the value of option o: per its
-// kind, or, for an option the table does not know, when its name says it
-// holds a secret.
-func (o scOption) secrets(known bool, value string) []string {
-	if value == "" {
-		return nil
-	}
-	kind := o.Secret
-	if upper := strings.ToUpper(o.Long); !known && value != "true" && value != "false" && (strings.Contains(upper, "PASSWORD") ||
-		strings.Contains(upper, "TOKEN") || strings.Contains(upper, "SECRET") || strings.Contains(upper, "AUTH") || strings.HasSuffix(upper, "KEY")) {
-		kind = secretValue
-	}
-	switch kind {
-	case secretValue:
-		out := []string{value}
-		// user:pass lists (auth, api-basic-auth) and Name: value headers:
-		// the part after the first ':' alone is secret too.
-		for _, item := range strings.Split(value, ",") {
-			userinfo, _, _ := strings.Cut(item, "@")
-			if _, pass, ok := strings.Cut(userinfo, ":"); ok && strings.TrimSpace(pass) != "" {
-				out = append(out, userinfo, strings.TrimSpace(pass))
-				out = append(out, urlForms(pass)...)
-			}
-		}
-		return out
-	case secretURL:
-		return ProxyPassword(value)
-	}
-	return nil
-}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -98,32 +97,6 @@ const FailureGrace = 5 * time.Second
 // TailLines is how much of SC's log is shown with a failure or a stop.
 const TailLines = 50
 
-// Tunnel is a running, ready tunnel, as a backend hands it over.
-type Tunnel struct {
-	// ID is the SC container's ID or the tunnel pod's name; Where says
-	// which, for people ("container 4f2c9d1e8a7b", "pod sc-build-42").
-	ID, Where string
-	Name      string
-	// SauceID is the tunnel's ID at Sauce Labs, once Sauce confirmed it
-	// ("" when it was not asked, or could not be).
-	SauceID   string
-	Endpoints Endpoints
-	ReadyIn   time.Duration
-	Reused    bool
-}
-
-// Endpoints are the addresses of SC's API.
-type Endpoints struct {
-	// Probe is where the plugin itself reaches the API.
-	Probe string
-	// Container is the URL later container steps use (the alias when SC is
-	// on a user-defined network, else its IP).
-	Container string
-	// Host is the URL on the host, when the API is published or SC uses the
-	// host's network.
-	Host string
-}
-
 // Report prints where the ready tunnel answers and writes the outputs.
 func (s *Session) Report(t *Tunnel) {
 	how := fmt.Sprintf("ready in %s", t.ReadyIn.Round(time.Millisecond))
@@ -147,54 +120,6 @@ func (s *Session) Report(t *Tunnel) {
 		s.Log.Warnf("could not write the step output %v", err)
 	}
 }
-
-// Backend runs tunnels: on a Docker engine or on Kubernetes.
-type Backend interface {
-	// Start opens the tunnel, or reuses a ready one of its name, and
-	// leaves it running.
-	Start(ctx context.Context) (*Tunnel, error)
-	// Run keeps the tunnel in the foreground until ctx ends, then stops it.
-	Run(ctx context.Context) error
-	// Stop ends the tunnel; nothing to stop is a warning.
-	Stop(ctx context.Context) error
-	// Status says whether the tunnel is up and ready.
-	Status(ctx context.Context) error
-}
-
-// Perform does the configured action with the backend: the one switch. A
-// start carries ready_timeout in its context from here down.
-func Perform(ctx context.Context, c Config, b Backend) error {
-	switch c.Action {
-	case ActionStart:
-		ctx, cancel := ReadyBy(ctx, c)
-		defer cancel()
-		_, err := b.Start(ctx)
-		return TimedOut(ctx, c, err)
-	case ActionRun:
-		return b.Run(ctx)
-	case ActionStop:
-		return b.Stop(ctx)
-	case ActionStatus:
-		return b.Status(ctx)
-	default:
-		return fmt.Errorf("unknown action %q", c.Action)
-	}
-}
-
-// Short abbreviates a container ID the way the docker CLI does.
-func Short(id string) string {
-	if fullID.MatchString(id) {
-		return id[:12]
-	}
-	return id
-}
-
-// fullID is a container ID as the engine returns it; names (a pod's, a
-// container's) are never cut.
-var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// ProbeTimeout bounds one request to SC's API.
-const ProbeTimeout = time.Second
 
 // APIGet GETs a URL of SC's API and returns the status and (up to 64 KiB
 // of) the body.

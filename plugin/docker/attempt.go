@@ -2,12 +2,10 @@ package docker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -112,13 +110,6 @@ func (b *backend) launch(ctx, wctx context.Context, pl placement, st site, id st
 	return t, nil
 }
 
-// noWatchdog is a channel that always yields nil: no watchdog to wait for.
-var noWatchdog = func() <-chan *watchdog {
-	c := make(chan *watchdog)
-	close(c)
-	return c
-}()
-
 // explainFailure prints the end of SC's log and turns a failed wait into the
 // error the user sees: bad credentials and invalid settings are permanent.
 func (b *backend) explainFailure(ctx context.Context, id string, err error, logsDone <-chan struct{}) error {
@@ -139,46 +130,6 @@ func (b *backend) explainFailure(ctx context.Context, id string, err error, logs
 	tail := b.tail(ctx, id)
 	b.s.PrintLog(tail)
 	return b.s.ExplainExit(ctx, err, tail)
-}
-
-// sauceIDFile is where, in SC's own container, the plugin records the
-// tunnel's ID at Sauce Labs once Sauce confirmed it: a container's labels
-// are fixed at its creation, and the stop step, the watchdog and a later
-// start read it there (the engine's archive API reads an ended
-// container's files too).
-const sauceIDFile = "/run/drone-sauce-connect/sauce-tunnel-id"
-
-// recordSauceID writes the confirmed tunnel's Sauce Labs ID into SC's
-// container; without it the backstop deletes nothing.
-func (b *backend) recordSauceID(ctx context.Context, t plugin.Tunnel) {
-	if t.SauceID == "" {
-		return
-	}
-	err := b.eng.PutFiles(ctx, t.ID, []engine.File{{Path: sauceIDFile, Mode: 0o444, Content: []byte(t.SauceID)}})
-	if err != nil {
-		b.log.Warnf("could not record the tunnel's Sauce Labs ID in its container (%v); if SC does not close the tunnel itself, nothing deletes it at Sauce Labs", err)
-	}
-}
-
-// sauceID reads the tunnel's Sauce Labs ID recorded in SC's container id,
-// "" when none was.
-func sauceID(ctx context.Context, eng Engine, id string) string {
-	b, err := eng.ReadFile(ctx, id, sauceIDFile)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// tail returns the last lines of SC's log.
-func (b *backend) tail(ctx context.Context, id string) string {
-	var buf bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := b.eng.ContainerLogs(ctx, id, engine.LogsOptions{Tail: strconv.Itoa(plugin.TailLines)}, &buf, &buf); err != nil {
-		b.log.WithError(err).Debug("could not read sauce connect's log")
-	}
-	return buf.String()
 }
 
 // followLogs streams SC's log while it runs: each line is scanned for the

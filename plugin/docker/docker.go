@@ -2,6 +2,24 @@
 // container through the engine the plugin reaches, waits until the tunnel
 // is ready, and guards it with a watchdog that removes it when the pipeline
 // ends.
+//
+// A start reads top down, and each file builds only on those below it:
+//
+//	start.go     Start, Run: one listing, locate, reuse or create, retries
+//	attempt.go   one SC container: create, watchdog, wait until ready
+//	reap.go      the watchdog at work (the binary's reap command)
+//	watchdog.go  the watchdog's container and what it guards
+//	spec.go      settings and placement → SC's container spec (pure)
+//	reuse.go     joining a tunnel another step started
+//	status.go    action status
+//	place.go     the site → how SC attaches to the world (pure)
+//	endpoints.go SC's API addresses from its inspected state (pure)
+//	site.go      locate: where the plugin runs, as the engine sees it
+//	stop.go      Stop, and SC's graceful end
+//	self.go      which container the plugin itself runs in
+//	tunnel.go    an SC container as found: labels, state, Sauce ID, removal
+//	ready.go     an SC container as a plugin.ReadyTarget
+//	image.go, hints.go, docker.go: the image, engine hints, the backend
 package docker
 
 import (

@@ -3,11 +3,8 @@ package docker
 import (
 	"context"
 	"errors"
-	"flag"
-	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
@@ -21,71 +18,6 @@ import (
 // watchdogPoll paces the watchdog's checks only when an event stream broke;
 // otherwise it sleeps on the streams and costs nothing.
 const watchdogPoll = 2 * time.Second
-
-// ReapCommand is the binary's subcommand that runs a watchdog.
-const ReapCommand = "reap"
-
-// WatchdogArgs are what a watchdog watches. The plugin passes them to its
-// watchdog container as the reap command's flags; they are no settings.
-type WatchdogArgs struct {
-	Tunnel string
-	// Target is the SC container.
-	Target string
-	// Anchor is the container whose removal ends the tunnel ("" when there
-	// is no anchor: then only the deadline counts).
-	Anchor string
-	// Deadline is when the tunnel expires.
-	Deadline time.Time
-	// Networks are the runner's networks SC joined: SC leaves them first at
-	// teardown, and the watchdog removes the ones its runner left behind.
-	Networks    []string
-	StopTimeout time.Duration
-	LogFormat   string
-	// RESTURL is rest_url: where the backstop deletes a tunnel SC could
-	// not close itself ("" for the region's host).
-	RESTURL string
-}
-
-// Flags renders the arguments as the reap command's flags.
-func (a WatchdogArgs) Flags() []string {
-	out := []string{ReapCommand, "--tunnel=" + a.Tunnel, "--target=" + a.Target, "--deadline=" + strconv.FormatInt(a.Deadline.Unix(), 10),
-		"--stop-timeout=" + a.StopTimeout.String(), "--log-format=" + a.LogFormat}
-	if a.Anchor != "" {
-		out = append(out, "--anchor="+a.Anchor)
-	}
-	if len(a.Networks) > 0 {
-		out = append(out, "--networks="+strings.Join(a.Networks, ","))
-	}
-	if a.RESTURL != "" {
-		out = append(out, "--rest-url="+a.RESTURL)
-	}
-	return out
-}
-
-// ParseWatchdogArgs reads the reap command's flags (those after "reap").
-func ParseWatchdogArgs(args []string) (WatchdogArgs, error) {
-	var a WatchdogArgs
-	var deadline int64
-	var networks string
-	fs := flag.NewFlagSet(ReapCommand, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.Tunnel, "tunnel", "", "the tunnel's name")
-	fs.StringVar(&a.Target, "target", "", "the SC container")
-	fs.StringVar(&a.Anchor, "anchor", "", "the container whose removal ends the tunnel")
-	fs.Int64Var(&deadline, "deadline", 0, "when the tunnel expires, in Unix seconds")
-	fs.StringVar(&networks, "networks", "", "the runner's networks SC joined, comma-separated")
-	fs.DurationVar(&a.StopTimeout, "stop-timeout", 30*time.Second, "SC's drain")
-	fs.StringVar(&a.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&a.RESTURL, "rest-url", "", "Sauce Labs' REST API, for the backstop")
-	if err := fs.Parse(args); err != nil {
-		return a, &plugin.SettingsError{Problems: []string{"reap: " + err.Error() + "; reap is the plugin's own watchdog command"}}
-	}
-	if a.Target == "" || deadline <= 0 {
-		return a, &plugin.SettingsError{Problems: []string{"reap: --target and --deadline are required; reap is the plugin's own watchdog command"}}
-	}
-	a.Deadline, a.Networks = time.Unix(deadline, 0), plugin.SplitList(networks)
-	return a, nil
-}
 
 // watchdogRun is one watchdog at work.
 type watchdogRun struct {
@@ -275,127 +207,6 @@ func (w *watchdogRun) removeLeftNetwork(ctx context.Context, name string) {
 	if err != nil {
 		w.log.Infof("network %s still has %d containers attached; leaving it", name, attached)
 	}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// watchdog is a watchdog the plugin has started, watched until the tunnel
-// is ready so that one that dies at once is reported.
-type watchdog struct {
-	id     string
-	events <-chan engine.Event
-	logs   *tailBuffer
-	logsOK <-chan struct{}
-	stop   context.CancelFunc
-}
-
-// launchWatchdog creates the watchdog for SC container scID and starts it
-// in the background; the channel yields it once started, or nil. It needs
-// the plugin's own image, so it runs only when the plugin's container is
-// known. A watchdog that cannot be created or started is a warning, never
-// a failed start: the stop step and max_lifetime still end the tunnel.
-// Once started, the watchdog is never removed by the plugin: it ends by
-// itself when SC is removed, so a plugin killed halfway through its own
-// cleanup cannot leave SC unguarded.
-func (b *backend) launchWatchdog(ctx context.Context, self *engine.Container, g guard, scID string, deadline time.Time) <-chan *watchdog {
-	out := make(chan *watchdog, 1)
-	spec, ok := watchdogSpec(b.cfg, *self, g, scID, deadline, b.s.Opt.Now(), b.access)
-	if !ok {
-		b.log.Warn("no watchdog: the Docker socket is not a mount of this container; the tunnel is removed by the stop step or when it expires")
-		out <- nil
-		return out
-	}
-	b.log.WithField("container", plugin.Short(scID)).Debug(trace(spec))
-	id, err := b.eng.CreateContainer(ctx, spec)
-	if err != nil {
-		if id != "" {
-			_ = b.eng.RemoveContainer(context.WithoutCancel(ctx), id)
-		}
-		b.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
-		out <- nil
-		return out
-	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	events, _ := b.eng.WatchContainer(wctx, id)
-	go func() {
-		if err := b.eng.StartContainer(ctx, id); err != nil {
-			stop()
-			_ = b.eng.RemoveContainer(context.WithoutCancel(ctx), id)
-			b.log.Warnf("no watchdog: %v; %s", err, noWatchdogMeans)
-			out <- nil
-			return
-		}
-		logs := &tailBuffer{}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = b.eng.ContainerLogs(wctx, id, engine.LogsOptions{Follow: true}, logs, logs)
-		}()
-		out <- &watchdog{id: id, events: events, logs: logs, logsOK: done, stop: stop}
-	}()
-	return out
-}
-
-// noWatchdogMeans is what a missing watchdog leaves in place.
-const noWatchdogMeans = "the tunnel is removed by the stop step or when max_lifetime passes"
-
-// check warns, once, when the watchdog is no longer running, naming its
-// exit code and last log line; then it stops watching.
-func (w *watchdog) check(ctx context.Context, b *backend) {
-	if w == nil {
-		return
-	}
-	defer w.stop()
-	c, err := b.eng.InspectContainer(ctx, w.id)
-	if err == nil && c.State.Running {
-		return
-	}
-	code := c.State.ExitCode
-	for done := false; !done; {
-		select {
-		case ev, ok := <-w.events:
-			if !ok {
-				done = true
-			} else if ev.Action == "die" {
-				code = ev.ExitCode
-			}
-		case <-time.After(50 * time.Millisecond):
-			done = true
-		}
-	}
-	select {
-	case <-w.logsOK:
-	case <-time.After(200 * time.Millisecond):
-	}
-	b.log.Warnf("the watchdog exited at once with code %d (%s); %s", code, orNone(w.logs.last()), noWatchdogMeans)
-}
-
-// tailBuffer keeps the last line written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tailBuffer) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, b...)
-	if len(t.buf) > 4096 {
-		t.buf = t.buf[len(t.buf)-4096:]
-	}
-	return len(b), nil
-}
-
-func (t *tailBuffer) last() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // sweep removes, by exact ID, the containers of this plugin that expired:

@@ -16,26 +16,6 @@ import (
 // became ready must not eat the new start's ready_timeout.
 const staleCheck = 5 * time.Second
 
-// mine are the SC containers of tunnel among all containers.
-func mine(all []engine.Summary, tunnel string) []engine.Summary {
-	var out []engine.Summary
-	for _, c := range all {
-		if hasLabels(c.Labels, tunnelLabels(tunnel)) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // reuse takes a container of this tunnel from an earlier or a concurrent
 // start (found). A running, ready one is reused (never two SC with one
 // tunnel name). One still within the ready_timeout of the start that
@@ -122,21 +102,4 @@ func (b *backend) awaitRunning(ctx context.Context, st site, id string) (*tunnel
 	}
 	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: b.cfg.TunnelName, Endpoints: ep, Reused: true,
 		SauceID: sauceID(ctx, b.eng, id)}}, nil
-}
-
-// isGone reports whether a wait ended because the container went away.
-func isGone(err error) bool {
-	var ex *plugin.ExitedError
-	return engine.IsNotFound(err) || errors.As(err, &ex) && ex.ExitCode == -1
-}
-
-// remove stops a container gracefully within grace, then removes it, even
-// when ctx has ended: it is cleanup.
-func (b *backend) remove(ctx context.Context, id string, grace time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+plugin.CleanupTimeout)
-	defer cancel()
-	if _, err := b.eng.StopContainer(ctx, id, grace); err != nil {
-		b.log.WithError(err).WithField("container", plugin.Short(id)).Debug("could not stop container")
-	}
-	return b.eng.RemoveContainer(ctx, id)
 }

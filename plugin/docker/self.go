@@ -92,7 +92,7 @@ func (p selfProof) proves(ctx context.Context, eng Engine, c engine.Container) (
 
 // writeMarker leaves an empty file of a random name in the container's own
 // filesystem (not on a volume another container could share) and returns
-// its path and a func that removes it; "" when no place is writable.
+// its path and a func that removes it; "" when no directory is writable.
 func writeMarker() (string, func()) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
@@ -126,7 +126,7 @@ func whereAmI(ctx context.Context, eng Engine, here procSelf, all []engine.Summa
 // newest first, and takes the first the proof holds for.
 func findSelf(ctx context.Context, eng Engine, guesses []string, all []engine.Summary, proof selfProof, log *logrus.Entry) (*engine.Container, error) {
 	if proof == (selfProof{}) {
-		log.Debug("cannot prove which container the plugin runs in (no writable place for a marker, no overlay root); running without an anchor: " + noWatchdogMeans)
+		log.Debug("cannot prove which container the plugin runs in (no writable directory for a marker, no overlay root); running without an anchor: " + noWatchdogMeans)
 		return nil, nil
 	}
 	tried := map[string]bool{}
@@ -169,4 +169,20 @@ func findSelf(ctx context.Context, eng Engine, guesses []string, all []engine.Su
 	}
 	log.Debugf("no container is proven to be the plugin's (%d guesses, %d running containers checked); running without an anchor: %s", len(guesses), n, noWatchdogMeans)
 	return nil, nil
+}
+
+// procSelf is what this process reads of itself to guess its container.
+type procSelf struct {
+	mountinfo, cgroup, hostname string
+	// marker writes a file only this process has; it returns its path
+	// (none: "") and a func that removes it.
+	marker func() (string, func())
+}
+
+// readProcSelf reads the running process's own.
+func readProcSelf() procSelf {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	hn, _ := os.Hostname()
+	return procSelf{mountinfo: string(mi), cgroup: string(cg), hostname: hn, marker: writeMarker}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -33,22 +33,6 @@ type site struct {
 	// labels, to copy onto what the plugin creates.
 	Expires time.Time         `json:"expires"`
 	Labels  map[string]string `json:"labels"`
-}
-
-// procSelf is what this process reads of itself to guess its container.
-type procSelf struct {
-	mountinfo, cgroup, hostname string
-	// marker writes a file only this process has; it returns its path
-	// (none: "") and a func that removes it.
-	marker func() (string, func())
-}
-
-// readProcSelf reads the running process's own.
-func readProcSelf() procSelf {
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	cg, _ := os.ReadFile("/proc/self/cgroup")
-	hn, _ := os.Hostname()
-	return procSelf{mountinfo: string(mi), cgroup: string(cg), hostname: hn, marker: writeMarker}
 }
 
 // locate works out the site: the plugin's own container among all (the
@@ -142,42 +126,36 @@ func freeHostPort(addr string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// checkHostPort fails early, naming the setting, when the fixed host port
-// the API is to be published on is already taken (by a container among
-// all, or on this host). The engine itself does not always refuse: two
-// containers may bind the same address.
-func checkHostPort(c plugin.Config, pl placement, st site, all []engine.Summary) error {
-	local := onHostNetwork(st.Owner) && !strings.HasPrefix(st.Reach, "tcp://")
-	if pl.NetworkMode == "host" && local {
-		if !portFree(c.APIBind, pl.APIPort) {
-			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, c.APIBind)
-		}
-		return nil
-	}
-	if pl.Publish == nil || pl.Publish.Port == 0 {
-		return nil
-	}
-	port, ip := pl.Publish.Port, pl.Publish.IP
-	taken := fmt.Errorf("host port %d (%s) is already in use; set api_host_port to a free port, or 0 to pick one", port, ip)
-	for _, s := range all {
-		for _, hp := range s.Ports {
-			if hp.Port == port && (hp.IP == ip || hp.IP == "" || hp.IP == "0.0.0.0" || ip == "0.0.0.0") {
-				return fmt.Errorf("%w by container %s", taken, strings.Join(s.Names, ","))
-			}
+// userNetworks lists the networks of c that take DNS aliases: all but the
+// default bridge, host and none, sorted for a stable order.
+func userNetworks(c *engine.Container) []string {
+	var out []string
+	for name := range c.Networks {
+		if name != "bridge" && name != "host" && name != "none" {
+			out = append(out, name)
 		}
 	}
-	if local && !portFree(ip, port) {
-		return taken
-	}
-	return nil
+	sort.Strings(out)
+	return out
 }
 
-// portFree reports whether port on addr can be listened on now.
-func portFree(addr string, port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
+// onHostNetwork reports whether the plugin shares the host's network stack:
+// it runs on the host, or in a container in host network mode.
+func onHostNetwork(owner *engine.Container) bool {
+	return owner == nil || owner.NetworkMode == "host"
+}
+
+// hostMode reports whether SC runs in the host's network.
+func hostMode(c plugin.Config, owner *engine.Container) bool {
+	return c.NetworkMode == plugin.NetworkHost || runnerHostJob(c, owner)
+}
+
+// runnerHostJob reports whether SC should share the runner's network by
+// default: on GitHub Actions when the job runs on the runner itself (no job
+// container, so no job network), as Sauce's own action runs SC there, so
+// that an app the job serves on localhost is reached. Its API then listens
+// on api_bind only.
+func runnerHostJob(c plugin.Config, owner *engine.Container) bool {
+	return c.NetworkMode == "" && c.Network == "" && c.Pipeline.Platform() == plugin.PlatformGitHub &&
+		(owner == nil || len(userNetworks(owner)) == 0)
 }

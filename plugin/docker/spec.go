@@ -72,16 +72,6 @@ func apiAddress(c plugin.Config, pl placement) string {
 	return ":" + strconv.Itoa(c.APIPort)
 }
 
-// tunnelLabels select the SC containers of one tunnel.
-func tunnelLabels(tunnel string) map[string]string {
-	return map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: tunnel, plugin.LabelRole: plugin.RoleTunnel}
-}
-
-// watchdogLabels select the watchdogs of one tunnel.
-func watchdogLabels(tunnel string) map[string]string {
-	return map[string]string{plugin.LabelManaged: "true", plugin.LabelTunnel: tunnel, plugin.LabelRole: plugin.RoleWatchdog}
-}
-
 // trace renders the spec as the docker command a user could run to do the
 // same, with secret values shown as ***.
 func trace(s engine.ContainerSpec) string {

@@ -10,13 +10,6 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// tunnel is a ready SC container; in run mode it also reports SC's exit.
-type tunnel struct {
-	plugin.Tunnel
-	exited   <-chan int // run mode: SC's exit code once it stops
-	stopLogs func()
-}
-
 // Start opens the tunnel, or reuses a ready one of its name, within the
 // ready_timeout ctx carries.
 func (b *backend) Start(ctx context.Context) (*plugin.Tunnel, error) {
@@ -145,14 +138,6 @@ func (b *backend) ended(ctx context.Context, t *tunnel, code int) error {
 		b.log.WithError(err).Warn("could not remove the sauce connect container")
 	}
 	return fmt.Errorf("sauce connect exited with code %d while the tunnel was up", code)
-}
-
-// inspectState returns a func reading container id's state.
-func (b *backend) inspectState(id string) func(ctx context.Context) (engine.State, error) {
-	return func(ctx context.Context) (engine.State, error) {
-		c, err := b.eng.InspectContainer(ctx, id)
-		return c.State, err
-	}
 }
 
 // sinceDeadline is how long ctx has left, 0 when it has no deadline.

@@ -11,11 +11,6 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
-// containers lists this tunnel's SC containers.
-func (b *backend) containers(ctx context.Context) ([]engine.Summary, error) {
-	return b.eng.ListContainers(ctx, tunnelLabels(b.cfg.TunnelName))
-}
-
 // Stop ends the tunnel of this pipeline: SIGTERM, SC's own drain within
 // stop_timeout, its log shown (and saved to logs_file), the container
 // removed. Nothing to stop is a warning, not a failure.

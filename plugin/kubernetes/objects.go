@@ -145,3 +145,7 @@ func tunnelPod(c plugin.Config, meta kube.ObjectMeta, env []kube.EnvVar, args []
 	}
 	return pod
 }
+
+// annotationSauceID is the tunnel pod's annotation that records its
+// tunnel's ID at Sauce Labs once Sauce confirmed it, for the backstop.
+const annotationSauceID = "io.drone-sauce-connect/sauce-tunnel-id"

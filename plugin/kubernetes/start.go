@@ -178,10 +178,6 @@ func (k *backend) deletePodAndWait(ctx context.Context, name string) error {
 	return nil
 }
 
-// annotationSauceID is the tunnel pod's annotation that records its
-// tunnel's ID at Sauce Labs once Sauce confirmed it, for the backstop.
-const annotationSauceID = "io.drone-sauce-connect/sauce-tunnel-id"
-
 // recordSauceID annotates the tunnel pod with its Sauce Labs ID; without it
 // the backstop deletes nothing.
 func (k *backend) recordSauceID(ctx context.Context, t plugin.Tunnel) {

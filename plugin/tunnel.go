@@ -1,0 +1,44 @@
+package plugin
+
+import (
+	"regexp"
+	"time"
+)
+
+// Tunnel is a running, ready tunnel, as a backend hands it over.
+type Tunnel struct {
+	// ID is the SC container's ID or the tunnel pod's name; Where says
+	// which, for people ("container 4f2c9d1e8a7b", "pod sc-build-42").
+	ID, Where string
+	Name      string
+	// SauceID is the tunnel's ID at Sauce Labs, once Sauce confirmed it
+	// ("" when it was not asked, or could not be).
+	SauceID   string
+	Endpoints Endpoints
+	ReadyIn   time.Duration
+	Reused    bool
+}
+
+// Endpoints are the addresses of SC's API.
+type Endpoints struct {
+	// Probe is where the plugin itself reaches the API.
+	Probe string
+	// Container is the URL later container steps use (the alias when SC is
+	// on a user-defined network, else its IP).
+	Container string
+	// Host is the URL on the host, when the API is published or SC uses the
+	// host's network.
+	Host string
+}
+
+// Short abbreviates a container ID the way the docker CLI does.
+func Short(id string) string {
+	if fullID.MatchString(id) {
+		return id[:12]
+	}
+	return id
+}
+
+// fullID is a container ID as the engine returns it; names (a pod's, a
+// container's) are never cut.
+var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
