@@ -114,7 +114,7 @@ func writeCard(path string, c Config, t *Tunnel, out io.Writer) error {
 	data, err := json.Marshal(map[string]any{
 		"schema": cardSchema,
 		"data": map[string]string{
-			"tunnel": t.Name, "region": c.Region, "api": t.Endpoints.Container, "host_api": t.Endpoints.Host, "container": Short(t.ID),
+			"tunnel": t.Name, "region": c.Region, "api": t.Endpoints.Container, "host_api": t.Endpoints.Host, "container": t.Ref,
 		},
 	})
 	if err != nil {

@@ -107,7 +107,7 @@ func (s *Session) Report(t *Tunnel) {
 	if s.Cfg.Region != "" {
 		region = " in region " + string(s.Cfg.Region)
 	}
-	fmt.Fprintf(s.Opt.Out, "tunnel %s is up%s (%s, %s)\n", t.Name, region, how, t.Where)
+	fmt.Fprintf(s.Opt.Out, "tunnel %s is up%s (%s, %s)\n", t.Name, region, how, t.Where())
 	if t.Endpoints.Container != "" {
 		fmt.Fprintf(s.Opt.Out, "  API for container steps: %s\n", t.Endpoints.Container)
 	}

@@ -1,16 +1,17 @@
 package plugin
 
 import (
-	"regexp"
+	"strings"
 	"time"
 )
 
 // Tunnel is a running, ready tunnel, as a backend hands it over.
 type Tunnel struct {
-	// ID is the SC container's ID or the tunnel pod's name; Where says
-	// which, for people ("container 4f2c9d1e8a7b", "pod sc-build-42").
-	ID, Where string
-	Name      string
+	// ID is the SC container's ID or the tunnel pod's name; Ref is how
+	// people see it (the container's short ID, the pod's name), and Kind
+	// what it is ("container", "pod").
+	ID, Ref, Kind string
+	Name          string
 	// SauceID is the tunnel's ID at Sauce Labs, once Sauce confirmed it
 	// ("" when it was not asked, or could not be).
 	SauceID   string
@@ -31,14 +32,8 @@ type Endpoints struct {
 	Host string
 }
 
-// Short abbreviates a container ID the way the docker CLI does.
-func Short(id string) string {
-	if fullID.MatchString(id) {
-		return id[:12]
-	}
-	return id
+// Where is the tunnel's SC for people: "container 4f2c9d1e8a7b", "pod
+// sc-build-42".
+func (t Tunnel) Where() string {
+	return strings.TrimSpace(t.Kind + " " + t.Ref)
 }
-
-// fullID is a container ID as the engine returns it; names (a pod's, a
-// container's) are never cut.
-var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)

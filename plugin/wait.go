@@ -56,7 +56,7 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 	if err := WaitReady(ctx, apiTarget{s: s, url: url, watch: watch}, awaited); err != nil {
 		return nil, err
 	}
-	t := &Tunnel{Where: "at " + url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
+	t := &Tunnel{Kind: "at", Ref: url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
 	if _, ok := SauceAPIFor(s.Cfg); ok {
 		// With the credentials, Sauce confirms the pipeline's own SC too.
 		if err := s.Confirm(ctx, t); err != nil {

@@ -222,5 +222,5 @@ func awaitExited(t *testing.T, e *engine.Engine, id string) {
 			return
 		}
 	}
-	t.Fatalf("container %s did not end", plugin.Short(id))
+	t.Fatalf("container %s did not end", engine.ShortID(id))
 }

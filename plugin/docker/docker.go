@@ -61,7 +61,7 @@ var _ Engine = (*engine.Engine)(nil)
 // access says (a tcp:// engine is probed there, and the watchdog reaches
 // it the same way).
 func New(s *plugin.Session, eng Engine, access engine.Access) plugin.Backend {
-	return &backend{s: s, cfg: s.Cfg, log: s.Log, eng: eng, access: access}
+	return &backend{s: s, cfg: s.Cfg, log: s.Log, eng: eng, access: access, here: readProcSelf}
 }
 
 // backend is SC as a sibling container on the engine the plugin reaches,
@@ -73,4 +73,6 @@ type backend struct {
 	log    *logrus.Entry
 	eng    Engine
 	access engine.Access
+	// here is what the process reads of itself to find its container.
+	here func() procSelf
 }

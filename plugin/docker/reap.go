@@ -76,8 +76,8 @@ func (w *watchdogRun) watch(ctx context.Context) error {
 	s := w.subscribe(wctx)
 	deadline := time.NewTimer(time.Until(a.Deadline))
 	defer deadline.Stop()
-	w.log.WithField("container", plugin.Short(a.Target)).Infof("watching tunnel %s until %s (anchor %s)",
-		a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(plugin.Short(a.Anchor)))
+	w.log.WithField("container", engine.ShortID(a.Target)).Infof("watching tunnel %s until %s (anchor %s)",
+		a.Tunnel, a.Deadline.UTC().Format(time.RFC3339), orNone(engine.ShortID(a.Anchor)))
 	// Subscribed: now look, so that nothing that happened before is missed.
 	if why, done := w.look(ctx); done {
 		return w.teardown(ctx, why, true)
@@ -98,7 +98,7 @@ func (w *watchdogRun) watch(ctx context.Context) error {
 			if !ok {
 				s.targetEv, s.poll = nil, time.Tick(watchdogPoll)
 			} else if ev.Action == "destroy" {
-				w.log.WithField("container", plugin.Short(a.Target)).Info("the tunnel was removed; watchdog done")
+				w.log.WithField("container", engine.ShortID(a.Target)).Info("the tunnel was removed; watchdog done")
 				return nil
 			}
 		case <-s.anchorErr:
@@ -130,7 +130,7 @@ func (w *watchdogRun) teardown(ctx context.Context, why string, stageOver bool) 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.StopTimeout+plugin.CleanupTimeout+networkWait)
 	defer cancel()
-	log := w.log.WithField("container", plugin.Short(a.Target))
+	log := w.log.WithField("container", engine.ShortID(a.Target))
 	log.Infof("%s: stopping tunnel %s", why, a.Tunnel)
 	w.leaveNetworks(ctx)
 	// SC's own variables, for the backstop: held in memory only, at this moment.
@@ -222,7 +222,7 @@ func (b *backend) sweep(ctx context.Context, all []engine.Summary) {
 		if err != nil || exp > now {
 			continue
 		}
-		b.log.WithField("container", plugin.Short(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[plugin.LabelRole]), c.Labels[plugin.LabelTunnel])
+		b.log.WithField("container", engine.ShortID(c.ID)).Infof("removing the expired %s container of tunnel %s", orNone(c.Labels[plugin.LabelRole]), c.Labels[plugin.LabelTunnel])
 		if err := b.remove(ctx, c.ID, plugin.FailureGrace); err != nil {
 			b.log.WithError(err).Warn("could not remove an expired container")
 		}

@@ -37,7 +37,7 @@ func (b *backend) reuse(ctx context.Context, st site, found []engine.Summary, fo
 			}
 			replaced = true
 		} else {
-			b.log.WithField("container", plugin.Short(s.ID)).Infof("replacing the %s container of tunnel %s", s.State, b.cfg.TunnelName)
+			b.log.WithField("container", engine.ShortID(s.ID)).Infof("replacing the %s container of tunnel %s", s.State, b.cfg.TunnelName)
 		}
 		if err := b.remove(ctx, s.ID, plugin.FailureGrace); err != nil {
 			return nil, false, err
@@ -51,7 +51,7 @@ func (b *backend) reuse(ctx context.Context, st site, found []engine.Summary, fo
 // went away meanwhile; neither a tunnel nor gone means it did not become
 // ready and is to be replaced.
 func (b *backend) join(ctx context.Context, st site, id string, young bool, readyBy time.Time) (_ *tunnel, gone bool, _ error) {
-	log := b.log.WithField("container", plugin.Short(id))
+	log := b.log.WithField("container", engine.ShortID(id))
 	wctx, cancel := context.WithTimeoutCause(ctx, staleCheck, plugin.ErrReadyTimeout)
 	if young {
 		log.Infof("another start is bringing tunnel %s up; waiting for it", b.cfg.TunnelName)
@@ -100,6 +100,6 @@ func (b *backend) awaitRunning(ctx context.Context, st site, id string) (*tunnel
 	if err := plugin.WaitReady(ctx, target, "GET "+ep.Probe+"/readyz of the running tunnel"); err != nil {
 		return nil, err
 	}
-	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Where: "container " + plugin.Short(id), Name: b.cfg.TunnelName, Endpoints: ep, Reused: true,
+	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Kind: "container", Ref: engine.ShortID(id), Name: b.cfg.TunnelName, Endpoints: ep, Reused: true,
 		SauceID: sauceID(ctx, b.eng, id)}}, nil
 }

@@ -10,8 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
@@ -146,7 +144,7 @@ func findSelf(ctx context.Context, eng Engine, guesses []string, all []engine.Su
 		// A container on its way out may refuse the look: not proven.
 		if ok, err := proof.proves(ctx, eng, c); !ok {
 			if err != nil {
-				log.WithError(err).Debugf("container %s: not proven to be the plugin's", plugin.Short(c.ID))
+				log.WithError(err).Debugf("container %s: not proven to be the plugin's", engine.ShortID(c.ID))
 			}
 			return nil, nil
 		}

@@ -51,7 +51,7 @@ func (b *backend) open(ctx context.Context, foreground bool) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := locate(ctx, b.eng, b.cfg, b.access, all, readProcSelf(), b.log, began)
+	st, err := locate(ctx, b.eng, b.cfg, b.access, all, b.here(), b.log, began)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
 
 // Status prints whether this pipeline's tunnel is up and ready, with SC's
@@ -28,11 +29,11 @@ func (b *backend) Status(ctx context.Context) error {
 	if sc.ID == "" {
 		return fmt.Errorf("no tunnel named %s is running; start one with action start", b.cfg.TunnelName)
 	}
-	fmt.Fprintf(b.s.Opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", b.cfg.TunnelName, plugin.Short(sc.ID), sc.State.Status)
+	fmt.Fprintf(b.s.Opt.Out, "tunnel:    %s\ncontainer: %s (%s)\n", b.cfg.TunnelName, engine.ShortID(sc.ID), sc.State.Status)
 	if !sc.State.Running {
 		return fmt.Errorf("tunnel %s is not running: its container has %s with code %d", b.cfg.TunnelName, sc.State.Status, sc.State.ExitCode)
 	}
-	st, err := locate(ctx, b.eng, b.cfg, b.access, all, readProcSelf(), b.log, b.s.Opt.Now())
+	st, err := locate(ctx, b.eng, b.cfg, b.access, all, b.here(), b.log, b.s.Opt.Now())
 	if err != nil {
 		return err
 	}

@@ -46,13 +46,13 @@ func (b *backend) shutdown(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.StopTimeout+plugin.CleanupTimeout)
 	defer cancel()
 	began := b.s.Opt.Now()
-	log := b.log.WithField("container", plugin.Short(id))
+	log := b.log.WithField("container", engine.ShortID(id))
 	before, _, err := b.learnSecrets(ctx, id)
 	if err != nil {
 		return err
 	}
 	recorded := sauceID(ctx, b.eng, id)
-	fmt.Fprintf(b.s.Opt.Out, "+ docker stop --time %d %s\n", int(b.cfg.StopTimeout.Seconds()), plugin.Short(id))
+	fmt.Fprintf(b.s.Opt.Out, "+ docker stop --time %d %s\n", int(b.cfg.StopTimeout.Seconds()), engine.ShortID(id))
 	killed, ungraceful, err := stopSC(ctx, b.eng, id, before, b.cfg.StopTimeout)
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ func (b *backend) shutdown(ctx context.Context, id string) error {
 		}
 	}
 	b.s.PrintLog(b.tail(ctx, id))
-	fmt.Fprintf(b.s.Opt.Out, "+ docker rm -f %s\n", plugin.Short(id))
+	fmt.Fprintf(b.s.Opt.Out, "+ docker rm -f %s\n", engine.ShortID(id))
 	if err := b.eng.RemoveContainer(ctx, id); err != nil {
 		return err
 	}

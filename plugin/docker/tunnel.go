@@ -70,7 +70,7 @@ func (b *backend) remove(ctx context.Context, id string, grace time.Duration) er
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+plugin.CleanupTimeout)
 	defer cancel()
 	if _, err := b.eng.StopContainer(ctx, id, grace); err != nil {
-		b.log.WithError(err).WithField("container", plugin.Short(id)).Debug("could not stop container")
+		b.log.WithError(err).WithField("container", engine.ShortID(id)).Debug("could not stop container")
 	}
 	return b.eng.RemoveContainer(ctx, id)
 }

@@ -70,7 +70,7 @@ func watchdogSpec(c plugin.Config, self engine.Container, g guard, scID string, 
 	s := engine.ContainerSpec{
 		// Its own name per SC container: a watchdog of an earlier attempt may
 		// still be exiting, or left created after a kill.
-		Name:       c.ContainerName + "-watchdog-" + plugin.Short(scID),
+		Name:       c.ContainerName + "-watchdog-" + engine.ShortID(scID),
 		Image:      cmp.Or(self.ImageID, self.Image),
 		Cmd:        args.Flags(),
 		AutoRemove: true,
@@ -199,7 +199,7 @@ func (b *backend) launchWatchdog(ctx context.Context, self *engine.Container, g 
 		out <- nil
 		return out
 	}
-	b.log.WithField("container", plugin.Short(scID)).Debug(trace(spec))
+	b.log.WithField("container", engine.ShortID(scID)).Debug(trace(spec))
 	id, err := b.eng.CreateContainer(ctx, spec)
 	if err != nil {
 		if id != "" {

@@ -146,20 +146,20 @@ func (e *Engine) PutFiles(ctx context.Context, id string, files []File) error {
 		return err
 	}
 	archive := buf.Bytes()
-	op := "copy files into " + short(id)
+	op := "copy files into " + ShortID(id)
 	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
 		_, err := e.api.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(archive)})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("copy files into container %s: %w", short(id), err)
+		return fmt.Errorf("copy files into container %s: %w", ShortID(id), err)
 	}
 	return nil
 }
 
 // Connect joins container id to a network with the given aliases.
 func (e *Engine) Connect(ctx context.Context, networkName, id string, aliases []string) error {
-	op := fmt.Sprintf("connect %s to network %s", short(id), networkName)
+	op := fmt.Sprintf("connect %s to network %s", ShortID(id), networkName)
 	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
 		_, err := e.api.NetworkConnect(ctx, networkName, client.NetworkConnectOptions{
 			Container:      id,
@@ -168,43 +168,43 @@ func (e *Engine) Connect(ctx context.Context, networkName, id string, aliases []
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("connect %s to network %s: %w", short(id), networkName, err)
+		return fmt.Errorf("connect %s to network %s: %w", ShortID(id), networkName, err)
 	}
 	return nil
 }
 
 // Disconnect removes container id from a network; not-found is success.
 func (e *Engine) Disconnect(ctx context.Context, networkName, id string) error {
-	op := fmt.Sprintf("disconnect %s from network %s", short(id), networkName)
+	op := fmt.Sprintf("disconnect %s from network %s", ShortID(id), networkName)
 	err := call0(ctx, e, op, 0, func(ctx context.Context) error {
 		_, err := e.api.NetworkDisconnect(ctx, networkName, client.NetworkDisconnectOptions{Container: id, Force: true})
 		return err
 	})
 	if err != nil && !IsNotFound(err) {
-		return fmt.Errorf("disconnect %s from network %s: %w", short(id), networkName, err)
+		return fmt.Errorf("disconnect %s from network %s: %w", ShortID(id), networkName, err)
 	}
 	return nil
 }
 
 // StartContainer starts a created container.
 func (e *Engine) StartContainer(ctx context.Context, id string) error {
-	err := call0(ctx, e, "start container "+short(id), 0, func(ctx context.Context) error {
+	err := call0(ctx, e, "start container "+ShortID(id), 0, func(ctx context.Context) error {
 		_, err := e.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", short(id), err)
+		return fmt.Errorf("start container %s: %w", ShortID(id), err)
 	}
 	return nil
 }
 
 // InspectContainer returns the state and attachments of a container.
 func (e *Engine) InspectContainer(ctx context.Context, id string) (Container, error) {
-	res, err := retry(ctx, e, "inspect container "+short(id), 0, func(ctx context.Context) (client.ContainerInspectResult, error) {
+	res, err := retry(ctx, e, "inspect container "+ShortID(id), 0, func(ctx context.Context) (client.ContainerInspectResult, error) {
 		return e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	})
 	if err != nil {
-		return Container{}, fmt.Errorf("inspect container %s: %w", short(id), err)
+		return Container{}, fmt.Errorf("inspect container %s: %w", ShortID(id), err)
 	}
 	return fromInspect(res.Container), nil
 }
@@ -262,11 +262,11 @@ func fromInspect(r container.InspectResponse) Container {
 // PathExists reports whether path exists in container id's filesystem as
 // the engine sees it (through its archive API).
 func (e *Engine) PathExists(ctx context.Context, id, path string) (bool, error) {
-	err := call0(ctx, e, "stat "+path+" in "+short(id), 0, func(ctx context.Context) error {
+	err := call0(ctx, e, "stat "+path+" in "+ShortID(id), 0, func(ctx context.Context) error {
 		_, err := e.api.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: path})
 		return err
 	})
-	return exists(err, "stat "+path+" in container "+short(id))
+	return exists(err, "stat "+path+" in container "+ShortID(id))
 }
 
 // maxReadFile bounds what ReadFile returns.
@@ -277,7 +277,7 @@ const maxReadFile = 64 << 10
 // an error for which IsNotFound holds.
 func (e *Engine) ReadFile(ctx context.Context, id, file string) ([]byte, error) {
 	var out []byte
-	err := call0(ctx, e, "read "+file+" in "+short(id), 0, func(ctx context.Context) error {
+	err := call0(ctx, e, "read "+file+" in "+ShortID(id), 0, func(ctx context.Context) error {
 		res, err := e.api.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: file})
 		if err != nil {
 			return err
@@ -291,7 +291,7 @@ func (e *Engine) ReadFile(ctx context.Context, id, file string) ([]byte, error) 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s in container %s: %w", file, short(id), err)
+		return nil, fmt.Errorf("read %s in container %s: %w", file, ShortID(id), err)
 	}
 	return out, nil
 }
@@ -347,7 +347,7 @@ func labelFilters(labels map[string]string) client.Filters {
 func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) (killed bool, err error) {
 	secs := int(timeout.Round(time.Second) / time.Second)
 	began := time.Now()
-	err = call0(ctx, e, "stop container "+short(id), timeout, func(ctx context.Context) error {
+	err = call0(ctx, e, "stop container "+ShortID(id), timeout, func(ctx context.Context) error {
 		_, err := e.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 		return err
 	})
@@ -355,7 +355,7 @@ func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Dura
 		if IsNotFound(err) {
 			return false, nil
 		}
-		return false, fmt.Errorf("stop container %s: %w", short(id), err)
+		return false, fmt.Errorf("stop container %s: %w", ShortID(id), err)
 	}
 	c, err := e.InspectContainer(ctx, id)
 	if err != nil {
@@ -372,12 +372,12 @@ func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Dura
 // RemoveContainer force-removes a container with its anonymous volumes.
 // Not-found and a removal already in progress count as success.
 func (e *Engine) RemoveContainer(ctx context.Context, id string) error {
-	err := call0(ctx, e, "remove container "+short(id), 0, func(ctx context.Context) error {
+	err := call0(ctx, e, "remove container "+ShortID(id), 0, func(ctx context.Context) error {
 		_, err := e.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 		return err
 	})
 	if err != nil && !IsNotFound(err) && !IsConflict(err) {
-		return fmt.Errorf("remove container %s: %w", short(id), err)
+		return fmt.Errorf("remove container %s: %w", ShortID(id), err)
 	}
 	return nil
 }
@@ -394,11 +394,11 @@ type LogsOptions struct {
 func (e *Engine) ContainerLogs(ctx context.Context, id string, o LogsOptions, stdout, stderr io.Writer) error {
 	rc, err := e.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow, Tail: o.Tail})
 	if err != nil {
-		return fmt.Errorf("read logs of %s: %w", short(id), err)
+		return fmt.Errorf("read logs of %s: %w", ShortID(id), err)
 	}
 	defer rc.Close()
 	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read logs of %s: %w", short(id), err)
+		return fmt.Errorf("read logs of %s: %w", ShortID(id), err)
 	}
 	return nil
 }
@@ -416,8 +416,9 @@ func hasLabels(have, want map[string]string) bool {
 	return true
 }
 
-// short abbreviates a container ID the way the docker CLI does.
-func short(id string) string {
+// ShortID abbreviates a container ID the way the docker CLI does; a name
+// is never cut.
+func ShortID(id string) string {
 	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
 		return id // a name, not an ID
 	}

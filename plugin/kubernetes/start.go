@@ -129,7 +129,7 @@ func (k *backend) ready(ctx context.Context, pod kube.Pod) (*plugin.Tunnel, erro
 	if err != nil {
 		return nil, err
 	}
-	t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p)}
+	t := &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p)}
 	if err := k.s.Confirm(ctx, t); err != nil {
 		k.s.PrintLog(k.lastLines(ctx, p, scContainer))
 		return nil, err
@@ -227,7 +227,7 @@ func (k *backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
 // reused hands over a ready tunnel pod another start made.
 func (k *backend) reused(p kube.Pod) *plugin.Tunnel {
 	k.log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.cfg.TunnelName, p.Metadata.Name)
-	t := &plugin.Tunnel{ID: p.Metadata.Name, Where: "pod " + p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
+	t := &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
 		SauceID: p.Metadata.Annotations[annotationSauceID]}
 	k.s.Report(t)
 	return t
