@@ -82,6 +82,9 @@ var errWatchEnded = errors.New("the watch ended")
 // watchOnce follows one watch stream of the pod (p, kept up to date) and
 // says whether it carried any event and whether until is done.
 func (k *backend) watchOnce(ctx context.Context, p *kube.Pod, until func(kube.Pod) (bool, error)) (got, done bool, err error) {
+	// The stream ends with this call, whatever ends it: until's verdict too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	events, err := k.kc.WatchPod(ctx, k.ns, p.Metadata.Name, p.Metadata.ResourceVersion)
 	if err != nil {
 		return false, true, fmt.Errorf("watch the sauce connect pod: %w", forbidden(err))
