@@ -7,22 +7,22 @@ import (
 	"strings"
 )
 
-// ErrPermanent marks an SC exit that a retry cannot fix.
-var ErrPermanent = errors.New("not retried")
+// errPermanent marks an SC exit that a retry cannot fix.
+var errPermanent = errors.New("not retried")
 
-// ErrTunnelLimit marks an SC that Sauce Labs refused a tunnel because the
+// errTunnelLimit marks an SC that Sauce Labs refused a tunnel because the
 // account runs as many as it may.
-var ErrTunnelLimit = errors.New("tunnel limit reached")
+var errTunnelLimit = errors.New("tunnel limit reached")
 
-// Retryable reports whether a failed attempt may be fixed by starting SC
+// canRetry reports whether a failed attempt may be fixed by starting SC
 // again: SC exited early, for a reason other than rejected credentials or a
 // configuration it refused.
-func Retryable(err error) bool {
+func canRetry(err error) bool {
 	var (
 		ex    *ExitedError
 		creds *CredentialsError
 	)
-	return errors.As(err, &ex) && !errors.As(err, &creds) && !errors.Is(err, ErrPermanent)
+	return errors.As(err, &ex) && !errors.As(err, &creds) && !errors.Is(err, errPermanent)
 }
 
 // ClassifyExit turns SC's exit before readiness into the error the user
@@ -38,9 +38,9 @@ func ClassifyExit(err error, tail string) error {
 	case errorLineMatches(tail, tunnelLimit):
 		return fmt.Errorf("sauce labs refused another tunnel: the account's limit of active tunnels is reached (see SC's log above). "+
 			"Tunnels leaked by cancelled builds count against it: list and stop them at https://app.saucelabs.com/tunnels "+
-			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w: %w", err, ErrPermanent, ErrTunnelLimit)
+			"(or GET and DELETE /rest/v1/<username>/tunnels on your region's API), or share one tunnel (tunnel_pool, shared); not retried: %w: %w: %w", err, errPermanent, errTunnelLimit)
 	case errorLineMatches(tail, configRefused):
-		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, ErrPermanent)
+		return fmt.Errorf("sauce connect refused its configuration (see its log above): %w: %w", err, errPermanent)
 	}
 	return err
 }

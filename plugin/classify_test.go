@@ -42,12 +42,12 @@ func TestClassifyExit(t *testing.T) {
 		{"a 401 in a timestamp is no refusal", "2026/01/01 16:45:16.401367 [control] [INFO] starting\n[control] [ERROR] fatal error exiting: lost", true, ExitFailure},
 	} {
 		err := ClassifyExit(exited, tc.log)
-		if Retryable(err) != tc.retry || ExitCode(err) != tc.code {
-			t.Errorf("%s: %v retried %t, exit %d; want %t, %d", tc.name, err, Retryable(err), ExitCode(err), tc.retry, tc.code)
+		if canRetry(err) != tc.retry || ExitCode(err) != tc.code {
+			t.Errorf("%s: %v retried %t, exit %d; want %t, %d", tc.name, err, canRetry(err), ExitCode(err), tc.retry, tc.code)
 		}
 	}
 	other := errors.New("engine gone")
-	if ClassifyExit(other, "fatal error exiting: 401") != other || Retryable(other) {
+	if ClassifyExit(other, "fatal error exiting: 401") != other || canRetry(other) {
 		t.Error("an error other than SC's exit was classified or retried")
 	}
 }

@@ -71,7 +71,7 @@ const (
 const (
 	PublishAuto   Publish = "auto"
 	PublishAlways Publish = "always"
-	PublishNever  Publish = "never"
+	publishNever  Publish = "never"
 )
 
 // Who ends the tunnel, and where SC's network stack is.
@@ -208,8 +208,8 @@ var regionAliases = map[string]string{
 	"eu-central": "eu-central", "eu-central-1": "eu-central", "eu": "eu-central",
 }
 
-// LabelPrefix is reserved for the plugin's own labels.
-const LabelPrefix = "io.drone-sauce-connect."
+// labelPrefix is reserved for the plugin's own labels.
+const labelPrefix = "io.drone-sauce-connect."
 
 // Config validates the settings and returns their typed form. Every problem
 // is reported at once; each names the setting and how to fix it. hostname
@@ -248,16 +248,16 @@ func (v *validation) bad(setting, format string, args ...any) {
 // JSON: no environment variable or argument can carry it.
 func (v *validation) text() {
 	val := reflect.ValueOf(v.s)
-	for i, info := range SettingsTable() {
+	for i, info := range settingsTable() {
 		if strings.ContainsRune(val.Field(i).String(), 0) || strings.Contains(val.Field(i).String(), `\u0000`) {
 			v.bad(info.Name, "contains a NUL character; remove it")
 		}
 	}
 }
 
-// DefaultAPIURL is where action wait looks for SC by default: in the same
+// defaultAPIURL is where action wait looks for SC by default: in the same
 // pod (Kubernetes) or network namespace, on SC's default API port.
-const DefaultAPIURL = "http://localhost:8032"
+const defaultAPIURL = "http://localhost:8032"
 
 // opens reports whether the action opens a tunnel.
 func (c Config) opens() bool { return c.Action == ActionStart || c.Action == ActionRun }
@@ -349,8 +349,8 @@ func (v *validation) scOptions() {
 	}
 	c.Labels = parseObject(s.Labels, "labels", v.bad)
 	for _, k := range sortedKeys(c.Labels) {
-		if strings.HasPrefix(k, LabelPrefix) {
-			v.bad("labels", "label %q uses the prefix %s, which the plugin reserves; pick another key", k, LabelPrefix)
+		if strings.HasPrefix(k, labelPrefix) {
+			v.bad("labels", "label %q uses the prefix %s, which the plugin reserves; pick another key", k, labelPrefix)
 		}
 	}
 }
@@ -424,7 +424,7 @@ func (v *validation) network() {
 	case c.APIURL != "" && c.Action != ActionWait:
 		v.bad("api_url", "is only for action wait, whose Sauce Connect the pipeline runs itself; remove it, or set action: wait")
 	case c.APIURL == "":
-		c.APIURL = DefaultAPIURL
+		c.APIURL = defaultAPIURL
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/"):
 		v.bad("api_url", "%q is not the address of SC's API; give scheme, host and port, e.g. http://localhost:8032", redactURL(c.APIURL))
 	case u.User != nil:
@@ -855,5 +855,5 @@ func redactURL(v string) string {
 	if i := strings.Index(v, "://"); i >= 0 && i < at {
 		start = i + 3
 	}
-	return v[:start] + Mask + v[at:]
+	return v[:start] + maskText + v[at:]
 }

@@ -17,7 +17,7 @@ import (
 // so the test sees only what it sets; t.Setenv restores them afterwards.
 func clearSettings(t *testing.T) {
 	t.Helper()
-	for _, s := range SettingsTable() {
+	for _, s := range settingsTable() {
 		t.Setenv(s.Env, "")
 		t.Setenv("INPUT_"+strings.ToUpper(s.Name), "")
 	}
@@ -189,7 +189,7 @@ func TestSingleProblems(t *testing.T) {
 func TestWaitSettings(t *testing.T) {
 	// Nothing of SC's is required: the pipeline runs SC itself.
 	c, err := load(t, map[string]string{"PLUGIN_ACTION": "wait"})
-	if err != nil || c.APIURL != DefaultAPIURL {
+	if err != nil || c.APIURL != defaultAPIURL {
 		t.Fatalf("got %v, api_url %q", err, c.APIURL)
 	}
 	c, err = load(t, map[string]string{"PLUGIN_ACTION": "wait", "PLUGIN_API_URL": "http://sauce-connect:9000/"})

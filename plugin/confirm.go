@@ -38,7 +38,7 @@ const (
 // tunnel that Sauce, answering, never lists in time is a TimeoutError
 // naming what was listed.
 func (s *Session) Confirm(ctx context.Context, t *Tunnel) error {
-	api, ok := SauceAPIFor(s.Cfg)
+	api, ok := restClientFor(s.Cfg)
 	switch {
 	case !s.Cfg.RESTConfirm:
 		s.Log.Debug("rest_confirm is false: the tunnel is taken as ready on SC's word")
@@ -73,13 +73,13 @@ const unreachableHint = " (set rest_url or proxy_sauce if Sauce is reached anoth
 
 // confirmation is one start's questions to Sauce's tunnel list.
 type confirmation struct {
-	api      SauceAPI
+	api      restClient
 	name, id string
 	// seen is what the last answer showed; answered whether one came.
 	seen     string
 	answered bool
 	failures int
-	found    *RESTTunnel
+	found    *restTunnel
 }
 
 // cannotAsk ends a confirmation that cannot be had: the start goes on.
@@ -95,8 +95,8 @@ func (q *confirmation) ask(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, confirmCall)
 	list, err := q.api.Tunnels(cctx)
 	cancel()
-	var re *RESTError
-	var ue *RESTUnreachableError
+	var re *restError
+	var ue *restUnreachableError
 	switch {
 	case errors.As(err, &re) && re.refused():
 		return backoff.Permanent(&cannotAsk{err: err, hint: serviceAccountHint})
@@ -127,7 +127,7 @@ func idNote(id string) string {
 
 // match finds the running tunnel named name with ID id ("" for any) in
 // list, or says what the list showed instead.
-func match(list []RESTTunnel, name, id, user string) (*RESTTunnel, string) {
+func match(list []restTunnel, name, id, user string) (*restTunnel, string) {
 	var named, others []string
 	for i, t := range list {
 		switch {
@@ -151,7 +151,7 @@ func match(list []RESTTunnel, name, id, user string) (*RESTTunnel, string) {
 // scTunnelID reads the tunnel ID SC reports at its /info (SC5's
 // tunnel_id), "" when it gives none.
 func (s *Session) scTunnelID(ctx context.Context, api string) string {
-	ictx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	ictx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	var info struct {
 		TunnelID string `json:"tunnel_id"`
@@ -173,7 +173,7 @@ const nameCheck = 5 * time.Second
 // it. It warns naming that tunnel; the returned func waits for the look.
 // Tunnel pools share the name on purpose: none is looked for.
 func (s *Session) WarnNameInUse(ctx context.Context) (wait func()) {
-	api, ok := SauceAPIFor(s.Cfg)
+	api, ok := restClientFor(s.Cfg)
 	if !s.Cfg.RESTConfirm || !ok || s.Cfg.TunnelPool {
 		return func() {}
 	}
@@ -203,10 +203,10 @@ func (s *Session) WarnNameInUse(ctx context.Context) (wait func()) {
 // can be told and ended.
 func (s *Session) ExplainExit(ctx context.Context, err error, tail string) error {
 	err = ClassifyExit(err, tail)
-	if !errors.Is(err, ErrTunnelLimit) {
+	if !errors.Is(err, errTunnelLimit) {
 		return err
 	}
-	api, ok := SauceAPIFor(s.Cfg)
+	api, ok := restClientFor(s.Cfg)
 	if !ok {
 		return err
 	}

@@ -57,7 +57,7 @@ func Attempts(ctx context.Context, s *Session, attempt func(ctx context.Context)
 		}}
 	return backoff.Retry(ctx, p, func(ctx context.Context) error {
 		err := attempt(ctx)
-		if err != nil && !Retryable(err) {
+		if err != nil && !canRetry(err) {
 			return backoff.Permanent(err)
 		}
 		return err

@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the generated docs")
 
 func knownSettings() map[string]bool {
 	known := map[string]bool{}
-	for _, s := range SettingsTable() {
+	for _, s := range settingsTable() {
 		known[s.Name] = true
 	}
 	return known
@@ -180,7 +180,7 @@ func checkHarness(t *testing.T, file string) {
 func actionInputs() string {
 	var b strings.Builder
 	b.WriteString("inputs:\n")
-	for _, s := range SettingsTable() {
+	for _, s := range settingsTable() {
 		desc := s.Description
 		if s.Default != "" {
 			desc += " (default: " + s.Default + ")"
@@ -217,7 +217,7 @@ func TestActionInputsAreTheSettings(t *testing.T) {
 	runs, _ := doc["runs"].(map[string]any)
 	env, _ := runs["env"].(map[string]any)
 	var names, wantEnv, gotEnv []string
-	for _, s := range SettingsTable() {
+	for _, s := range settingsTable() {
 		names = append(names, s.Name)
 		wantEnv = append(wantEnv, fmt.Sprintf("%s=${{ inputs.%s }}", s.Env, s.Name))
 	}
@@ -260,7 +260,7 @@ func settingsMarkdown() string {
 			b.WriteString("\n")
 		}
 		fmt.Fprintf(&b, "#### %s\n\n| Setting | Required | Default | Example | What it does |\n|---|---|---|---|---|\n", g.title)
-		for _, s := range SettingsTable() {
+		for _, s := range settingsTable() {
 			if s.Group != g.key {
 				continue
 			}
@@ -286,7 +286,7 @@ func TestEverySettingHasAGroupAndAnExample(t *testing.T) {
 	for _, g := range settingGroups {
 		groups[g.key] = 0
 	}
-	for _, s := range SettingsTable() {
+	for _, s := range settingsTable() {
 		if _, ok := groups[s.Group]; !ok || s.Example == "" {
 			t.Errorf("setting %s: group %q, example %q", s.Name, s.Group, s.Example)
 		}

@@ -53,7 +53,8 @@ func (e *EngineError) Error() string { return e.Err.Error() }
 
 func (e *EngineError) Unwrap() error { return e.Err }
 
-// ExitCode maps an error returned by Exec to the process exit code.
+// ExitCode maps an error returned by an action (backend.Act, or the
+// watchdog's reap) to the process exit code.
 func ExitCode(err error) int {
 	var (
 		sig   *SignalError

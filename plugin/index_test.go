@@ -53,7 +53,7 @@ func pluginIndexContent(t *testing.T) string {
 	props := mapping()
 	secret := reflect.TypeFor[Secret]()
 	fields := reflect.TypeFor[Settings]()
-	for i, s := range SettingsTable() {
+	for i, s := range settingsTable() {
 		typ, def := "string", any(str(s.Default))
 		if s.Default == "true" || s.Default == "false" {
 			typ, def = "boolean", boolean(s.Default == "true")

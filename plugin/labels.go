@@ -9,19 +9,19 @@ import (
 
 // The plugin's own labels, on everything it creates.
 const (
-	LabelManaged  = LabelPrefix + "managed"
-	LabelTunnel   = LabelPrefix + "tunnel"
-	LabelPipeline = LabelPrefix + "pipeline"
-	LabelRunner   = LabelPrefix + "runner"
-	LabelCreated  = LabelPrefix + "created"
-	LabelExpires  = LabelPrefix + "expires"
+	LabelManaged  = labelPrefix + "managed"
+	LabelTunnel   = labelPrefix + "tunnel"
+	labelPipeline = labelPrefix + "pipeline"
+	labelRunner   = labelPrefix + "runner"
+	labelCreated  = labelPrefix + "created"
+	LabelExpires  = labelPrefix + "expires"
 	// LabelReadyBy is when the start that created SC gives up waiting for
 	// it: until then, a concurrent start of the tunnel waits for it too.
-	LabelReadyBy = LabelPrefix + "ready-by"
+	LabelReadyBy = labelPrefix + "ready-by"
 )
 
 // LabelRole tells the tunnel's container from its watchdog's.
-const LabelRole = LabelPrefix + "role"
+const LabelRole = labelPrefix + "role"
 
 // The roles.
 const (
@@ -51,9 +51,9 @@ func Labels(c Config, now, expires time.Time, platform map[string]string) map[st
 	}
 	l[LabelManaged] = "true"
 	l[LabelTunnel] = c.TunnelName
-	l[LabelPipeline] = sanitizeName(pipeline, 200)
-	l[LabelRunner] = string(c.Pipeline.Platform())
-	l[LabelCreated] = strconv.FormatInt(now.Unix(), 10)
+	l[labelPipeline] = sanitizeName(pipeline, 200)
+	l[labelRunner] = string(c.Pipeline.Platform())
+	l[labelCreated] = strconv.FormatInt(now.Unix(), 10)
 	l[LabelExpires] = strconv.FormatInt(expires.Unix(), 10)
 	return l
 }

@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// Mask is what a secret is replaced with.
-const Mask = "***"
+// maskText is what a secret is replaced with.
+const maskText = "***"
 
 // maxPending bounds how much of an unfinished line a MaskWriter holds back.
 const maxPending = 64 << 10
@@ -50,7 +50,7 @@ func (m *Masker) bytes(p []byte) []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, s := range m.secrets {
-		p = bytes.ReplaceAll(p, s, []byte(Mask))
+		p = bytes.ReplaceAll(p, s, []byte(maskText))
 	}
 	return p
 }

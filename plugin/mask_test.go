@@ -32,10 +32,10 @@ func TestMaskWriterLongLineWithoutNewline(t *testing.T) {
 		_, _ = w.Write([]byte(line[i:min(i+7, len(line))]))
 	}
 	_ = w.Flush()
-	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), Mask) {
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), maskText) {
 		t.Errorf("secret not masked in a long line")
 	}
-	if got, want := len(out.String()), len(line)-len(secret)+len(Mask); got != want {
+	if got, want := len(out.String()), len(line)-len(secret)+len(maskText); got != want {
 		t.Errorf("output length %d, want %d", got, want)
 	}
 }

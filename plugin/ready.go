@@ -141,9 +141,9 @@ func probeUntilReady(ctx context.Context, t Prober) <-chan probeResult {
 	return out
 }
 
-// probeOnce asks t once, bounded by ProbeTimeout.
+// probeOnce asks t once, bounded by probeTimeout.
 func probeOnce(ctx context.Context, t Prober) probeResult {
-	pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	code, err := t.Probe(pctx)
 	switch {
@@ -155,5 +155,5 @@ func probeOnce(ctx context.Context, t Prober) probeResult {
 	return probeResult{last: fmt.Sprintf("/readyz answered HTTP %d", code)}
 }
 
-// ProbeTimeout bounds one request to SC's API.
-const ProbeTimeout = time.Second
+// probeTimeout bounds one request to SC's API.
+const probeTimeout = time.Second

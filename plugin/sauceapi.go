@@ -30,8 +30,8 @@ var restHosts = map[string]string{
 	"eu-central": "https://api.eu-central-1.saucelabs.com",
 }
 
-// SauceAPI is Sauce Labs' REST API for one account.
-type SauceAPI struct {
+// restClient is Sauce Labs' REST API for one account.
+type restClient struct {
 	Base, Username string
 	AccessKey      Secret
 	// Proxy is SC's proxy to Sauce Labs (proxy_sauce, SAUCE_PROXY_SAUCE),
@@ -39,8 +39,8 @@ type SauceAPI struct {
 	Proxy string
 }
 
-// RESTTunnel is a tunnel as Sauce's REST API lists it (?full=true).
-type RESTTunnel struct {
+// restTunnel is a tunnel as Sauce's REST API lists it (?full=true).
+type restTunnel struct {
 	ID           string         `json:"id"`
 	Owner        string         `json:"owner"`
 	Name         string         `json:"tunnel_identifier"`
@@ -51,7 +51,7 @@ type RESTTunnel struct {
 }
 
 // describe is one line about t, for people: name, ID, owner, age, metadata.
-func (t RESTTunnel) describe(now time.Time) string {
+func (t restTunnel) describe(now time.Time) string {
 	parts := []string{"id " + t.ID, "owner " + cmp.Or(t.Owner, "?")}
 	if t.CreationTime > 0 {
 		parts = append(parts, "up "+now.Sub(time.Unix(t.CreationTime, 0)).Round(time.Second).String())
@@ -70,11 +70,11 @@ func (t RESTTunnel) describe(now time.Time) string {
 	return t.Name + " (" + strings.Join(parts, ", ") + ")"
 }
 
-// SauceAPIOf is the API as SC's own variables (NAME=value) reach it: its
+// restClientOf is the API as SC's own variables (NAME=value) reach it: its
 // username, access key, region and proxy; base, when set (rest_url),
 // replaces the region's host. It is false without credentials or a known
 // region.
-func SauceAPIOf(env []string, base string) (SauceAPI, bool) {
+func restClientOf(env []string, base string) (restClient, bool) {
 	vars := map[string]string{}
 	for _, e := range env {
 		if k, v, ok := strings.Cut(e, "="); ok {
@@ -84,13 +84,13 @@ func SauceAPIOf(env []string, base string) (SauceAPI, bool) {
 	return sauceAPI(vars["SAUCE_USERNAME"], vars["SAUCE_ACCESS_KEY"], vars["SAUCE_REGION"], base, vars["SAUCE_PROXY_SAUCE"])
 }
 
-// SauceAPIFor is the API as the configuration reaches it.
-func SauceAPIFor(c Config) (SauceAPI, bool) {
+// restClientFor is the API as the configuration reaches it.
+func restClientFor(c Config) (restClient, bool) {
 	return sauceAPI(c.Username, c.AccessKey.Value(), c.Region, c.RESTURL, cmp.Or(c.ProxySauce, c.FileOptions["proxy-sauce"]))
 }
 
-func sauceAPI(user, key, region, base, proxy string) (SauceAPI, bool) {
-	a := SauceAPI{Username: user, AccessKey: Secret(key), Proxy: proxy}
+func sauceAPI(user, key, region, base, proxy string) (restClient, bool) {
+	a := restClient{Username: user, AccessKey: Secret(key), Proxy: proxy}
 	a.Base = strings.TrimRight(cmp.Or(base, restHosts[regionAliases[strings.ToLower(region)]]), "/")
 	return a, a.Username != "" && a.AccessKey != "" && a.Base != ""
 }
@@ -99,8 +99,8 @@ func sauceAPI(user, key, region, base, proxy string) (SauceAPI, bool) {
 const restTimeout = 15 * time.Second
 
 // Tunnels lists the account's running tunnels.
-func (a SauceAPI) Tunnels(ctx context.Context) ([]RESTTunnel, error) {
-	var all []RESTTunnel
+func (a restClient) Tunnels(ctx context.Context) ([]restTunnel, error) {
+	var all []restTunnel
 	if err := a.call(ctx, http.MethodGet, "/tunnels?full=true", &all); err != nil {
 		return nil, err
 	}
@@ -114,17 +114,17 @@ func (a SauceAPI) Tunnels(ctx context.Context) ([]RESTTunnel, error) {
 }
 
 // Tunnel reads one tunnel by its ID.
-func (a SauceAPI) Tunnel(ctx context.Context, id string) (RESTTunnel, error) {
-	var t RESTTunnel
+func (a restClient) Tunnel(ctx context.Context, id string) (restTunnel, error) {
+	var t restTunnel
 	return t, a.call(ctx, http.MethodGet, "/tunnels/"+url.PathEscape(id), &t)
 }
 
 // Delete ends one tunnel by its ID.
-func (a SauceAPI) Delete(ctx context.Context, id string) error {
+func (a restClient) Delete(ctx context.Context, id string) error {
 	return a.call(ctx, http.MethodDelete, "/tunnels/"+url.PathEscape(id), nil)
 }
 
-func (a SauceAPI) call(ctx context.Context, method, path string, out any) error {
+func (a restClient) call(ctx context.Context, method, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, restTimeout)
 	defer cancel()
 	endpoint := a.Base + "/rest/v1/" + url.PathEscape(a.Username) + strings.SplitN(path, "?", 2)[0]
@@ -136,7 +136,7 @@ func (a SauceAPI) call(ctx context.Context, method, path string, out any) error 
 	req.Header.Set("User-Agent", "drone-sauce-connect")
 	transport := &http.Transport{Proxy: nil, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second}
 	if a.Proxy != "" {
-		p, err := ParseProxy(a.Proxy)
+		p, err := parseProxy(a.Proxy)
 		if err != nil {
 			return fmt.Errorf("sauce labs rest api: proxy_sauce is not a proxy address: %w", err)
 		}
@@ -150,12 +150,12 @@ func (a SauceAPI) call(ctx context.Context, method, path string, out any) error 
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &RESTUnreachableError{Method: method, URL: endpoint, Err: err}
+		return &restUnreachableError{Method: method, URL: endpoint, Err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return &RESTError{Method: method, URL: endpoint, Status: resp.StatusCode}
+		return &restError{Method: method, URL: endpoint, Status: resp.StatusCode}
 	}
 	if out == nil {
 		return nil
@@ -166,9 +166,9 @@ func (a SauceAPI) call(ctx context.Context, method, path string, out any) error 
 	return nil
 }
 
-// ParseProxy reads a proxy address given as a URL or as host:port, with or
+// parseProxy reads a proxy address given as a URL or as host:port, with or
 // without user:pass@ (SC5 takes both): without a scheme it is http.
-func ParseProxy(v string) (*url.URL, error) {
+func parseProxy(v string) (*url.URL, error) {
 	if !strings.Contains(v, "://") {
 		v = "http://" + v
 	}
@@ -183,33 +183,33 @@ func ParseProxy(v string) (*url.URL, error) {
 	return u, nil
 }
 
-// RESTError is an answer of Sauce's REST API other than a success.
-type RESTError struct {
+// restError is an answer of Sauce's REST API other than a success.
+type restError struct {
 	Method, URL string
 	Status      int
 }
 
-func (e *RESTError) Error() string {
+func (e *restError) Error() string {
 	return fmt.Sprintf("sauce labs rest api %s %s: %d %s", e.Method, e.URL, e.Status, http.StatusText(e.Status))
 }
 
 // refused reports whether the API refused the credentials (401, or 403 for
 // a service account, which may not manage tunnels).
-func (e *RESTError) refused() bool {
+func (e *restError) refused() bool {
 	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 }
 
-// RESTUnreachableError means no answer came from Sauce's REST API.
-type RESTUnreachableError struct {
+// restUnreachableError means no answer came from Sauce's REST API.
+type restUnreachableError struct {
 	Method, URL string
 	Err         error
 }
 
-func (e *RESTUnreachableError) Error() string {
+func (e *restUnreachableError) Error() string {
 	return fmt.Sprintf("sauce labs rest api %s %s: no answer: %v", e.Method, e.URL, e.Err)
 }
 
-func (e *RESTUnreachableError) Unwrap() error { return e.Err }
+func (e *restUnreachableError) Unwrap() error { return e.Err }
 
 // serviceAccountHint is why a refusal may not be the key's fault.
 const serviceAccountHint = " (a service account's key cannot manage tunnels; the tunnel's owner's can)"
@@ -221,7 +221,7 @@ const serviceAccountHint = " (a service account's key cannot manage tunnels; the
 // the same name. With no ID it deletes nothing and says so. Every failure
 // is one warning: the stop has done its part already.
 func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL, tunnel, id, why string) {
-	api, ok := SauceAPIOf(env, restURL)
+	api, ok := restClientOf(env, restURL)
 	switch {
 	case id == "":
 		log.Warnf("%s; the tunnel may stay registered at Sauce Labs until it times out: its Sauce Labs ID was never recorded (Sauce had not confirmed it), and deleting by name could end another pipeline's tunnel %s", why, tunnel)
@@ -231,7 +231,7 @@ func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL
 		return
 	}
 	t, err := api.Tunnel(ctx, id)
-	if re := (*RESTError)(nil); errors.As(err, &re) && re.Status == http.StatusNotFound {
+	if re := (*restError)(nil); errors.As(err, &re) && re.Status == http.StatusNotFound {
 		log.Infof("%s; Sauce Labs has no tunnel %s (%s) left", why, tunnel, id)
 		return
 	}
@@ -244,7 +244,7 @@ func Backstop(ctx context.Context, log logrus.FieldLogger, env []string, restURL
 	}
 	if err != nil {
 		hint := ""
-		if re := (*RESTError)(nil); errors.As(err, &re) && re.refused() {
+		if re := (*restError)(nil); errors.As(err, &re) && re.refused() {
 			hint = serviceAccountHint
 		}
 		log.Warnf("%s, and deleting tunnel %s (%s) at Sauce Labs failed: %v%s; it counts against the account's concurrent tunnels until Sauce times it out", why, tunnel, id, err, hint)

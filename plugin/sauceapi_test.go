@@ -17,16 +17,16 @@ import (
 
 func TestSauceAPIOf(t *testing.T) {
 	env := []string{"SAUCE_USERNAME=alice", "SAUCE_ACCESS_KEY=k", "SAUCE_REGION=eu-central"}
-	if a, ok := SauceAPIOf(env, ""); !ok || a.Base != "https://api.eu-central-1.saucelabs.com" || a.Username != "alice" {
+	if a, ok := restClientOf(env, ""); !ok || a.Base != "https://api.eu-central-1.saucelabs.com" || a.Username != "alice" {
 		t.Errorf("eu-central: %+v %v", a, ok)
 	}
-	if a, _ := SauceAPIOf(append(env, "SAUCE_REGION=us-east-4"), "http://double:1/"); a.Base != "http://double:1" {
+	if a, _ := restClientOf(append(env, "SAUCE_REGION=us-east-4"), "http://double:1/"); a.Base != "http://double:1" {
 		t.Errorf("rest_url replaces the region's host, without its trailing slash: %q", a.Base)
 	}
-	if a, _ := SauceAPIOf(append(env[:2:2], "SAUCE_REGION=us-east-4"), ""); a.Base != "https://api.us-east-4.saucelabs.com" {
+	if a, _ := restClientOf(append(env[:2:2], "SAUCE_REGION=us-east-4"), ""); a.Base != "https://api.us-east-4.saucelabs.com" {
 		t.Errorf("us-east-4: %q", a.Base)
 	}
-	if _, ok := SauceAPIOf([]string{"SAUCE_USERNAME=alice", "SAUCE_REGION=us-west"}, ""); ok {
+	if _, ok := restClientOf([]string{"SAUCE_USERNAME=alice", "SAUCE_REGION=us-west"}, ""); ok {
 		t.Error("no access key, yet an API")
 	}
 }
@@ -36,7 +36,7 @@ func TestSauceAPIOf(t *testing.T) {
 // DELETEs it answered.
 type account struct {
 	mu       sync.Mutex
-	tunnels  []RESTTunnel
+	tunnels  []restTunnel
 	listedAt time.Time
 	deleted  []string
 	refuse   int // a status to answer every call with
@@ -53,7 +53,7 @@ func (a *account) serve(t *testing.T) string {
 		id, one := strings.CutPrefix(r.URL.Path, "/rest/v1/alice/tunnels/")
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/rest/v1/alice/tunnels" && r.URL.Query().Get("full") == "true":
-			list := []RESTTunnel{}
+			list := []restTunnel{}
 			if !time.Now().Before(a.listedAt) {
 				list = a.tunnels
 			}
@@ -82,7 +82,7 @@ func (a *account) serve(t *testing.T) string {
 // Sauce closed already is left; a refused key is explained; the key is in
 // no line.
 func TestBackstopDeletesOnlyItsOwnTunnel(t *testing.T) {
-	a := &account{tunnels: []RESTTunnel{{ID: "a1", Name: "ci-7", Status: "running"}, {ID: "b2", Name: "ci-7", Status: "running"}, {ID: "c3", Name: "ci-7", Status: "terminated"}}}
+	a := &account{tunnels: []restTunnel{{ID: "a1", Name: "ci-7", Status: "running"}, {ID: "b2", Name: "ci-7", Status: "running"}, {ID: "c3", Name: "ci-7", Status: "terminated"}}}
 	url := a.serve(t)
 	var out bytes.Buffer
 	log := logrus.New()
@@ -139,7 +139,7 @@ func confirmSession(t *testing.T, url, scID string, out *bytes.Buffer) (*Session
 // timeout naming what was listed; a refused key or an unreachable API is
 // one warning, and the start goes on.
 func TestConfirm(t *testing.T) {
-	a := &account{tunnels: []RESTTunnel{{ID: "x9", Name: "other", Status: "running"}, {ID: "a1", Name: "ci-7", Status: "running"}}, listedAt: time.Now().Add(300 * time.Millisecond)}
+	a := &account{tunnels: []restTunnel{{ID: "x9", Name: "other", Status: "running"}, {ID: "a1", Name: "ci-7", Status: "running"}}, listedAt: time.Now().Add(300 * time.Millisecond)}
 	var out bytes.Buffer
 	s, tun := confirmSession(t, a.serve(t), "a1", &out)
 	began := time.Now()
@@ -156,7 +156,7 @@ func TestConfirm(t *testing.T) {
 	if !errors.As(err, &to) || !strings.Contains(err.Error(), "Sauce Labs to list tunnel ci-7 (ID zz)") || !strings.Contains(err.Error(), "lists tunnel ci-7 only with ID a1, not SC's zz") {
 		t.Errorf("another ID: %v", err)
 	}
-	none := &account{tunnels: []RESTTunnel{{ID: "x9", Name: "other", Status: "running"}}}
+	none := &account{tunnels: []restTunnel{{ID: "x9", Name: "other", Status: "running"}}}
 	s, tun = confirmSession(t, none.serve(t), "", &out)
 	if err := confirmWithin(s, tun, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "1 running tunnel(s) for alice, none named ci-7: other") {
 		t.Errorf("never listed: %v", err)
@@ -184,7 +184,7 @@ func TestConfirm(t *testing.T) {
 // account's running tunnels listed, with how to end one.
 func TestExplainTunnelLimit(t *testing.T) {
 	created := time.Now().Add(-2 * time.Hour).Unix()
-	a := &account{tunnels: []RESTTunnel{{ID: "a1", Name: "web-41", Owner: "alice", Status: "running", CreationTime: created, Metadata: map[string]any{"runner": "drone"}}}}
+	a := &account{tunnels: []restTunnel{{ID: "a1", Name: "web-41", Owner: "alice", Status: "running", CreationTime: created, Metadata: map[string]any{"runner": "drone"}}}}
 	var out bytes.Buffer
 	s, _ := confirmSession(t, a.serve(t), "", &out)
 	err := s.ExplainExit(context.Background(), &ExitedError{ExitCode: 1}, "2026/12/07 [control] [ERROR] fatal error exiting: create tunnel: Too many active tunnels: 10; allowed: 10")
@@ -193,8 +193,8 @@ func TestExplainTunnelLimit(t *testing.T) {
 			t.Errorf("no %q in: %v", want, err)
 		}
 	}
-	if ExitCode(err) != ExitFailure || Retryable(err) {
-		t.Errorf("exit %d, retryable %v", ExitCode(err), Retryable(err))
+	if ExitCode(err) != ExitFailure || canRetry(err) {
+		t.Errorf("exit %d, retryable %v", ExitCode(err), canRetry(err))
 	}
 }
 

@@ -74,8 +74,8 @@ func SecretsOfEnv(env []string) []string {
 	return out
 }
 
-// SecretArg is an sc run argument that holds a secret.
-type SecretArg struct {
+// secretArg is an sc run argument that holds a secret.
+type secretArg struct {
 	Index   int // of the token holding the value
 	Secrets []string
 }
@@ -83,14 +83,14 @@ type SecretArg struct {
 // SecretArgs finds the tokens of SC's command line that hold secrets, in
 // every form SC's parser takes (see parseSCArgs); a command line it
 // cannot parse has every token after an option that takes a value masked.
-func SecretArgs(args []string) []SecretArg {
+func SecretArgs(args []string) []secretArg {
 	parsed, _ := parseSCArgs(args)
-	var out []SecretArg
+	var out []secretArg
 	for _, a := range parsed {
 		if s := a.Opt.secrets(a.Known, a.Value); len(s) > 0 {
 			// The token holding the value, whole: -aUSER:PASS@host and
 			// --auth=USER:PASS@host hide the secret inside it.
-			out = append(out, SecretArg{Index: a.Last, Secrets: append(s, args[a.Last])})
+			out = append(out, secretArg{Index: a.Last, Secrets: append(s, args[a.Last])})
 		}
 	}
 	return out

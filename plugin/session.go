@@ -51,7 +51,7 @@ func NewSession(c Config, o Options) *Session {
 		o.Out = io.Discard
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: ProbeTimeout, Transport: directTransport()}
+		o.HTTP = &http.Client{Timeout: probeTimeout, Transport: directTransport()}
 	}
 	if user, pass, ok := APIBasicAuth(EnvList(c.Env), c.SCArgs, c.FileOptions); ok {
 		o.HTTP = WithBasicAuth(o.HTTP, user, pass)

@@ -146,22 +146,22 @@ func DefaultSettings() Settings {
 	return s
 }
 
-// SettingInfo describes one setting for documentation.
-type SettingInfo struct {
+// settingInfo describes one setting for documentation.
+type settingInfo struct {
 	Name, Env, Default, Description string
 	// Group is where the README lists it ("essentials" first); Required
 	// says for which actions it must be set; Example is a real value.
 	Group, Required, Example string
 }
 
-// SettingsTable lists every setting in declaration order, from the tags.
-func SettingsTable() []SettingInfo {
+// settingsTable lists every setting in declaration order, from the tags.
+func settingsTable() []settingInfo {
 	t := reflect.TypeFor[Settings]()
-	out := make([]SettingInfo, 0, t.NumField())
+	out := make([]settingInfo, 0, t.NumField())
 	for i := range t.NumField() {
 		tag := t.Field(i).Tag
 		env := tag.Get("envconfig")
-		out = append(out, SettingInfo{
+		out = append(out, settingInfo{
 			Name:        strings.ToLower(strings.TrimPrefix(env, "PLUGIN_")),
 			Env:         env,
 			Default:     tag.Get("default"),

@@ -57,7 +57,7 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 		return nil, err
 	}
 	t := &Tunnel{Kind: "at", Ref: url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
-	if _, ok := SauceAPIFor(s.Cfg); ok {
+	if _, ok := restClientFor(s.Cfg); ok {
 		// With the credentials, Sauce confirms the pipeline's own SC too.
 		if err := s.Confirm(ctx, t); err != nil {
 			return nil, err
@@ -71,7 +71,7 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 // tunnelNameAt reads the tunnel's name from SC's /info (SC5's tunnel_name),
 // else takes the setting's.
 func (s *Session) tunnelNameAt(ctx context.Context, url string) string {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ProbeTimeout)
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 	defer cancel()
 	var info struct {
 		TunnelName string `json:"tunnel_name"`

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // The real-node tier: the plugin's image runs as a step container of a
@@ -107,7 +107,7 @@ func (b *buildPod) start(name string) {
 }
 
 // tunnelPods lists the tunnel pods in the build pod's namespace.
-func (b *buildPod) tunnelPods() []kube.Pod {
+func (b *buildPod) tunnelPods() []kubeapi.Pod {
 	b.t.Helper()
 	pods, err := node.Admin.ListPods(context.Background(), b.NS, "io.drone-sauce-connect.role=tunnel")
 	if err != nil {
@@ -278,7 +278,7 @@ func TestKubeletBuildPodDeleted(t *testing.T) {
 	for {
 		var p map[string]any
 		err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+b.NS+"/pods/"+tunnel, nil, &p)
-		if kube.IsNotFound(err) {
+		if kubeapi.IsNotFound(err) {
 			break
 		}
 		// The first grace period seen is the garbage collector's; once the

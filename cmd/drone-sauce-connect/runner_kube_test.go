@@ -15,7 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // TestDroneRunnerKube runs the README's Drone Kubernetes pipeline
@@ -156,7 +156,7 @@ func waitNoTunnelPods(t *testing.T, ns string, limit time.Duration) {
 		var left []string
 		for _, kind := range []string{"pods", "secrets", "services"} {
 			var list struct {
-				Items []kube.Pod `json:"items"`
+				Items []kubeapi.Pod `json:"items"`
 			}
 			if err := node.Admin.Do(context.Background(), http.MethodGet, "/api/v1/namespaces/"+ns+"/"+kind+"?labelSelector=io.drone-sauce-connect.managed%3Dtrue", nil, &list); err != nil {
 				t.Fatal(err)

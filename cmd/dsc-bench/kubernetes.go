@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 var kubernetes = flag.Bool("kubernetes", true, "also measure the Kubernetes backend on a real kubelet (needs root and make kube-tools)")
@@ -127,7 +127,7 @@ func (k *kubeSample) run(n *testenv.Node, pluginImage, standin string, i int, se
 	defer cancel()
 	go func() {
 		for ctx.Err() == nil {
-			if _, err := n.Admin.GetPod(ctx, b.NS, tunnel); kube.IsNotFound(err) {
+			if _, err := n.Admin.GetPod(ctx, b.NS, tunnel); kubeapi.IsNotFound(err) {
 				gone <- time.Now()
 				return
 			}

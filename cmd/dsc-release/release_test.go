@@ -166,7 +166,7 @@ func runPulled(t *testing.T, ref string, r Release) {
 	t.Helper()
 	eng := testenv.Engine(t)
 	ctx := context.Background()
-	if err := eng.PullImage(ctx, ref, nil, io.Discard); err != nil {
+	if err := eng.PullImage(ctx, ref, "", "", io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testenv.RemoveImage(ref) })

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // BuildPod is one pipeline's pod on the node, run the way drone-runner-kube
@@ -90,7 +90,7 @@ func (n *Node) NewBuildPod(name string, secrets map[string]string, steps ...Step
 	if err := post(ns+"/pods", pod); err != nil {
 		return b, err
 	}
-	_, err := b.Wait(2*time.Minute, "all placeholders running", func(p kube.Pod) bool {
+	_, err := b.Wait(2*time.Minute, "all placeholders running", func(p kubeapi.Pod) bool {
 		running := 0
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.State.Running != nil {
@@ -144,7 +144,7 @@ func RoleManifests() ([]map[string]any, error) {
 
 // ApplyRole applies role.yaml exactly as written in namespace ns, as
 // `kubectl apply -n ns` would.
-func ApplyRole(kc *kube.Client, ns string) error {
+func ApplyRole(kc *kubeapi.Client, ns string) error {
 	docs, err := RoleManifests()
 	if err != nil {
 		return err
@@ -166,7 +166,7 @@ func ApplyRole(kc *kube.Client, ns string) error {
 // allows. The RBAC authorizer reads bindings from an informer cache, so a
 // request made at once after the create can still be refused (a CI run saw
 // exactly that); `kubectl apply` users meet the same lag.
-func awaitBindings(kc *kube.Client, ns string, docs []map[string]any) error {
+func awaitBindings(kc *kubeapi.Client, ns string, docs []map[string]any) error {
 	var verb, resource string
 	var subjects []string
 	for _, doc := range docs {
@@ -203,7 +203,7 @@ func awaitBindings(kc *kube.Client, ns string, docs []map[string]any) error {
 
 // AwaitAllowed waits (at most 10 s) until the authorizer lets user do verb
 // on resource in ns: a binding just created is not in force at once.
-func AwaitAllowed(kc *kube.Client, ns, user, verb, resource string) error {
+func AwaitAllowed(kc *kubeapi.Client, ns, user, verb, resource string) error {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ok, reason, err := CanI(kc, ns, user, verb, resource, "")
 		if err != nil || ok {
@@ -218,7 +218,7 @@ func AwaitAllowed(kc *kube.Client, ns, user, verb, resource string) error {
 // CanI asks the API server's authorizer (a SubjectAccessReview) whether
 // user may do verb on resource/sub in ns; a service account of ns is asked
 // about with the groups the API server gives it.
-func CanI(kc *kube.Client, ns, user, verb, resource, sub string) (allowed bool, reason string, err error) {
+func CanI(kc *kubeapi.Client, ns, user, verb, resource, sub string) (allowed bool, reason string, err error) {
 	spec := map[string]any{"user": user, "resourceAttributes": map[string]any{"namespace": ns, "verb": verb, "resource": resource, "subresource": sub}}
 	if strings.HasPrefix(user, "system:serviceaccount:"+ns+":") {
 		spec["groups"] = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns}
@@ -246,12 +246,12 @@ func object(kind, ns, name string) map[string]any {
 }
 
 // Pod reads the build pod.
-func (b *BuildPod) Pod() (kube.Pod, error) {
+func (b *BuildPod) Pod() (kubeapi.Pod, error) {
 	return b.node.Admin.GetPod(context.Background(), b.NS, b.Name)
 }
 
 // Wait polls the build pod every 20 ms until ok, for at most limit.
-func (b *BuildPod) Wait(limit time.Duration, what string, ok func(kube.Pod) bool) (kube.Pod, error) {
+func (b *BuildPod) Wait(limit time.Duration, what string, ok func(kubeapi.Pod) bool) (kubeapi.Pod, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		p, err := b.Pod()
@@ -294,7 +294,7 @@ func (b *BuildPod) Run(name string) (int, error) {
 		return 0, fmt.Errorf("start step %s: %w", name, err)
 	}
 	var code int
-	_, err := b.Wait(3*time.Minute, "done with step "+name, func(p kube.Pod) bool {
+	_, err := b.Wait(3*time.Minute, "done with step "+name, func(p kubeapi.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.Name == name && strings.HasSuffix(cs.Image, b.steps[name]) && cs.State.Terminated != nil {
 				code = int(cs.State.Terminated.ExitCode)

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // The one node's network: a bridge of its own (created before anything
@@ -48,7 +48,7 @@ const (
 type Node struct {
 	*ControlPlane
 	// Admin is a client of the first user's.
-	Admin   *kube.Client
+	Admin   *kubeapi.Client
 	dir     string
 	sock    string
 	procs   []*proc
@@ -113,7 +113,7 @@ func StartNode(users []KubeUser, images ...string) (n *Node, err error) {
 	if n.ControlPlane, err = startControlPlane(users, NodeIP, "*"); err != nil {
 		return n, err
 	}
-	if n.Admin, err = kube.New(kube.Config{Host: n.URL, Token: n.admin, CA: n.CA}); err != nil {
+	if n.Admin, err = kubeapi.New(kubeapi.Config{Host: n.URL, Token: n.admin, CA: n.CA}); err != nil {
 		return n, err
 	}
 	if err := n.containerd(); err != nil {

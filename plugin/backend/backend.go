@@ -10,16 +10,16 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/docker"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubernetes"
 )
 
-// ErrNotInCluster means the plugin does not run in a Kubernetes pod.
-var ErrNotInCluster = kube.ErrNotInCluster
+// errNotInCluster means the plugin does not run in a Kubernetes pod.
+var errNotInCluster = kubeapi.ErrNotInCluster
 
 // Connectors open each backend for a session. Docker fails with an error
 // that wraps engine.ErrUnreachable when no engine answers (then auto tries
-// Kubernetes), Kubernetes with ErrNotInCluster outside a pod. Real connects
+// Kubernetes), Kubernetes with errNotInCluster outside a pod. Real connects
 // to the real ones; tests pass fakes.
 type Connectors struct {
 	Docker     func(ctx context.Context, s *plugin.Session) (plugin.Backend, func(), error)
@@ -39,7 +39,7 @@ var Real = Connectors{
 		return docker.New(s, eng, eng.Access), func() { _ = eng.Close() }, nil
 	},
 	Kubernetes: func(s *plugin.Session) (plugin.Backend, error) {
-		kc, ns, err := kube.InCluster()
+		kc, ns, err := kubeapi.InCluster()
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +59,7 @@ func Act(ctx context.Context, c plugin.Config, conn Connectors, o plugin.Options
 		defer cancel()
 		return wait(ctx, s, conn)
 	}
-	b, closeFn, err := Open(ctx, s, conn)
+	b, closeFn, err := open(ctx, s, conn)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func wait(ctx context.Context, s *plugin.Session, conn Connectors) error {
 				_, err := w.Wait(ctx)
 				return err
 			}
-		case s.Cfg.Backend == plugin.BackendKubernetes || !errors.Is(err, ErrNotInCluster):
+		case s.Cfg.Backend == plugin.BackendKubernetes || !errors.Is(err, errNotInCluster):
 			return fmt.Errorf("backend kubernetes: %w", err)
 		default:
 			s.Log.Debugf("not in a Kubernetes pod (%v): waiting on SC's API alone", err)
@@ -95,10 +95,10 @@ func wait(ctx context.Context, s *plugin.Session, conn Connectors) error {
 	return err
 }
 
-// Open returns the backend the settings choose. auto takes Docker when an
+// open returns the backend the settings choose. auto takes Docker when an
 // engine answers, else Kubernetes when the plugin runs in a pod, else
 // fails naming both.
-func Open(ctx context.Context, s *plugin.Session, conn Connectors) (plugin.Backend, func(), error) {
+func open(ctx context.Context, s *plugin.Session, conn Connectors) (plugin.Backend, func(), error) {
 	c := s.Cfg
 	none := func() {}
 	if c.Backend == plugin.BackendKubernetes {
@@ -117,7 +117,7 @@ func Open(ctx context.Context, s *plugin.Session, conn Connectors) (plugin.Backe
 	}
 	kb, kerr := conn.Kubernetes(s)
 	switch {
-	case errors.Is(kerr, ErrNotInCluster):
+	case errors.Is(kerr, errNotInCluster):
 		return nil, nil, fmt.Errorf("%w; or run the step in a Kubernetes pod with a service account (backend kubernetes)", docker.EngineHint(err, c.Pipeline))
 	case kerr != nil:
 		return nil, nil, kerr

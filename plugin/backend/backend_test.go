@@ -46,11 +46,11 @@ func TestChoice(t *testing.T) {
 	}{
 		{"auto with an engine", plugin.BackendAuto, plugin.ActionStart, nil, nil, "docker start", "", 0, false},
 		{"auto, no engine, in a pod", plugin.BackendAuto, plugin.ActionStop, unreachable, nil, "kubernetes stop", "", 0, true},
-		{"auto, no engine, no pod", plugin.BackendAuto, plugin.ActionStart, unreachable, ErrNotInCluster, "", "or run the step in a Kubernetes pod", plugin.ExitEngine, true},
+		{"auto, no engine, no pod", plugin.BackendAuto, plugin.ActionStart, unreachable, errNotInCluster, "", "or run the step in a Kubernetes pod", plugin.ExitEngine, true},
 		{"auto, an engine that refuses", plugin.BackendAuto, plugin.ActionStart, errDenied, nil, "", "permission denied", plugin.ExitFailure, false},
 		{"docker, no engine", plugin.BackendDocker, plugin.ActionStart, unreachable, nil, "", "mount the Docker socket", plugin.ExitEngine, false},
 		{"kubernetes", plugin.BackendKubernetes, plugin.ActionStatus, nil, nil, "kubernetes status", "", 0, true},
-		{"kubernetes outside a pod", plugin.BackendKubernetes, plugin.ActionRun, nil, ErrNotInCluster, "", "backend kubernetes:", plugin.ExitFailure, true},
+		{"kubernetes outside a pod", plugin.BackendKubernetes, plugin.ActionRun, nil, errNotInCluster, "", "backend kubernetes:", plugin.ExitFailure, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var did string
@@ -116,9 +116,9 @@ func TestWaitNeedsNoEngine(t *testing.T) {
 		did, err string
 	}{
 		{"in a pod", plugin.BackendAuto, nil, "kubernetes wait", ""},
-		{"outside a pod", plugin.BackendAuto, ErrNotInCluster, "", ""},
+		{"outside a pod", plugin.BackendAuto, errNotInCluster, "", ""},
 		{"docker: SC's API alone", plugin.BackendDocker, nil, "", ""},
-		{"kubernetes outside a pod", plugin.BackendKubernetes, ErrNotInCluster, "", "backend kubernetes:"},
+		{"kubernetes outside a pod", plugin.BackendKubernetes, errNotInCluster, "", "backend kubernetes:"},
 		{"a pod, but refused settings", plugin.BackendAuto, errDenied, "", "permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

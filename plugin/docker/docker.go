@@ -37,7 +37,7 @@ import (
 // implements it; unit tests use fakes.
 type Engine interface {
 	InspectImage(ctx context.Context, ref string) (engine.Image, error)
-	PullImage(ctx context.Context, ref string, auth *engine.RegistryAuth, w io.Writer) error
+	PullImage(ctx context.Context, ref, username, password string, w io.Writer) error
 	CreateContainer(ctx context.Context, s engine.ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	InspectContainer(ctx context.Context, id string) (engine.Container, error)

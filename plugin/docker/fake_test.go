@@ -43,7 +43,7 @@ func (f *fakeEngine) record(call string) {
 func (f *fakeEngine) InspectImage(context.Context, string) (engine.Image, error) {
 	return engine.Image{}, nil
 }
-func (f *fakeEngine) PullImage(context.Context, string, *engine.RegistryAuth, io.Writer) error {
+func (f *fakeEngine) PullImage(context.Context, string, string, string, io.Writer) error {
 	return nil
 }
 func (f *fakeEngine) CreateContainer(_ context.Context, s engine.ContainerSpec) (string, error) {

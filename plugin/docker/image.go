@@ -43,11 +43,11 @@ func (b *backend) pull(ctx context.Context) error {
 	b.log.WithField("image", img).Info("pulling image")
 	// Engines report a refused registry login as an internal error (20.10:
 	// HTTP 500), so the hint names everything a failed pull may need.
-	var auth *engine.RegistryAuth
+	var login plugin.RegistryAuth
 	if a := b.cfg.RegistryAuth; a != nil {
-		auth = &engine.RegistryAuth{Username: a.Username, Password: a.Password}
+		login = *a
 	}
-	if err := b.eng.PullImage(ctx, img, auth, b.s.Opt.Out); err != nil {
+	if err := b.eng.PullImage(ctx, img, login.Username, login.Password, b.s.Opt.Out); err != nil {
 		if engine.IsNotFound(err) {
 			return fmt.Errorf("%w: the registry has no image %s (no such tag or digest); set image to a published tag (Sauce's are listed at %s) or a digest", err, img, sauceTags)
 		}

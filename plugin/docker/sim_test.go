@@ -134,7 +134,7 @@ func (e *simEngine) InspectImage(context.Context, string) (engine.Image, error) 
 	return engine.Image{}, nil
 }
 
-func (e *simEngine) PullImage(context.Context, string, *engine.RegistryAuth, io.Writer) error {
+func (e *simEngine) PullImage(context.Context, string, string, string, io.Writer) error {
 	e.count("pull")
 	e.noImage = false
 	return nil

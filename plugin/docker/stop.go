@@ -79,17 +79,17 @@ func (b *backend) shutdown(ctx context.Context, id string) error {
 
 // stopSC stops SC's container id (found as before; empty when it was gone)
 // gracefully within timeout and says whether it was killed and, from how it
-// ended, whether it missed its graceful shutdown (see Ungraceful).
+// ended, whether it missed its graceful shutdown (see ungracefulEnd).
 func stopSC(ctx context.Context, eng Engine, id string, before engine.Container, timeout time.Duration) (killed bool, ungraceful string, err error) {
 	killed, err = eng.StopContainer(ctx, id, timeout)
 	after, _ := eng.InspectContainer(ctx, id)
-	return killed, Ungraceful(before, after.State.ExitCode, killed), err
+	return killed, ungracefulEnd(before, after.State.ExitCode, killed), err
 }
 
-// Ungraceful says how SC ended without its graceful shutdown, "" when it
+// ungracefulEnd says how SC ended without its graceful shutdown, "" when it
 // had one: before is SC as the stop found it, exitCode how it ended, killed
 // whether stop_timeout ran out. SC exits 0 after a SIGTERM it drained on.
-func Ungraceful(before engine.Container, exitCode int, killed bool) string {
+func ungracefulEnd(before engine.Container, exitCode int, killed bool) string {
 	switch {
 	case before.ID == "":
 		return "" // gone before the stop: nothing is known of it

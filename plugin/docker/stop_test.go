@@ -24,7 +24,7 @@ func TestUngraceful(t *testing.T) {
 		{"ended by itself, gracefully", closed, 0, false, ""},
 		{"gone before the stop", engine.Container{}, 0, false, ""},
 	} {
-		if got := Ungraceful(tc.before, tc.exit, tc.killed); got != tc.want {
+		if got := ungracefulEnd(tc.before, tc.exit, tc.killed); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}

@@ -96,7 +96,7 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 				return c.ID, nil
 			}
 		}
-		failed = failed || Transient(err)
+		failed = failed || transient(err)
 		return res.ID, err
 	})
 	if err != nil {

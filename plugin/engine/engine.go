@@ -20,8 +20,8 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
 )
 
-// UserAgent is sent with every request so engine logs name the caller.
-const UserAgent = "drone-sauce-connect"
+// userAgent is sent with every request so engine logs name the caller.
+const userAgent = "drone-sauce-connect"
 
 // pingTimeout bounds the first contact with the engine.
 const pingTimeout = 10 * time.Second
@@ -65,7 +65,7 @@ func NewEnv(ctx context.Context) (*Engine, error) {
 // Connect connects to the engine as access says, negotiates the API
 // version and pings it.
 func Connect(ctx context.Context, access Access) (*Engine, error) {
-	opts := []client.Opt{client.WithUserAgent(UserAgent), client.WithAPIVersionFromEnv()}
+	opts := []client.Opt{client.WithUserAgent(userAgent), client.WithAPIVersionFromEnv()}
 	if t := access.TLS; t != nil {
 		cfg, err := t.config()
 		if err != nil {
@@ -135,7 +135,7 @@ func (e *Engine) starting(err error) bool {
 			return false
 		}
 	}
-	return Transient(err) && !errors.Is(err, os.ErrPermission) && e.Access.tlsTrouble(err) == nil
+	return transient(err) && !errors.Is(err, os.ErrPermission) && e.Access.tlsTrouble(err) == nil
 }
 
 // socketDenied reports whether host is a unix socket this process may not

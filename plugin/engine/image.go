@@ -11,12 +11,6 @@ import (
 	"github.com/moby/moby/client/pkg/jsonmessage"
 )
 
-// RegistryAuth is the login for a private registry or mirror.
-type RegistryAuth struct {
-	Username string
-	Password string
-}
-
 // Image is what the plugin reads of an image the engine holds.
 type Image struct {
 	// User is the image's USER ("" for root).
@@ -44,10 +38,10 @@ func (e *Engine) InspectImage(ctx context.Context, ref string) (Image, error) {
 
 // PullImage pulls ref and prints progress to w as plain lines. Credentials,
 // when given, travel only in the registry auth header.
-func (e *Engine) PullImage(ctx context.Context, ref string, auth *RegistryAuth, w io.Writer) error {
+func (e *Engine) PullImage(ctx context.Context, ref, username, password string, w io.Writer) error {
 	opts := client.ImagePullOptions{}
-	if auth != nil {
-		enc, err := authconfig.Encode(registry.AuthConfig{Username: auth.Username, Password: auth.Password})
+	if username != "" {
+		enc, err := authconfig.Encode(registry.AuthConfig{Username: username, Password: password})
 		if err != nil {
 			return fmt.Errorf("encode registry credentials: %w", err)
 		}

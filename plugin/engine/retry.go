@@ -37,11 +37,11 @@ type Retry struct {
 	Wait    time.Duration // the pause before the next attempt
 }
 
-// Transient reports whether err is a failure of the engine that a retry can
+// transient reports whether err is a failure of the engine that a retry can
 // fix: an internal error, unavailable or rate-limited, a connection that
 // failed, was reset or ended early, or a request that timed out. The
 // caller's own cancellation is never transient.
-func Transient(err error) bool {
+func transient(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return false
@@ -78,7 +78,7 @@ func retry[T any](ctx context.Context, e *Engine, op string, slack time.Duration
 	var last error
 	err := backoff.Retry(ctx, p, func(ctx context.Context) error {
 		v, last = once(ctx, e, slack, call)
-		if last != nil && !Transient(last) {
+		if last != nil && !transient(last) {
 			return backoff.Permanent(last)
 		}
 		return last

@@ -226,8 +226,8 @@ func TestTransient(t *testing.T) {
 		{cerrdefs.ErrUnauthenticated, false},
 		{errors.New("no such image"), false},
 	} {
-		if got := Transient(c.err); got != c.want {
-			t.Errorf("Transient(%v) = %v, want %v", c.err, got, c.want)
+		if got := transient(c.err); got != c.want {
+			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

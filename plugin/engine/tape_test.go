@@ -219,7 +219,7 @@ func everyVerb(t *testing.T, e *engine.Engine) {
 		t.Errorf("inspect of a missing image: %v, want not found", err)
 	}
 	var pullLog bytes.Buffer
-	if err := e.PullImage(ctx, "127.0.0.1:1/dsc/missing:1", &engine.RegistryAuth{Username: "u", Password: "p"}, &pullLog); err == nil {
+	if err := e.PullImage(ctx, "127.0.0.1:1/dsc/missing:1", "u", "p", &pullLog); err == nil {
 		t.Error("pull from a registry that is not there: no error")
 	}
 	wctx, stopWatch := context.WithCancel(ctx)

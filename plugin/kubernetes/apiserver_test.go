@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // apiServer is a Kubernetes API server in memory for unit tests: pods,
@@ -35,30 +35,30 @@ type apiServer struct {
 	refusePod func() (int, string)
 	// beforeSecret, when set, runs before each secret is created.
 	beforeSecret func()
-	pods         map[string]*kube.Pod
+	pods         map[string]*kubeapi.Pod
 	logs         map[string]string
-	secrets      map[string]*kube.Secret
-	services     map[string]*kube.Service
-	watchers     map[string][]chan kube.PodEvent
+	secrets      map[string]*kubeapi.Secret
+	services     map[string]*kubeapi.Service
+	watchers     map[string][]chan kubeapi.PodEvent
 	// gone are deleted pods as last seen: a watch from before their
 	// deletion hears of it, as the API server's event history tells.
-	gone  map[string]kube.Pod
+	gone  map[string]kubeapi.Pod
 	calls map[string]int
 }
 
 const testNS = "ci"
 
 func newAPIServer(t *testing.T) *apiServer {
-	a := &apiServer{t: t, pods: map[string]*kube.Pod{}, logs: map[string]string{}, secrets: map[string]*kube.Secret{},
-		services: map[string]*kube.Service{}, watchers: map[string][]chan kube.PodEvent{}, gone: map[string]kube.Pod{}, calls: map[string]int{}}
+	a := &apiServer{t: t, pods: map[string]*kubeapi.Pod{}, logs: map[string]string{}, secrets: map[string]*kubeapi.Secret{},
+		services: map[string]*kubeapi.Service{}, watchers: map[string][]chan kubeapi.PodEvent{}, gone: map[string]kubeapi.Pod{}, calls: map[string]int{}}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.srv.Close)
 	return a
 }
 
 // client is a kube client of the server.
-func (a *apiServer) client() *kube.Client {
-	kc, err := kube.New(kube.Config{Host: a.srv.URL, Token: "t"})
+func (a *apiServer) client() *kubeapi.Client {
+	kc, err := kubeapi.New(kubeapi.Config{Host: a.srv.URL, Token: "t"})
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func (a *apiServer) reply(w http.ResponseWriter, v any) {
 
 // nextMeta gives a new object its UID and resource version; the caller
 // holds mu.
-func (a *apiServer) nextMeta(m *kube.ObjectMeta) {
+func (a *apiServer) nextMeta(m *kubeapi.ObjectMeta) {
 	a.rv++
 	m.ResourceVersion = strconv.Itoa(a.rv)
 	if m.UID == "" {
@@ -111,7 +111,7 @@ func (a *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 func (a *apiServer) servePods(w http.ResponseWriter, r *http.Request, parts []string) {
 	switch {
 	case len(parts) == 0 && r.Method == http.MethodPost:
-		var p kube.Pod
+		var p kubeapi.Pod
 		_ = json.NewDecoder(r.Body).Decode(&p)
 		if a.refusePod != nil {
 			code, msg := a.refusePod()
@@ -125,7 +125,7 @@ func (a *apiServer) servePods(w http.ResponseWriter, r *http.Request, parts []st
 			return
 		}
 		a.nextMeta(&p.Metadata)
-		p.Status = kube.PodStatus{Phase: "Pending"}
+		p.Status = kubeapi.PodStatus{Phase: "Pending"}
 		stored := p
 		a.pods[p.Metadata.Name] = &stored
 		a.mu.Unlock()
@@ -137,7 +137,7 @@ func (a *apiServer) servePods(w http.ResponseWriter, r *http.Request, parts []st
 		a.watch(w, r)
 	case len(parts) == 0:
 		a.mu.Lock()
-		items := []kube.Pod{}
+		items := []kubeapi.Pod{}
 		for _, p := range a.pods {
 			if selected(p.Metadata.Labels, r.URL.Query().Get("labelSelector")) {
 				items = append(items, *p)
@@ -168,7 +168,7 @@ func (a *apiServer) pod(w http.ResponseWriter, r *http.Request, name string) {
 		a.mu.Unlock()
 		a.reply(w, out)
 	case http.MethodPatch:
-		var patch kube.Pod
+		var patch kubeapi.Pod
 		_ = json.NewDecoder(r.Body).Decode(&patch)
 		if p.Metadata.Annotations == nil {
 			p.Metadata.Annotations = map[string]string{}
@@ -192,7 +192,7 @@ func (a *apiServer) pod(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		// The kubelet stops SC (SIGTERM, exit 0) and the pod goes.
 		for i := range p.Status.ContainerStatuses {
-			p.Status.ContainerStatuses[i].State = kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 0, Reason: "Completed"}}
+			p.Status.ContainerStatuses[i].State = kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 0, Reason: "Completed"}}
 		}
 		now := time.Now().UTC().Format(time.RFC3339)
 		p.Metadata.DeletionTimestamp = &now
@@ -211,19 +211,19 @@ func (a *apiServer) pod(w http.ResponseWriter, r *http.Request, name string) {
 
 // changed gives p a new resource version and tells its watchers; the
 // caller holds mu.
-func (a *apiServer) changed(p *kube.Pod, typ string) {
+func (a *apiServer) changed(p *kubeapi.Pod, typ string) {
 	a.rv++
 	p.Metadata.ResourceVersion = strconv.Itoa(a.rv)
 	for _, ch := range a.watchers[p.Metadata.Name] {
 		select {
-		case ch <- kube.PodEvent{Type: typ, Pod: *p}:
+		case ch <- kubeapi.PodEvent{Type: typ, Pod: *p}:
 		default: // a watcher that does not keep up misses it, as on a real server's full buffer
 		}
 	}
 }
 
 // update changes a pod as the kubelet would, and tells its watchers.
-func (a *apiServer) update(name string, f func(p *kube.Pod)) {
+func (a *apiServer) update(name string, f func(p *kubeapi.Pod)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p, ok := a.pods[name]; ok {
@@ -235,15 +235,15 @@ func (a *apiServer) update(name string, f func(p *kube.Pod)) {
 func (a *apiServer) watch(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Query().Get("fieldSelector"), "metadata.name=")
 	since, _ := strconv.Atoi(r.URL.Query().Get("resourceVersion"))
-	ch := make(chan kube.PodEvent, 64)
+	ch := make(chan kubeapi.PodEvent, 64)
 	a.mu.Lock()
 	if p, ok := a.pods[name]; ok {
 		if rv, _ := strconv.Atoi(p.Metadata.ResourceVersion); rv > since {
-			ch <- kube.PodEvent{Type: "MODIFIED", Pod: *p}
+			ch <- kubeapi.PodEvent{Type: "MODIFIED", Pod: *p}
 		}
 	} else if p, ok := a.gone[name]; ok {
 		if rv, _ := strconv.Atoi(p.Metadata.ResourceVersion); rv > since {
-			ch <- kube.PodEvent{Type: "DELETED", Pod: p}
+			ch <- kubeapi.PodEvent{Type: "DELETED", Pod: p}
 		}
 	}
 	a.watchers[name] = append(a.watchers[name], ch)
@@ -295,7 +295,7 @@ func (a *apiServer) serveSimple(w http.ResponseWriter, r *http.Request, kind str
 	defer a.mu.Unlock()
 	switch {
 	case len(parts) == 0 && r.Method == http.MethodPost && kind == "secrets":
-		var s kube.Secret
+		var s kubeapi.Secret
 		_ = json.NewDecoder(r.Body).Decode(&s)
 		if _, taken := a.secrets[s.Metadata.Name]; taken {
 			a.status(w, http.StatusConflict, "AlreadyExists", `secrets "`+s.Metadata.Name+`" already exists`)
@@ -310,7 +310,7 @@ func (a *apiServer) serveSimple(w http.ResponseWriter, r *http.Request, kind str
 		a.secrets[s.Metadata.Name] = &s
 		a.reply(w, s)
 	case len(parts) == 0 && r.Method == http.MethodPost:
-		var s kube.Service
+		var s kubeapi.Service
 		_ = json.NewDecoder(r.Body).Decode(&s)
 		if _, taken := a.services[s.Metadata.Name]; taken {
 			a.status(w, http.StatusConflict, "AlreadyExists", `services "`+s.Metadata.Name+`" already exists`)
@@ -370,7 +370,7 @@ func selected(labels map[string]string, selector string) bool {
 }
 
 // addPod puts a pod the plugin did not make (the build pod) in the store.
-func (a *apiServer) addPod(p kube.Pod) {
+func (a *apiServer) addPod(p kubeapi.Pod) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.nextMeta(&p.Metadata)
@@ -381,7 +381,7 @@ func (a *apiServer) addPod(p kube.Pod) {
 func (a *apiServer) addSecret(name string, data map[string][]byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := kube.Secret{Metadata: kube.ObjectMeta{Name: name}, Data: data}
+	s := kubeapi.Secret{Metadata: kubeapi.ObjectMeta{Name: name}, Data: data}
 	a.nextMeta(&s.Metadata)
 	a.secrets[name] = &s
 }
@@ -417,11 +417,11 @@ func (a *apiServer) names(kind string) []string {
 
 // readyKubelet plays a kubelet that runs SC and marks its pod Ready.
 func (a *apiServer) readyKubelet(name string) {
-	a.update(name, func(p *kube.Pod) {
+	a.update(name, func(p *kubeapi.Pod) {
 		p.Status.Phase = "Running"
 		p.Status.PodIP = "10.244.0.9"
-		p.Status.Conditions = []kube.PodCondition{{Type: "PodScheduled", Status: "True"}, {Type: "Ready", Status: "True"}}
-		p.Status.ContainerStatuses = []kube.ContainerStatus{{Name: scContainer, Ready: true, State: kube.ContainerState{Running: &kube.StateRunning{}}}}
+		p.Status.Conditions = []kubeapi.PodCondition{{Type: "PodScheduled", Status: "True"}, {Type: "Ready", Status: "True"}}
+		p.Status.ContainerStatuses = []kubeapi.ContainerStatus{{Name: scContainer, Ready: true, State: kubeapi.ContainerState{Running: &kubeapi.StateRunning{}}}}
 	})
 	a.mu.Lock()
 	a.logs[name] = "Sauce Connect is up, you may start your tests\n"

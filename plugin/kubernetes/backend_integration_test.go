@@ -24,7 +24,7 @@ import (
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backend"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubernetes"
 )
 
@@ -32,7 +32,7 @@ const accessKey = "AK-kube-5e1f-LEAKCHECK-33c9"
 
 var (
 	cp    *testenv.ControlPlane
-	admin *kube.Client
+	admin *kubeapi.Client
 	users = []testenv.KubeUser{
 		{Name: "admin", Token: "admin-" + testenv.Random(16), Groups: []string{"system:masters"}},
 		{Name: "builder", Token: "builder-" + testenv.Random(16)},
@@ -59,8 +59,8 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-func client(u testenv.KubeUser) *kube.Client {
-	c, err := kube.New(kube.Config{Host: cp.URL, Token: u.Token, CA: cp.CA})
+func client(u testenv.KubeUser) *kubeapi.Client {
+	c, err := kubeapi.New(kubeapi.Config{Host: cp.URL, Token: u.Token, CA: cp.CA})
 	if err != nil {
 		panic(err)
 	}
@@ -72,7 +72,7 @@ func client(u testenv.KubeUser) *kube.Client {
 type cluster struct {
 	t        *testing.T
 	ns       string
-	buildPod kube.Pod
+	buildPod kubeapi.Pod
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -109,8 +109,8 @@ func newCluster(t *testing.T) *cluster {
 		}
 	}
 	no := false
-	p, err := admin.CreatePod(ctx, c.ns, kube.Pod{APIVersion: "v1", Kind: "Pod", Metadata: kube.ObjectMeta{Name: "build-pod"},
-		Spec: kube.PodSpec{AutomountServiceAccountToken: &no, Containers: []kube.Container{{Name: "step", Image: "harness/ci-addon:1"}}}})
+	p, err := admin.CreatePod(ctx, c.ns, kubeapi.Pod{APIVersion: "v1", Kind: "Pod", Metadata: kubeapi.ObjectMeta{Name: "build-pod"},
+		Spec: kubeapi.PodSpec{AutomountServiceAccountToken: &no, Containers: []kubeapi.Container{{Name: "step", Image: "harness/ci-addon:1"}}}})
 	must(t, err)
 	c.buildPod = p
 	return c
@@ -150,7 +150,7 @@ func must(t *testing.T, err error) {
 
 // kubelet plays the node: when the tunnel pod appears it writes, after
 // delay, the status a kubelet would.
-func (c *cluster) kubelet(tunnel string, delay time.Duration, status func(p *kube.Pod)) {
+func (c *cluster) kubelet(tunnel string, delay time.Duration, status func(p *kubeapi.Pod)) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -173,11 +173,11 @@ func (c *cluster) kubelet(tunnel string, delay time.Duration, status func(p *kub
 	}()
 }
 
-func ready(p *kube.Pod) {
-	p.Status = kube.PodStatus{Phase: "Running", PodIP: "10.244.0.7", Conditions: []kube.PodCondition{
+func ready(p *kubeapi.Pod) {
+	p.Status = kubeapi.PodStatus{Phase: "Running", PodIP: "10.244.0.7", Conditions: []kubeapi.PodCondition{
 		{Type: "PodScheduled", Status: "True"}, {Type: "Ready", Status: "True"}},
-		ContainerStatuses: []kube.ContainerStatus{{Name: "sauce-connect", Ready: true, Image: p.Spec.Containers[0].Image, ImageID: "x",
-			State: kube.ContainerState{Running: &kube.StateRunning{StartedAt: time.Now().UTC().Format(time.RFC3339)}}}}}
+		ContainerStatuses: []kubeapi.ContainerStatus{{Name: "sauce-connect", Ready: true, Image: p.Spec.Containers[0].Image, ImageID: "x",
+			State: kubeapi.ContainerState{Running: &kubeapi.StateRunning{StartedAt: time.Now().UTC().Format(time.RFC3339)}}}}}
 }
 
 // exec runs the plugin's Kubernetes backend as user u and captures what it
@@ -225,7 +225,7 @@ func (c *cluster) exec(u testenv.KubeUser, tunnel, action string, set func(*plug
 }
 
 // objects lists what the test namespace holds for the tunnel, as JSON.
-func (c *cluster) objects(tunnel string) (pods []kube.Pod, secrets int, raw string) {
+func (c *cluster) objects(tunnel string) (pods []kubeapi.Pod, secrets int, raw string) {
 	ctx := context.Background()
 	pods, err := admin.ListPods(ctx, c.ns, plugin.LabelTunnel+"="+tunnel)
 	must(c.t, err)
@@ -304,10 +304,10 @@ func TestStartReadyOutputsStop(t *testing.T) {
 func TestBadCredentials(t *testing.T) {
 	c := newCluster(t)
 	tunnel := "kube-" + testenv.Random(6)
-	c.kubelet(tunnel, 200*time.Millisecond, func(p *kube.Pod) {
-		p.Status = kube.PodStatus{Phase: "Failed", PodIP: "10.244.0.8", ContainerStatuses: []kube.ContainerStatus{{
+	c.kubelet(tunnel, 200*time.Millisecond, func(p *kubeapi.Pod) {
+		p.Status = kubeapi.PodStatus{Phase: "Failed", PodIP: "10.244.0.8", ContainerStatuses: []kubeapi.ContainerStatus{{
 			Name: "sauce-connect", Image: p.Spec.Containers[0].Image, ImageID: "x",
-			State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1, Reason: "Error",
+			State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 1, Reason: "Error",
 				Message: "2026/11/28 16:00:00.401000 [control] [DEBUG] access-key=" + accessKey +
 					"\n2026/11/28 16:00:00.5 [control] [ERROR] fatal error exiting: create tunnel: 401 Unauthorized"}}}}}
 	})
@@ -327,7 +327,7 @@ func TestBadCredentials(t *testing.T) {
 func TestNeverReady(t *testing.T) {
 	c := newCluster(t)
 	tunnel := "kube-" + testenv.Random(6)
-	c.kubelet(tunnel, 100*time.Millisecond, func(p *kube.Pod) {
+	c.kubelet(tunnel, 100*time.Millisecond, func(p *kubeapi.Pod) {
 		ready(p)
 		p.Status.Conditions[1].Status, p.Status.Conditions[1].Reason = "False", "ContainersNotReady"
 		p.Status.ContainerStatuses[0].Ready = false
@@ -357,7 +357,7 @@ func TestReadyByProbeBeforeTheKubelet(t *testing.T) {
 	}), ReadHeaderTimeout: time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	notReady := func(p *kube.Pod) {
+	notReady := func(p *kubeapi.Pod) {
 		ready(p)
 		p.Status.PodIP = "127.0.0.1"
 		p.Status.Conditions[1].Status, p.Status.Conditions[1].Reason = "False", "ContainersNotReady"
@@ -444,7 +444,7 @@ func TestBackendAuto(t *testing.T) {
 	if !strings.Contains(out.String(), "running the tunnel as a Kubernetes pod") {
 		t.Errorf("auto did not pick Kubernetes without an engine:\n%s", out.String())
 	}
-	notInPod := func(*plugin.Session) (plugin.Backend, error) { return nil, kube.ErrNotInCluster }
+	notInPod := func(*plugin.Session) (plugin.Backend, error) { return nil, kubeapi.ErrNotInCluster }
 	err = backend.Act(context.Background(), cfg, backend.Connectors{Docker: noEngine, Kubernetes: notInPod}, plugin.Options{Out: io.Discard, Log: log})
 	if err == nil || !strings.Contains(err.Error(), "mount the Docker socket into the step: Drone: a host volume /var/run/docker.sock") || !strings.Contains(err.Error(), "or run the step in a Kubernetes pod with a service account (backend kubernetes)") {
 		t.Errorf("neither world: %v", err)
@@ -457,7 +457,7 @@ func TestBackendAuto(t *testing.T) {
 	}
 	failKube := func(*plugin.Session) (plugin.Backend, error) {
 		t.Error("auto asked Kubernetes although an engine answered")
-		return nil, kube.ErrNotInCluster
+		return nil, kubeapi.ErrNotInCluster
 	}
 	err = backend.Act(context.Background(), cfg, backend.Connectors{Docker: engineUp, Kubernetes: failKube}, plugin.Options{Out: &out, Log: log})
 	if errors.Is(err, engine.ErrUnreachable) {
@@ -470,7 +470,7 @@ func TestBackendAuto(t *testing.T) {
 
 // perform runs the action with the Kubernetes backend, as backend.Act does
 // once it has chosen it.
-func perform(cfg plugin.Config, kc *kube.Client, ns string, o plugin.Options) error {
+func perform(cfg plugin.Config, kc *kubeapi.Client, ns string, o plugin.Options) error {
 	b, err := kubernetes.New(plugin.NewSession(cfg, o), kc, ns)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // TestLongBuildPodName: a kubelet cuts a pod's hostname to 63 characters,
@@ -22,12 +22,12 @@ func TestLongBuildPodName(t *testing.T) {
 	ctx := context.Background()
 	prefix := "harnessci-browser-tests-k8s-browser-tests-" + testenv.Random(8) + "-0123456789abcdefghij"
 	prefix = prefix[:63]
-	pod := func(suffix, ip string) kube.Pod {
+	pod := func(suffix, ip string) kubeapi.Pod {
 		no := false
-		p, err := admin.CreatePod(ctx, c.ns, kube.Pod{APIVersion: "v1", Kind: "Pod", Metadata: kube.ObjectMeta{Name: prefix + suffix},
-			Spec: kube.PodSpec{AutomountServiceAccountToken: &no, Containers: []kube.Container{{Name: "step", Image: "harness/ci-addon:1"}}}})
+		p, err := admin.CreatePod(ctx, c.ns, kubeapi.Pod{APIVersion: "v1", Kind: "Pod", Metadata: kubeapi.ObjectMeta{Name: prefix + suffix},
+			Spec: kubeapi.PodSpec{AutomountServiceAccountToken: &no, Containers: []kubeapi.Container{{Name: "step", Image: "harness/ci-addon:1"}}}})
 		must(t, err)
-		p.Status = kube.PodStatus{Phase: "Running", PodIP: ip}
+		p.Status = kubeapi.PodStatus{Phase: "Running", PodIP: ip}
 		must(t, admin.Do(ctx, http.MethodPut, "/api/v1/namespaces/"+c.ns+"/pods/"+p.Metadata.Name+"/status", p, nil))
 		return p
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // scContainer is the name of the SC container in the tunnel pod.
@@ -35,27 +35,27 @@ type backend struct {
 	s   *plugin.Session
 	cfg plugin.Config
 	log *logrus.Entry
-	kc  *kube.Client
+	kc  *kubeapi.Client
 	// ns is the namespace of the build pod and the tunnel; pod the build
 	// pod's name (kubernetes_pod, else HOSTNAME).
 	ns, pod string
 }
 
-// Waiter is a backend that can follow the pipeline's own SC (action wait
+// waiter is a backend that can follow the pipeline's own SC (action wait
 // in a build pod).
-type Waiter interface {
+type waiter interface {
 	Wait(ctx context.Context) (*plugin.Tunnel, error)
 }
 
 var (
 	_ plugin.Backend = (*backend)(nil)
-	_ Waiter         = (*backend)(nil)
+	_ waiter         = (*backend)(nil)
 )
 
 // New returns the Kubernetes backend for session s; ns is the service
 // account's namespace, used unless kubernetes_namespace is set. Settings
 // the backend cannot honour are refused (exit 2).
-func New(s *plugin.Session, kc *kube.Client, ns string) (plugin.Backend, error) {
+func New(s *plugin.Session, kc *kubeapi.Client, ns string) (plugin.Backend, error) {
 	c := s.Cfg
 	if c.ConfigFile != "" && (c.Action == plugin.ActionStart || c.Action == plugin.ActionRun) {
 		// The file is in the build pod's workspace, which the tunnel pod cannot see.
@@ -77,7 +77,7 @@ func New(s *plugin.Session, kc *kube.Client, ns string) (plugin.Backend, error) 
 
 // forbidden explains an RBAC refusal.
 func forbidden(err error) error {
-	if kube.IsForbidden(err) {
+	if kubeapi.IsForbidden(err) {
 		return fmt.Errorf("%w; %s", err, rbacHint)
 	}
 	return err
@@ -91,10 +91,10 @@ const maxHostname = 63
 // longer name (Harness and Drone name them after the pipeline) is not found
 // by it: then it is the one pod whose name starts with those 63 characters
 // and whose IP is one of this process's addresses.
-func (k *backend) buildPod(ctx context.Context) (kube.Pod, error) {
+func (k *backend) buildPod(ctx context.Context) (kubeapi.Pod, error) {
 	name := k.pod
 	owner, err := k.kc.GetPod(ctx, k.ns, name)
-	if err == nil || !kube.IsNotFound(err) || len(name) != maxHostname {
+	if err == nil || !kubeapi.IsNotFound(err) || len(name) != maxHostname {
 		return owner, err
 	}
 	pods, lerr := k.kc.ListPods(ctx, k.ns, "")
@@ -102,7 +102,7 @@ func (k *backend) buildPod(ctx context.Context) (kube.Pod, error) {
 		return owner, err
 	}
 	mine := localAddresses()
-	var found []kube.Pod
+	var found []kubeapi.Pod
 	for _, p := range pods {
 		if strings.HasPrefix(p.Metadata.Name, name) && p.Status.PodIP != "" && mine[p.Status.PodIP] {
 			found = append(found, p)

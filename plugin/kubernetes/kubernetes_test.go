@@ -4,28 +4,28 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 func TestPodState(t *testing.T) {
-	waiting := func(reason string) kube.Pod {
-		return kube.Pod{Status: kube.PodStatus{ContainerStatuses: []kube.ContainerStatus{{Image: "sc:5", State: kube.ContainerState{Waiting: &kube.StateWaiting{Reason: reason, Message: "m"}}}}}}
+	waiting := func(reason string) kubeapi.Pod {
+		return kubeapi.Pod{Status: kubeapi.PodStatus{ContainerStatuses: []kubeapi.ContainerStatus{{Image: "sc:5", State: kubeapi.ContainerState{Waiting: &kubeapi.StateWaiting{Reason: reason, Message: "m"}}}}}}
 	}
 	for _, tc := range []struct {
 		name  string
-		pod   kube.Pod
+		pod   kubeapi.Pod
 		ready bool
 		err   string
 	}{
-		{"ready", kube.Pod{Status: kube.PodStatus{Conditions: []kube.PodCondition{{Type: "Ready", Status: "True"}}}}, true, ""},
-		{"still coming up", kube.Pod{Status: kube.PodStatus{Phase: "Pending"}}, false, ""},
-		{"unschedulable", kube.Pod{Status: kube.PodStatus{Conditions: []kube.PodCondition{{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: "0/1 nodes"}}}}, false, "cannot be scheduled: 0/1 nodes"},
-		{"exited", kube.Pod{Status: kube.PodStatus{ContainerStatuses: []kube.ContainerStatus{{State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1}}}}}}, false, "exited with code 1"},
-		{"OOM", kube.Pod{Status: kube.PodStatus{ContainerStatuses: []kube.ContainerStatus{{State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}}}, false, "out of memory"},
+		{"ready", kubeapi.Pod{Status: kubeapi.PodStatus{Conditions: []kubeapi.PodCondition{{Type: "Ready", Status: "True"}}}}, true, ""},
+		{"still coming up", kubeapi.Pod{Status: kubeapi.PodStatus{Phase: "Pending"}}, false, ""},
+		{"unschedulable", kubeapi.Pod{Status: kubeapi.PodStatus{Conditions: []kubeapi.PodCondition{{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: "0/1 nodes"}}}}, false, "cannot be scheduled: 0/1 nodes"},
+		{"exited", kubeapi.Pod{Status: kubeapi.PodStatus{ContainerStatuses: []kubeapi.ContainerStatus{{State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 1}}}}}}, false, "exited with code 1"},
+		{"OOM", kubeapi.Pod{Status: kubeapi.PodStatus{ContainerStatuses: []kubeapi.ContainerStatus{{State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}}}, false, "out of memory"},
 		{"pull", waiting("ImagePullBackOff"), false, "cannot pull image sc:5 (ImagePullBackOff)"},
 		{"config", waiting("CreateContainerConfigError"), false, "cannot create the sauce connect container"},
 		{"creating is no failure", waiting("ContainerCreating"), false, ""},
-		{"failed", kube.Pod{Status: kube.PodStatus{Phase: "Failed", Reason: "Evicted"}}, false, "pod failed: Evicted"},
+		{"failed", kubeapi.Pod{Status: kubeapi.PodStatus{Phase: "Failed", Reason: "Evicted"}}, false, "pod failed: Evicted"},
 	} {
 		ready, err := podState(tc.pod)
 		if ready != tc.ready || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
@@ -49,7 +49,7 @@ func TestRepository(t *testing.T) {
 			t.Errorf("repository(%q) = %q, want %q", ref, got, want)
 		}
 	}
-	pod := kube.Pod{Spec: kube.PodSpec{Containers: []kube.Container{{Name: "step-1", Image: "drone-sauce-connect/drone-sauce-connect:1"}, {Name: "step-2", Image: "docker.io/saucelabs/sauce-connect:5.2"}}}}
+	pod := kubeapi.Pod{Spec: kubeapi.PodSpec{Containers: []kubeapi.Container{{Name: "step-1", Image: "drone-sauce-connect/drone-sauce-connect:1"}, {Name: "step-2", Image: "docker.io/saucelabs/sauce-connect:5.2"}}}}
 	if c, ok := sidecar(pod, "saucelabs/sauce-connect:5"); !ok || c.Name != "step-2" {
 		t.Errorf("sidecar: %v %v", c.Name, ok)
 	}
@@ -62,12 +62,12 @@ func TestRepository(t *testing.T) {
 // Secret's values in place of their references), and when a stop counts as
 // ungraceful: SC already ended non-zero, or the grace period ran out.
 func TestBackstopInputs(t *testing.T) {
-	pod := kube.Pod{Spec: kube.PodSpec{Containers: []kube.Container{{Name: scContainer, Env: []kube.EnvVar{
+	pod := kubeapi.Pod{Spec: kubeapi.PodSpec{Containers: []kubeapi.Container{{Name: scContainer, Env: []kubeapi.EnvVar{
 		{Name: "SAUCE_REGION", Value: "eu-central"},
-		{Name: "SAUCE_ACCESS_KEY", ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: "x-credentials", Key: "access-key"}}},
-		{Name: "GOMEMLIMIT", ValueFrom: &kube.EnvVarSource{ResourceFieldRef: &kube.ResourceFieldSelector{Resource: "limits.memory"}}},
+		{Name: "SAUCE_ACCESS_KEY", ValueFrom: &kubeapi.EnvVarSource{SecretKeyRef: &kubeapi.SecretKeySelector{Name: "x-credentials", Key: "access-key"}}},
+		{Name: "GOMEMLIMIT", ValueFrom: &kubeapi.EnvVarSource{ResourceFieldRef: &kubeapi.ResourceFieldSelector{Resource: "limits.memory"}}},
 	}}}}}
-	env := scEnv(pod, kube.Secret{Data: map[string][]byte{"access-key": []byte("k-1")}})
+	env := scEnv(pod, kubeapi.Secret{Data: map[string][]byte{"access-key": []byte("k-1")}})
 	if strings.Join(env, " ") != "SAUCE_REGION=eu-central SAUCE_ACCESS_KEY=k-1" {
 		t.Errorf("SC's environment: %v", env)
 	}
@@ -77,7 +77,7 @@ func TestBackstopInputs(t *testing.T) {
 	if why := ungraceful(pod, true); why != "sauce connect was killed when stop_timeout ran out" {
 		t.Errorf("killed: %q", why)
 	}
-	pod.Status.ContainerStatuses = []kube.ContainerStatus{{Name: scContainer, State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1}}}}
+	pod.Status.ContainerStatuses = []kubeapi.ContainerStatus{{Name: scContainer, State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 1}}}}
 	if why := ungraceful(pod, false); why != "sauce connect had already ended with exit code 1" {
 		t.Errorf("crashed: %q", why)
 	}

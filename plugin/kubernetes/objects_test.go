@@ -10,13 +10,13 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 func TestKubernetesObjectsGolden(t *testing.T) {
 	now := testenv.GoldenTime
 	// The build pod of a Harness stage on Kubernetes owns the objects.
-	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
+	owner := kubeapi.Pod{Metadata: kubeapi.ObjectMeta{Name: "harnessci-browser-abc", Namespace: "ci", UID: "0f6c3b1e-uid"}}
 	harness := func(s plugin.Settings) plugin.Config {
 		return testenv.SpecConfig(t, s, plugin.Pipeline{Drone: "true", HarnessBuildID: "77", DroneRepo: "acme/shop", DroneStageName: "browser"})
 	}
@@ -31,7 +31,7 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := harness(tc.s)
-			objs := Objects(c, owner, now)
+			objs := objects(c, owner, now)
 			if objs.Secret.StringData[secretAccessKey] != testenv.TestKey {
 				t.Fatal("the secret does not hold the access key")
 			}
@@ -52,8 +52,8 @@ func TestKubernetesObjectsGolden(t *testing.T) {
 // the tunnel pod through its Secret, never in the pod spec.
 func TestKubernetesSecretsByReference(t *testing.T) {
 	c := testenv.SpecConfig(t, plugin.Settings{Env: `{"SAUCE_HEADER":"Authorization: Bearer tok3n"}`, SCArgs: `["--auth", "carol:authpass3@upstream:3128", "--log-http=api:url"]`}, plugin.Pipeline{})
-	owner := kube.Pod{Metadata: kube.ObjectMeta{Name: "build", Namespace: "ci", UID: "uid"}}
-	objs := Objects(c, owner, time.Now())
+	owner := kubeapi.Pod{Metadata: kubeapi.ObjectMeta{Name: "build", Namespace: "ci", UID: "uid"}}
+	objs := objects(c, owner, time.Now())
 	pod, err := json.Marshal(objs.Pod)
 	if err != nil {
 		t.Fatal(err)

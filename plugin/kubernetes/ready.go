@@ -12,12 +12,12 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // podState reads a pod's state: ready, or a failure that will not heal
 // (SC exited, the image cannot be pulled, the pod cannot be scheduled).
-func podState(p kube.Pod) (ready bool, err error) {
+func podState(p kubeapi.Pod) (ready bool, err error) {
 	if c, ok := p.Condition("Ready"); ok && c.Status == "True" {
 		return true, nil
 	}
@@ -37,7 +37,7 @@ func podState(p kube.Pod) (ready bool, err error) {
 
 // containerFailed says why SC's container will not become ready: it
 // exited, or its image or configuration is wrong.
-func containerFailed(cs kube.ContainerStatus) error {
+func containerFailed(cs kubeapi.ContainerStatus) error {
 	if t := cs.State.Terminated; t != nil {
 		return &plugin.ExitedError{ExitCode: t.ExitCode, OOMKilled: t.Reason == "OOMKilled"}
 	}
@@ -54,7 +54,7 @@ func containerFailed(cs kube.ContainerStatus) error {
 
 // watchPod follows a pod with a watch (re-opened when the server ends it)
 // until until says done, the pod is deleted, or ctx ends.
-func (k *backend) watchPod(ctx context.Context, p kube.Pod, until func(kube.Pod) (bool, error)) (kube.Pod, error) {
+func (k *backend) watchPod(ctx context.Context, p kubeapi.Pod, until func(kubeapi.Pod) (bool, error)) (kubeapi.Pod, error) {
 	if done, err := until(p); done || err != nil {
 		return p, err
 	}
@@ -81,7 +81,7 @@ var errWatchEnded = errors.New("the watch ended")
 
 // watchOnce follows one watch stream of the pod (p, kept up to date) and
 // says whether it carried any event and whether until is done.
-func (k *backend) watchOnce(ctx context.Context, p *kube.Pod, until func(kube.Pod) (bool, error)) (got, done bool, err error) {
+func (k *backend) watchOnce(ctx context.Context, p *kubeapi.Pod, until func(kubeapi.Pod) (bool, error)) (got, done bool, err error) {
 	// The stream ends with this call, whatever ends it: until's verdict too.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -122,7 +122,7 @@ const (
 // waitReady waits, within the ready_timeout ctx carries, until the pod is
 // Ready, and returns it as it was then; on a failure it prints SC's last
 // log lines, masked.
-func (k *backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error) {
+func (k *backend) waitReady(ctx context.Context, pod kubeapi.Pod) (kubeapi.Pod, error) {
 	w := &podWatch{k: k, pod: pod}
 	w.seen.Store(pod)
 	var target plugin.ReadyTarget = w
@@ -130,7 +130,7 @@ func (k *backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 		target = probedPod{w}
 	}
 	err := plugin.WaitReady(ctx, target, "pod "+pod.Metadata.Name+" to become Ready (its readiness probe is GET /readyz)")
-	p := w.seen.Load().(kube.Pod)
+	p := w.seen.Load().(kubeapi.Pod)
 	if err == nil {
 		return p, nil
 	}
@@ -150,8 +150,8 @@ func (k *backend) waitReady(ctx context.Context, pod kube.Pod) (kube.Pod, error)
 // API server's watch tells it, and the pod as last seen.
 type podWatch struct {
 	k    *backend
-	pod  kube.Pod
-	seen atomic.Value // kube.Pod
+	pod  kubeapi.Pod
+	seen atomic.Value // kubeapi.Pod
 }
 
 // Watch turns the pod's status into signs: Ready, a failure that will not
@@ -160,7 +160,7 @@ func (w *podWatch) Watch(ctx context.Context) <-chan plugin.Sign {
 	out := make(chan plugin.Sign)
 	go func() {
 		defer close(out)
-		_, err := w.k.watchPod(ctx, w.pod, func(p kube.Pod) (bool, error) {
+		_, err := w.k.watchPod(ctx, w.pod, func(p kubeapi.Pod) (bool, error) {
 			w.seen.Store(p)
 			ready, err := podState(p)
 			s := plugin.Sign{Ready: ready, Gone: err, Note: podNote(p)}
@@ -182,7 +182,7 @@ func (w *podWatch) Watch(ctx context.Context) <-chan plugin.Sign {
 }
 
 // podNote says where a pod stands, for the timeout's message.
-func podNote(p kube.Pod) string {
+func podNote(p kubeapi.Pod) string {
 	note := "phase " + p.Status.Phase
 	if c, ok := p.Condition("Ready"); ok {
 		note += ", Ready " + c.Status + " " + c.Reason
@@ -202,7 +202,7 @@ type probedPod struct{ *podWatch }
 
 // Probe asks /readyz at the pod's IP, once it has one.
 func (p probedPod) Probe(ctx context.Context) (int, error) {
-	ip := p.seen.Load().(kube.Pod).Status.PodIP
+	ip := p.seen.Load().(kubeapi.Pod).Status.PodIP
 	if ip == "" {
 		return 0, errors.New("the pod has no IP yet")
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // routeWait bounds the wait for a Service to route to a Ready tunnel pod.
@@ -18,7 +18,7 @@ const routeWait = 5 * time.Second
 // a moment to route to the pod, and a later step that came at once could
 // find nothing there. From the build pod the plugin sees what later steps
 // will see; if the Service does not answer in routeWait, that is a warning.
-func (k *backend) awaitRoute(ctx context.Context, svc kube.Service) {
+func (k *backend) awaitRoute(ctx context.Context, svc kubeapi.Service) {
 	ip := svc.Spec.ClusterIP
 	if ip == "" || ip == "None" {
 		return
@@ -36,7 +36,7 @@ func (k *backend) awaitRoute(ctx context.Context, svc kube.Service) {
 
 // endpoints is where later steps reach SC's API: the Service's DNS name
 // when there is one, else the pod IP.
-func (k *backend) endpoints(p kube.Pod) plugin.Endpoints {
+func (k *backend) endpoints(p kubeapi.Pod) plugin.Endpoints {
 	port := strconv.Itoa(k.cfg.APIPort)
 	ep := plugin.Endpoints{Probe: "http://" + net.JoinHostPort(p.Status.PodIP, port)}
 	ep.Container = ep.Probe

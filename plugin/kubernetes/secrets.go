@@ -6,16 +6,16 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // learnSecrets adds the values in the tunnel's Secret to the masker before
 // anything of SC's is printed: a stop or status step may know none of them.
 // It returns the Secret (empty when there is none).
-func (k *backend) learnSecrets(ctx context.Context, p kube.Pod) (kube.Secret, error) {
+func (k *backend) learnSecrets(ctx context.Context, p kubeapi.Pod) (kubeapi.Secret, error) {
 	s, err := k.kc.GetSecret(ctx, k.ns, p.Metadata.Name+"-credentials")
-	if kube.IsNotFound(err) {
-		return kube.Secret{}, nil
+	if kubeapi.IsNotFound(err) {
+		return kubeapi.Secret{}, nil
 	}
 	if err != nil {
 		return s, fmt.Errorf("read the tunnel's secret to mask its values: %w", forbidden(err))
@@ -30,7 +30,7 @@ func (k *backend) learnSecrets(ctx context.Context, p kube.Pod) (kube.Secret, er
 
 // scEnv is SC's environment as the kubelet gives it: the pod's values, and
 // those it takes from the tunnel's Secret (held in memory, for the backstop).
-func scEnv(p kube.Pod, s kube.Secret) []string {
+func scEnv(p kubeapi.Pod, s kubeapi.Secret) []string {
 	var env []string
 	for _, c := range p.Spec.Containers {
 		if c.Name != scContainer {
@@ -60,7 +60,7 @@ func (k *backend) mask(val string) {
 
 // lastLines returns SC's last log lines: from the log API, or, where no
 // kubelet serves it, from the termination message the kubelet wrote.
-func (k *backend) lastLines(ctx context.Context, p kube.Pod, container string) string {
+func (k *backend) lastLines(ctx context.Context, p kubeapi.Pod, container string) string {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if logs, err := k.kc.PodLogs(lctx, k.ns, p.Metadata.Name, container, plugin.TailLines); err == nil && logs != "" {

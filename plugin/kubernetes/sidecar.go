@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // Wait is action wait in a build pod: SC runs as a container of the build
@@ -35,7 +35,7 @@ func (k *backend) watchSidecar(ctx context.Context) error {
 	}
 	k.log.Debugf("following sauce connect in container %s of build pod %s", c.Name, pod.Metadata.Name)
 	masked := k.learnEnvSecrets(ctx, c)
-	p, err := k.watchPod(ctx, pod, func(p kube.Pod) (bool, error) {
+	p, err := k.watchPod(ctx, pod, func(p kubeapi.Pod) (bool, error) {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.Name == c.Name {
 				return false, containerFailed(cs)
@@ -61,14 +61,14 @@ func (k *backend) watchSidecar(ctx context.Context) error {
 
 // sidecar finds SC's container in the build pod: the first of the image
 // setting's repository (tag and registry defaults aside).
-func sidecar(p kube.Pod, image string) (kube.Container, bool) {
+func sidecar(p kubeapi.Pod, image string) (kubeapi.Container, bool) {
 	want := repository(image)
 	for _, c := range p.Spec.Containers {
 		if repository(c.Image) == want {
 			return c, true
 		}
 	}
-	return kube.Container{}, false
+	return kubeapi.Container{}, false
 }
 
 // repository is an image reference without tag or digest, with Docker
@@ -93,12 +93,12 @@ func repository(ref string) string {
 // before anything of SC's is printed: those given by value (SAUCE_ACCESS_KEY
 // and the like), and every value taken from a Secret except the username.
 // It reports whether every one could be read.
-func (k *backend) learnEnvSecrets(ctx context.Context, c kube.Container) bool {
+func (k *backend) learnEnvSecrets(ctx context.Context, c kubeapi.Container) bool {
 	var env []string
 	ok := true
 	// Each Secret read once: a pipeline's one Secret usually backs several variables.
 	type read struct {
-		s   kube.Secret
+		s   kubeapi.Secret
 		err error
 	}
 	secrets := map[string]read{}

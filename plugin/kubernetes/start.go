@@ -10,7 +10,7 @@ import (
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/backoff"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // Start opens the tunnel, or reuses a ready one of its name, within the
@@ -27,7 +27,7 @@ func (k *backend) Start(ctx context.Context) (*plugin.Tunnel, error) {
 	if t, err := k.reuse(ctx); err != nil || t != nil {
 		return t, err
 	}
-	objs := Objects(k.cfg, owner, began)
+	objs := objects(k.cfg, owner, began)
 	// What this start created is removed on failure by its UID alone: a
 	// concurrent start of the tunnel may have objects of the same names.
 	var cl plugin.Rollback
@@ -62,10 +62,10 @@ func (k *backend) Run(ctx context.Context) error {
 // create makes the tunnel's Secret, Service and pod (registering each in
 // cl) and waits until it is ready and confirmed; a concurrent start that
 // made the Secret first is joined instead.
-func (k *backend) create(ctx context.Context, cl *plugin.Rollback, objs ObjectSet, owner kube.Pod) (*plugin.Tunnel, error) {
+func (k *backend) create(ctx context.Context, cl *plugin.Rollback, objs objectSet, owner kubeapi.Pod) (*plugin.Tunnel, error) {
 	fmt.Fprintf(k.s.Opt.Out, "+ kubectl create secret generic %s -n %s (username, access-key=***)\n", objs.Secret.Metadata.Name, k.ns)
 	secret, err := k.kc.CreateSecret(ctx, k.ns, objs.Secret)
-	if kube.IsConflict(err) {
+	if kubeapi.IsConflict(err) {
 		k.log.Infof("another start is bringing tunnel %s up; waiting for it", k.cfg.TunnelName)
 		return k.awaitOther(ctx)
 	}
@@ -73,15 +73,15 @@ func (k *backend) create(ctx context.Context, cl *plugin.Rollback, objs ObjectSe
 		return nil, fmt.Errorf("create the credentials secret: %w", forbidden(err))
 	}
 	cl.Add(func(ctx context.Context) error {
-		return k.kc.DeleteOwn(ctx, kube.SecretPath(k.ns, secret.Metadata.Name), secret.Metadata.UID, nil)
+		return k.kc.DeleteOwn(ctx, kubeapi.SecretPath(k.ns, secret.Metadata.Name), secret.Metadata.UID, nil)
 	})
-	var svc kube.Service
+	var svc kubeapi.Service
 	if objs.Service != nil {
 		if svc, err = k.kc.CreateService(ctx, k.ns, *objs.Service); err != nil {
 			return nil, fmt.Errorf("create the sauce connect service: %w", forbidden(err))
 		}
 		cl.Add(func(ctx context.Context) error {
-			return k.kc.DeleteOwn(ctx, kube.ServicePath(k.ns, svc.Metadata.Name), svc.Metadata.UID, nil)
+			return k.kc.DeleteOwn(ctx, kubeapi.ServicePath(k.ns, svc.Metadata.Name), svc.Metadata.UID, nil)
 		})
 	}
 	defer k.s.WarnNameInUse(ctx)()
@@ -98,9 +98,9 @@ func (k *backend) create(ctx context.Context, cl *plugin.Rollback, objs ObjectSe
 // attempts creates SC's pod and waits until it is ready and confirmed,
 // starting it afresh (plugin.Attempts) when SC exits early for a reason a
 // retry can fix, as the Docker backend does.
-func (k *backend) attempts(ctx context.Context, cl *plugin.Rollback, spec, owner kube.Pod) (*plugin.Tunnel, error) {
+func (k *backend) attempts(ctx context.Context, cl *plugin.Rollback, spec, owner kubeapi.Pod) (*plugin.Tunnel, error) {
 	var t *plugin.Tunnel
-	var created kube.Pod
+	var created kubeapi.Pod
 	err := plugin.Attempts(ctx, k.s, func(ctx context.Context) error {
 		if created.Metadata.Name != "" {
 			if err := k.deletePodAndWait(ctx, created.Metadata.Name); err != nil {
@@ -114,7 +114,7 @@ func (k *backend) attempts(ctx context.Context, cl *plugin.Rollback, spec, owner
 		pod := created
 		cl.Add(func(ctx context.Context) error {
 			grace := plugin.FailureGrace
-			return k.kc.DeleteOwn(ctx, kube.PodPath(k.ns, pod.Metadata.Name), pod.Metadata.UID, &grace)
+			return k.kc.DeleteOwn(ctx, kubeapi.PodPath(k.ns, pod.Metadata.Name), pod.Metadata.UID, &grace)
 		})
 		t, err = k.ready(ctx, created)
 		return err
@@ -124,7 +124,7 @@ func (k *backend) attempts(ctx context.Context, cl *plugin.Rollback, spec, owner
 
 // ready waits until pod is Ready, then has Sauce Labs confirm its tunnel
 // and records the tunnel's ID on the pod.
-func (k *backend) ready(ctx context.Context, pod kube.Pod) (*plugin.Tunnel, error) {
+func (k *backend) ready(ctx context.Context, pod kubeapi.Pod) (*plugin.Tunnel, error) {
 	p, err := k.waitReady(ctx, pod)
 	if err != nil {
 		return nil, err
@@ -139,20 +139,20 @@ func (k *backend) ready(ctx context.Context, pod kube.Pod) (*plugin.Tunnel, erro
 }
 
 // createPod creates SC's pod, explaining the refusals of admission.
-func (k *backend) createPod(ctx context.Context, spec, owner kube.Pod) (kube.Pod, error) {
+func (k *backend) createPod(ctx context.Context, spec, owner kubeapi.Pod) (kubeapi.Pod, error) {
 	fmt.Fprintf(k.s.Opt.Out, "+ kubectl run %s -n %s --image %s (owned by pod %s) -- %s\n", spec.Metadata.Name, k.ns, k.cfg.Image, owner.Metadata.Name, strings.Join(spec.Spec.Containers[0].Args, " "))
 	pod, err := k.kc.CreatePod(ctx, k.ns, spec)
 	switch {
 	case err == nil:
 		return pod, nil
-	case kube.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity"):
+	case kubeapi.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity"):
 		// Admission, not RBAC: the namespace enforces a Pod Security level.
 		hint := "set kubernetes_run_as_user to a non-root uid the image can run as, which makes the pod fit the restricted level"
 		if k.cfg.Kubernetes.RunAsUser != nil {
 			hint = "the namespace's policy asks for more than the restricted level; run the tunnel in another namespace (kubernetes_namespace)"
 		}
 		return pod, fmt.Errorf("create the sauce connect pod: namespace %s refuses it: %w; %s", k.ns, err, hint)
-	case k.cfg.Kubernetes.ServiceAccount != "" && kube.IsForbidden(err):
+	case k.cfg.Kubernetes.ServiceAccount != "" && kubeapi.IsForbidden(err):
 		// Admission refuses a pod whose service account is missing with
 		// the same 403 as RBAC: name both causes.
 		return pod, fmt.Errorf("create the sauce connect pod: %w; check that kubernetes_service_account %s exists in namespace %s, and %s", err, k.cfg.Kubernetes.ServiceAccount, k.ns, rbacHint)
@@ -163,11 +163,11 @@ func (k *backend) createPod(ctx context.Context, spec, owner kube.Pod) (kube.Pod
 // deletePodAndWait deletes a failed attempt's pod and waits, within ctx,
 // until it is gone, so that the next attempt can take its name.
 func (k *backend) deletePodAndWait(ctx context.Context, name string) error {
-	if err := k.kc.DeletePod(ctx, k.ns, name, plugin.FailureGrace); err != nil && !kube.IsNotFound(err) {
+	if err := k.kc.DeletePod(ctx, k.ns, name, plugin.FailureGrace); err != nil && !kubeapi.IsNotFound(err) {
 		return fmt.Errorf("delete the failed sauce connect pod: %w", forbidden(err))
 	}
 	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Factor: 1}, func(ctx context.Context) error {
-		if _, err := k.kc.GetPod(ctx, k.ns, name); !kube.IsNotFound(err) {
+		if _, err := k.kc.GetPod(ctx, k.ns, name); !kubeapi.IsNotFound(err) {
 			return errors.New("still there")
 		}
 		return nil
@@ -225,7 +225,7 @@ func (k *backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
 }
 
 // reused hands over a ready tunnel pod another start made.
-func (k *backend) reused(p kube.Pod) *plugin.Tunnel {
+func (k *backend) reused(p kubeapi.Pod) *plugin.Tunnel {
 	k.log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.cfg.TunnelName, p.Metadata.Name)
 	t := &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
 		SauceID: p.Metadata.Annotations[annotationSauceID]}
@@ -236,7 +236,7 @@ func (k *backend) reused(p kube.Pod) *plugin.Tunnel {
 // awaitOther waits, within ctx, for the tunnel a concurrent start is
 // bringing up (it made the secret first): its pod, then its readiness.
 func (k *backend) awaitOther(ctx context.Context) (*plugin.Tunnel, error) {
-	var pod kube.Pod
+	var pod kubeapi.Pod
 	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Factor: 1}, func(ctx context.Context) error {
 		pods, err := k.kc.ListPods(ctx, k.ns, kubeSelector(k.cfg.TunnelName))
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // syncBuffer is what the plugin prints, through a masking writer as main
@@ -52,7 +52,7 @@ func apiBackend(t *testing.T, a *apiServer, name string, edit func(*plugin.Setti
 	_, there := a.pods[buildPod]
 	a.mu.Unlock()
 	if !there {
-		a.addPod(kube.Pod{Metadata: kube.ObjectMeta{Name: buildPod}, Status: kube.PodStatus{Phase: "Running", PodIP: "10.244.0.2"}})
+		a.addPod(kubeapi.Pod{Metadata: kubeapi.ObjectMeta{Name: buildPod}, Status: kubeapi.PodStatus{Phase: "Running", PodIP: "10.244.0.2"}})
 	}
 	set := plugin.DefaultSettings()
 	set.Username, set.AccessKey, set.TunnelName, set.Region = "u", "k-secret-value", name, "us-west"
@@ -177,9 +177,9 @@ func TestSCThatExitsIsExplainedAndCleanedUp(t *testing.T) {
 		a.mu.Lock()
 		a.logs[name] = "ERROR: the access key is not valid for user u (401 Unauthorized)\n"
 		a.mu.Unlock()
-		a.update(name, func(p *kube.Pod) {
+		a.update(name, func(p *kubeapi.Pod) {
 			p.Status.Phase = "Failed"
-			p.Status.ContainerStatuses = []kube.ContainerStatus{{Name: scContainer, State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1, Reason: "Error"}}}}
+			p.Status.ContainerStatuses = []kubeapi.ContainerStatus{{Name: scContainer, State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 1, Reason: "Error"}}}}
 		})
 	}
 	b, out := apiBackend(t, a, "kube-exit", nil)
@@ -199,8 +199,8 @@ func TestSCThatExitsIsExplainedAndCleanedUp(t *testing.T) {
 func TestUnschedulablePodIsOneClearError(t *testing.T) {
 	a := newAPIServer(t)
 	a.kubelet = func(name string) {
-		a.update(name, func(p *kube.Pod) {
-			p.Status.Conditions = []kube.PodCondition{{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: "0/3 nodes are available: 3 Insufficient cpu."}}
+		a.update(name, func(p *kubeapi.Pod) {
+			p.Status.Conditions = []kubeapi.PodCondition{{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: "0/3 nodes are available: 3 Insufficient cpu."}}
 		})
 	}
 	b, out := apiBackend(t, a, "kube-unsched", nil)
@@ -247,8 +247,8 @@ func TestRunModeRemovesThePod(t *testing.T) {
 	waitUntil(t, func() bool { return strings.Contains(out.String(), "is up") })
 	for _, n := range a.names("pods") {
 		if n != buildPod {
-			a.update(n, func(p *kube.Pod) {
-				p.Status.ContainerStatuses[0].State = kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 3}}
+			a.update(n, func(p *kubeapi.Pod) {
+				p.Status.ContainerStatuses[0].State = kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 3}}
 			})
 		}
 	}
@@ -303,8 +303,8 @@ func TestARetryableExitStartsAFreshPod(t *testing.T) {
 			a.readyKubelet(name)
 			return
 		}
-		a.update(name, func(p *kube.Pod) {
-			p.Status.ContainerStatuses = []kube.ContainerStatus{{Name: scContainer, State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 1}}}}
+		a.update(name, func(p *kubeapi.Pod) {
+			p.Status.ContainerStatuses = []kubeapi.ContainerStatus{{Name: scContainer, State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 1}}}}
 		})
 	}
 	b, out := apiBackend(t, a, "kube-retry", nil)
@@ -322,7 +322,7 @@ func TestAStalePodIsReplaced(t *testing.T) {
 	a := newAPIServer(t)
 	a.kubelet = a.readyKubelet
 	b, out := apiBackend(t, a, "kube-stale", nil)
-	stale := kube.Pod{Metadata: kube.ObjectMeta{Name: "stale", Labels: map[string]string{}}, Status: kube.PodStatus{Phase: "Pending"}}
+	stale := kubeapi.Pod{Metadata: kubeapi.ObjectMeta{Name: "stale", Labels: map[string]string{}}, Status: kubeapi.PodStatus{Phase: "Pending"}}
 	for _, term := range strings.Split(kubeSelector("kube-stale"), ",") {
 		k, v, _ := strings.Cut(term, "=")
 		stale.Metadata.Labels[k] = v
@@ -367,9 +367,9 @@ func TestAdmissionRefusalsAreExplained(t *testing.T) {
 func TestWaitForTheBuildPodsSidecar(t *testing.T) {
 	a := newAPIServer(t)
 	a.addSecret("sauce", map[string][]byte{"key": []byte("sidecar-secret-key")})
-	sidecarPod := kube.Pod{Metadata: kube.ObjectMeta{Name: buildPod}, Status: kube.PodStatus{Phase: "Running", PodIP: "10.244.0.2"},
-		Spec: kube.PodSpec{Containers: []kube.Container{{Name: "step"}, {Name: "sc", Image: "saucelabs/sauce-connect:5",
-			Env: []kube.EnvVar{{Name: "SAUCE_ACCESS_KEY", ValueFrom: &kube.EnvVarSource{SecretKeyRef: &kube.SecretKeySelector{Name: "sauce", Key: "key"}}}}}}}}
+	sidecarPod := kubeapi.Pod{Metadata: kubeapi.ObjectMeta{Name: buildPod}, Status: kubeapi.PodStatus{Phase: "Running", PodIP: "10.244.0.2"},
+		Spec: kubeapi.PodSpec{Containers: []kubeapi.Container{{Name: "step"}, {Name: "sc", Image: "saucelabs/sauce-connect:5",
+			Env: []kubeapi.EnvVar{{Name: "SAUCE_ACCESS_KEY", ValueFrom: &kubeapi.EnvVarSource{SecretKeyRef: &kubeapi.SecretKeySelector{Name: "sauce", Key: "key"}}}}}}}}
 	a.addPod(sidecarPod)
 	readyz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" {
@@ -390,8 +390,8 @@ func TestWaitForTheBuildPodsSidecar(t *testing.T) {
 	a.mu.Unlock()
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		a.update(buildPod, func(p *kube.Pod) {
-			p.Status.ContainerStatuses = []kube.ContainerStatus{{Name: "sc", State: kube.ContainerState{Terminated: &kube.StateTerminated{ExitCode: 2}}}}
+		a.update(buildPod, func(p *kubeapi.Pod) {
+			p.Status.ContainerStatuses = []kubeapi.ContainerStatus{{Name: "sc", State: kubeapi.ContainerState{Terminated: &kubeapi.StateTerminated{ExitCode: 2}}}}
 		})
 	}()
 	ctx, cancel := plugin.ReadyBy(context.Background(), b.cfg)

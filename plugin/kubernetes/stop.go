@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
-	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kube"
+	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
 // ungraceful says how SC ended without its graceful shutdown, "" when it
 // had one: before is the pod as the stop found it, killed whether the
 // kubelet's grace period (stop_timeout) ran out.
-func ungraceful(before kube.Pod, killed bool) string {
+func ungraceful(before kubeapi.Pod, killed bool) string {
 	for _, cs := range before.Status.ContainerStatuses {
 		if t := cs.State.Terminated; cs.Name == scContainer && t != nil && t.ExitCode != 0 {
 			return fmt.Sprintf("sauce connect had already ended with exit code %d", t.ExitCode)
@@ -67,7 +67,7 @@ func (k *backend) Stop(ctx context.Context) error {
 // and follows SC's log until the container has ended, so that the stop
 // step shows SC's drain (and waits for it), as `docker stop` does. It
 // says whether the grace period ran out.
-func (k *backend) shutdown(ctx context.Context, p kube.Pod) (killed bool, err error) {
+func (k *backend) shutdown(ctx context.Context, p kubeapi.Pod) (killed bool, err error) {
 	began := k.s.Opt.Now()
 	// Finish even if the plugin is being cancelled: a half-stopped tunnel helps nobody.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.cfg.StopTimeout+plugin.CleanupTimeout)
@@ -112,11 +112,11 @@ func (k *backend) shutdown(ctx context.Context, p kube.Pod) (killed bool, err er
 // scExit follows a tunnel pod being deleted until it is gone (or ctx
 // ends), and yields SC's exit code as the kubelet last reported it, -1
 // when it reported none.
-func (k *backend) scExit(ctx context.Context, p kube.Pod) <-chan int {
+func (k *backend) scExit(ctx context.Context, p kubeapi.Pod) <-chan int {
 	out := make(chan int, 1)
 	go func() {
 		code := -1
-		_, _ = k.watchPod(ctx, p, func(p kube.Pod) (bool, error) {
+		_, _ = k.watchPod(ctx, p, func(p kubeapi.Pod) (bool, error) {
 			for _, cs := range p.Status.ContainerStatuses {
 				if t := cs.State.Terminated; cs.Name == scContainer && t != nil {
 					code = t.ExitCode
@@ -138,7 +138,7 @@ func (k *backend) foreground(ctx context.Context, t *plugin.Tunnel) error {
 	if err != nil {
 		return err
 	}
-	_, err = k.watchPod(ctx, pod, func(p kube.Pod) (bool, error) {
+	_, err = k.watchPod(ctx, pod, func(p kubeapi.Pod) (bool, error) {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.State.Terminated != nil {
 				return true, fmt.Errorf("sauce connect exited with code %d while the tunnel was up", cs.State.Terminated.ExitCode)

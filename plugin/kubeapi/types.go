@@ -1,4 +1,4 @@
-package kube
+package kubeapi
 
 // The subset of the core/v1 API the plugin uses, with the API's JSON names.
 

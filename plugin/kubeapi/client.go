@@ -1,9 +1,9 @@
-// Package kube is a small client for the few Kubernetes API calls the
+// Package kubeapi is a small client for the few Kubernetes API calls the
 // plugin's Kubernetes backend makes: pods (create, get, list, watch,
 // delete, status), pod logs, secrets and services. It speaks the REST API
 // directly, so the plugin image stays small (client-go's typed clientset
 // would more than double it).
-package kube
+package kubeapi
 
 import (
 	"bytes"
@@ -50,9 +50,9 @@ type Config struct {
 	TokenFile string
 }
 
-// InClusterConfig reads the pod's service account, as every in-cluster
+// inClusterConfig reads the pod's service account, as every in-cluster
 // client does, and returns the config and the pod's namespace.
-func InClusterConfig() (Config, string, error) {
+func inClusterConfig() (Config, string, error) {
 	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 	token, err := os.ReadFile(saToken)
 	if host == "" || err != nil {
@@ -139,14 +139,14 @@ func transport(tlsCfg *tls.Config, answer time.Duration) *http.Transport {
 	}
 }
 
-// APIError is an error status from the API server.
-type APIError struct {
+// statusError is an error status from the API server.
+type statusError struct {
 	Code    int
 	Reason  string
 	Message string
 }
 
-func (e *APIError) Error() string { return e.Message }
+func (e *statusError) Error() string { return e.Message }
 
 // IsNotFound reports a 404.
 func IsNotFound(err error) bool { return code(err) == http.StatusNotFound }
@@ -158,7 +158,7 @@ func IsForbidden(err error) bool { return code(err) == http.StatusForbidden }
 func IsConflict(err error) bool { return code(err) == http.StatusConflict }
 
 func code(err error) int {
-	var ae *APIError
+	var ae *statusError
 	if errors.As(err, &ae) {
 		return ae.Code
 	}
@@ -279,7 +279,7 @@ func apiError(method, path string, resp *http.Response) error {
 	if json.Unmarshal(b, &st) != nil || st.Message == "" {
 		st.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	return &APIError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
+	return &statusError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
 }
 
 func podsPath(ns string) string { return "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods" }
@@ -452,7 +452,7 @@ func (c *Client) WatchPod(ctx context.Context, ns, name, resourceVersion string)
 // InCluster returns a client for the pod's own service account and the
 // pod's namespace.
 func InCluster() (*Client, string, error) {
-	cfg, ns, err := InClusterConfig()
+	cfg, ns, err := inClusterConfig()
 	if err != nil {
 		return nil, "", err
 	}
