@@ -103,6 +103,30 @@ func TestFallbacks(t *testing.T) {
 	}
 }
 
+// A variable of a setting's bare name (REGION, CONTAINER_NAME), which
+// another program may have set, is no setting; PLUGIN_ wins over INPUT_.
+func TestOnlyTheSettingsOwnVariablesCount(t *testing.T) {
+	clearSettings(t)
+	// Unset, not empty (envconfig looks further only for an unset one);
+	// clearSettings' t.Setenv restores them.
+	for _, name := range []string{"PLUGIN_CONTAINER_NAME", "PLUGIN_REGION", "INPUT_CONTAINER_NAME", "INPUT_REGION"} {
+		os.Unsetenv(name)
+	}
+	t.Setenv("CONTAINER_NAME", "someone-elses")
+	t.Setenv("REGION", "eu")
+	t.Setenv("IMAGE", "not/this:1")
+	t.Setenv("PLUGIN_IMAGE", "mine:5")
+	t.Setenv("INPUT_IMAGE", "input:5")
+	s, err := LoadSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultSettings()
+	if s.ContainerName != d.ContainerName || s.Region != d.Region || s.Image != "mine:5" {
+		t.Errorf("container_name %q, region %q, image %q: want the defaults and PLUGIN_IMAGE", s.ContainerName, s.Region, s.Image)
+	}
+}
+
 func TestRegions(t *testing.T) {
 	for in, want := range map[string]string{
 		"us-west": "us-west", "US-WEST-1": "us-west", "us": "us-west", "us-east": "us-east", "us-east-4": "us-east",
