@@ -80,7 +80,7 @@ demo: build ## start a tunnel, show it ready, stop it (offline stand-in unless S
 
 BENCH_N ?= 20
 BENCH_LEVELS ?= 1,5,10,25
-bench: kube-tools ## measure detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs), the concurrency sweep (BENCH_LEVELS), and the Kubernetes backend on a real kubelet
+bench: kube-tools ## measure engine API calls per start and stop, detection latency, overhead, stop, time to ready vs the seed, sizes, RSS (BENCH_N runs), the concurrency sweep (BENCH_LEVELS), and the Kubernetes backend on a real kubelet
 	go run ./cmd/dsc-bench -n $(BENCH_N) -levels $(BENCH_LEVELS)
 
 faults: ## run the fault matrix against the real engine and print its table

@@ -4,10 +4,12 @@
 // side by side with the seed's procedure (start the container, then poll
 // /readyz every 2 s), binary and image size, and peak RSS; then many
 // pipelines at once (sweep.go) and the Kubernetes backend on a real kubelet
-// (kubernetes.go). It prints; it does not judge pass or fail beyond marking
+// (kubernetes.go), and the engine API calls of a start and a stop
+// (calls.go). It prints; it does not judge pass or fail beyond marking
 // each figure against its target.
 //
 //	go run ./cmd/dsc-bench -n 20
+//	go run ./cmd/dsc-bench -calls-of /path/to/another/build   # its engine API calls per start and stop
 package main
 
 import (
@@ -33,6 +35,7 @@ import (
 var (
 	runs       = flag.Int("n", 20, "runs per measurement")
 	readyDelay = flag.Duration("ready-delay", time.Second, "the stand-in's fixed time from start to ready")
+	callsOf    = flag.String("calls-of", "", "count the engine API calls of this plugin binary (another build) and stop there")
 )
 
 func main() {
@@ -102,7 +105,13 @@ func bench() error {
 	}
 	defer rmPlugin()
 
+	if *callsOf != "" {
+		return b.printEngineCalls(ctx, *callsOf)
+	}
 	fmt.Printf("drone-sauce-connect benchmark: %d runs each, stand-in ready after %s, engine API %s\n\n", *runs, *readyDelay, eng.APIVersion)
+	if err := b.printEngineCalls(ctx, b.binary); err != nil {
+		return err
+	}
 	f, err := b.single(ctx, pluginImage)
 	if err != nil {
 		return err

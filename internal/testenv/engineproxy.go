@@ -34,12 +34,14 @@ type Fault struct {
 }
 
 // EngineProxy stands in front of the real engine's socket, as a busy engine
-// or a socket proxy would: it forwards every request, streams included, and
-// fails or delays chosen ones.
+// or a socket proxy would: it forwards every request, streams included,
+// fails or delays chosen ones, and counts them.
 type EngineProxy struct {
 	Socket string // unix socket path to point DOCKER_HOST at
 	mu     sync.Mutex
 	faults []*Fault
+	calls  map[string]int
+	close  func()
 }
 
 var apiVersion = regexp.MustCompile(`^/v[0-9.]+`)
@@ -48,22 +50,33 @@ var apiVersion = regexp.MustCompile(`^/v[0-9.]+`)
 // socket) until the test ends.
 func NewEngineProxy(t *testing.T, faults ...*Fault) *EngineProxy {
 	t.Helper()
+	p, err := StartEngineProxy(faults...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartEngineProxy serves a proxy to the engine at DOCKER_HOST (or the
+// default socket) until Close.
+func StartEngineProxy(faults ...*Fault) (*EngineProxy, error) {
 	target := "/var/run/docker.sock"
 	if p, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok {
 		target = p
 	}
 	dir, err := os.MkdirTemp("", "dsc-proxy-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	for _, f := range faults {
 		f.path, f.query = regexp.MustCompile(f.Path), regexp.MustCompile(f.Query)
 	}
-	p := &EngineProxy{Socket: filepath.Join(dir, "engine.sock"), faults: faults}
+	p := &EngineProxy{Socket: filepath.Join(dir, "engine.sock"), faults: faults, calls: map[string]int{}}
 	l, err := net.Listen("unix", p.Socket)
 	if err != nil {
-		t.Fatal(err)
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
@@ -74,6 +87,7 @@ func NewEngineProxy(t *testing.T, faults ...*Fault) *EngineProxy {
 		}},
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.count(r)
 		f := p.match(r)
 		switch {
 		case f == nil:
@@ -96,8 +110,36 @@ func NewEngineProxy(t *testing.T, faults ...*Fault) *EngineProxy {
 		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return p
+	p.close = func() { _ = srv.Close(); _ = os.RemoveAll(dir) }
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *EngineProxy) Close() { p.close() }
+
+// objectRef is an object's ID or name in an API path.
+var objectRef = regexp.MustCompile(`^/(containers|networks|images)/([^/]+)`)
+
+// count tallies r by its verb: method and path, the object's ID or name as
+// {ref} ("GET /containers/{ref}/json").
+func (p *EngineProxy) count(r *http.Request) {
+	path := apiVersion.ReplaceAllString(r.URL.Path, "")
+	if m := objectRef.FindStringSubmatch(path); m != nil && m[2] != "json" && m[2] != "create" {
+		path = "/" + m[1] + "/{ref}" + strings.TrimPrefix(path, m[0])
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[r.Method+" "+path]++
+}
+
+// Calls returns the requests made since the last call, by verb, and starts
+// counting afresh.
+func (p *EngineProxy) Calls() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.calls
+	p.calls = map[string]int{}
+	return out
 }
 
 func (p *EngineProxy) match(r *http.Request) *Fault {
