@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -324,94 +325,235 @@ func TestReadmeSettingsTable(t *testing.T) {
 	}
 }
 
-// TestReadmeExamplesAreThePipelineFiles keeps the README's examples equal to
-// testdata/pipelines; go test ./plugin -update rewrites them.
-func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
-	path := filepath.Join("..", "README.md")
+// TestSCOptionsPage keeps docs/sc-options.md's table equal to the code's
+// table of SC's options; go test ./plugin -update rewrites it.
+func TestSCOptionsPage(t *testing.T) {
+	const begin, end = "<!-- sc-options:begin -->\n", "<!-- sc-options:end -->"
+	path := filepath.Join("..", "docs", "sc-options.md")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(b)
-	for _, name := range []string{"pipelines/drone.yml", "pipelines/drone-service.yml", "pipelines/harness.yml",
-		"pipelines/harness-background.yml", "pipelines/github.yml",
-		"pipelines/harness-kubernetes.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml",
-		"pipelines/gitlab-dind.yml", "pipelines/woodpecker-dind.yml", "pipelines/harness-dind.yml"} {
-		begin, end := "<!-- example:"+name+" -->\n", "<!-- /example -->"
-		i := strings.Index(readme, begin)
-		j := strings.Index(readme[max(i, 0):], end) + max(i, 0)
-		if i < 0 || j < i {
-			t.Fatalf("README.md lacks the %s example markers", name)
+	page := string(b)
+	i, j := strings.Index(page, begin), strings.Index(page, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the %q … %q markers", path, begin, end)
+	}
+	got, want := page[i+len(begin):j], scOptionsMarkdown()
+	if *update {
+		if err := os.WriteFile(path, []byte(page[:i+len(begin)]+want+page[j:]), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		file, err := os.ReadFile(filepath.Join("..", "testdata", name))
+		got = want
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("docs/sc-options.md is out of date (go test ./plugin -update):\n%s", diff)
+	}
+}
+
+// scOptionsMarkdown is the table of SC's options for docs/sc-options.md.
+func scOptionsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| option | short | variable | takes | the plugin |\n|---|---|---|---|---|\n")
+	for _, o := range scOptions {
+		short, takes := "", "a value"
+		if o.Short != "" {
+			short = "`-" + o.Short + "`"
+		}
+		if !o.Value {
+			takes = "no value (boolean)"
+		}
+		var does []string
+		switch o.Setting {
+		case "":
+		case "-":
+			does = append(does, "owned: the plugin's own metadata (`runner=<platform>`)")
+		default:
+			does = append(does, "owned: setting `"+o.Setting+"`")
+		}
+		switch o.Secret {
+		case secretValue:
+			does = append(does, "secret: the value (each `user:pass`)")
+		case secretURL:
+			does = append(does, "secret: the URL's `user:pass`")
+		}
+		if len(does) == 0 {
+			does = append(does, "passed on")
+		}
+		fmt.Fprintf(&b, "| `--%s` | %s | `%s` | %s | %s |\n", o.Long, short, o.Env(), takes, strings.Join(does, "; "))
+	}
+	return b.String()
+}
+
+// TestReadmeExamplesAreThePipelineFiles keeps the examples of the README
+// and of docs/ equal to testdata/pipelines; go test ./plugin -update
+// rewrites them.
+func TestReadmeExamplesAreThePipelineFiles(t *testing.T) {
+	pages, _ := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	pages = append([]string{filepath.Join("..", "README.md")}, pages...)
+	found := map[string]string{}
+	for _, path := range pages {
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "```yaml\n" + string(file) + "```\n"
-		got := readme[i+len(begin) : j]
-		if *update {
-			readme = readme[:i+len(begin)] + want + readme[j:]
-			got = want
+		page, changed := string(b), false
+		for _, m := range regexp.MustCompile(`<!-- example:(\S+) -->\n`).FindAllStringSubmatch(page, -1) {
+			name := m[1]
+			if other, twice := found[name]; twice {
+				t.Errorf("example %s is in %s and %s: keep one", name, other, path)
+			}
+			found[name] = path
+			begin, end := m[0], "<!-- /example -->"
+			i := strings.Index(page, begin)
+			j := strings.Index(page[i:], end) + i
+			if j < i {
+				t.Fatalf("%s: the %s example is not closed", path, name)
+			}
+			file, err := os.ReadFile(filepath.Join("..", "testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "```yaml\n" + string(file) + "```\n"
+			if got := page[i+len(begin) : j]; got != want {
+				if !*update {
+					t.Errorf("the %s example in %s differs from testdata/%s (go test ./plugin -update)", name, path, name)
+				}
+				page, changed = page[:i+len(begin)]+want+page[j:], true
+			}
 		}
-		if got != want {
-			t.Errorf("the README's %s example differs from testdata/%s (go test ./plugin -update)", name, name)
+		if changed && *update {
+			if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if *update {
-		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
-			t.Fatal(err)
+	for _, name := range []string{"pipelines/drone.yml", "pipelines/drone-service.yml", "pipelines/harness.yml",
+		"pipelines/harness-background.yml", "pipelines/github.yml", "pipelines/harness-kubernetes.yml",
+		"pipelines/harness-kubernetes-in-pod.yml", "pipelines/drone-kubernetes.yml", "kubernetes/role.yaml",
+		"pipelines/gitlab-dind.yml", "pipelines/woodpecker-dind.yml", "pipelines/harness-dind.yml"} {
+		if found[name] == "" {
+			t.Errorf("no page shows the %s example", name)
 		}
 	}
 }
 
-// TestReadmeShape: a user's first copy-paste pipeline comes early, the
-// quick start's examples are the first YAML blocks, the troubleshooting
-// table answers what users meet, and the internals live in
+// TestReadmeShape: the README is a front door — what it is, a quick start
+// per platform whose first pipeline is on the first screen, the settings,
+// outputs and exit codes, links — and the rest lives in docs/: the
+// troubleshooting table answers what users meet, and the internals are in
 // docs/how-it-works.md.
 func TestReadmeShape(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	readme := string(b)
+	readme := read("README.md")
 	lines := strings.Split(readme, "\n")
 	first := slices.IndexFunc(lines, func(l string) bool { return l == "```yaml" })
-	if first < 0 || first >= 80 {
-		t.Errorf("the first copy-paste pipeline starts at line %d; keep it within the first 80", first+1)
+	if first < 0 || first >= 60 {
+		t.Errorf("the first copy-paste pipeline starts at line %d; keep it within the first 60", first+1)
+	}
+	if len(lines) > 500 {
+		t.Errorf("the README has %d lines; it is the front door: move the details to docs/", len(lines))
 	}
 	var order []string
 	for _, m := range regexp.MustCompile(`<!-- example:(\S+) -->`).FindAllStringSubmatch(readme, -1) {
 		order = append(order, m[1])
 	}
 	quick := []string{"pipelines/drone.yml", "pipelines/harness.yml", "pipelines/harness-kubernetes.yml", "pipelines/github.yml"}
-	if len(order) < len(quick) || !slices.Equal(order[:len(quick)], quick) {
-		t.Errorf("the quick start's examples must come first, in this order: %v; the README has %v", quick, order)
+	if !slices.Equal(order, quick) {
+		t.Errorf("the README's examples are the quick start's, in this order: %v; it has %v", quick, order)
 	}
-	i, j := strings.Index(readme, "## Troubleshooting"), strings.Index(readme, "## Migrating")
-	if i < 0 || j < i {
-		t.Fatal("no Troubleshooting section before Migrating")
+	var headings []string
+	for _, l := range lines {
+		if h, ok := strings.CutPrefix(l, "## "); ok {
+			headings = append(headings, h)
+		}
 	}
-	trouble := readme[i:j]
+	if want := []string{"Quick start", "Read on", "Settings", "Step outputs", "Exit codes", "Try it offline, and develop", "License"}; !slices.Equal(headings, want) {
+		t.Errorf("the README's sections are %v, want %v", headings, want)
+	}
+	trouble := read("docs/troubleshooting.md")
 	for _, want := range []string{"never becomes ready", "Too many active tunnels", "region", "pages do not load", "tunnelName",
 		"`proxy` or `proxy_sauce`", "forks", "PodSecurity", "egress", "docs.saucelabs.com/secure-connections/sauce-connect-5/troubleshooting", "debug: true"} {
 		if !strings.Contains(trouble, want) {
-			t.Errorf("the troubleshooting section does not cover %q", want)
+			t.Errorf("docs/troubleshooting.md does not cover %q", want)
 		}
 	}
-	for _, want := range []string{"### From saucelabs/sauce-connect-action v3", "### From the Harness tutorial", "## Reaching your app"} {
-		if !strings.Contains(readme, want) {
-			t.Errorf("the README lacks %q", want)
+	for page, want := range map[string]string{"docs/migrating.md": "## From saucelabs/sauce-connect-action v3", "docs/reaching-your-app.md": "# Reaching your app"} {
+		if !strings.Contains(read(page), want) {
+			t.Errorf("%s lacks %q", page, want)
 		}
 	}
-	hw, err := os.ReadFile(filepath.Join("..", "docs", "how-it-works.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hw := read("docs/how-it-works.md")
 	for _, want := range []string{"## The tunnel never outlives its pipeline", "## Where later steps find the tunnel", "## The Kubernetes backend", "plugin/docker"} {
-		if !strings.Contains(string(hw), want) {
+		if !strings.Contains(hw, want) {
 			t.Errorf("docs/how-it-works.md lacks %q", want)
 		}
 	}
+}
+
+// TestDocsLinks: every relative link of the README and docs/ names a file
+// that exists and, with a #fragment, a heading in it.
+func TestDocsLinks(t *testing.T) {
+	pages, _ := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	pages = append([]string{filepath.Join("..", "README.md")}, pages...)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			body, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s links to %s, which does not exist", page, target)
+				continue
+			}
+			if frag != "" && !slices.Contains(anchors(string(body)), frag) {
+				t.Errorf("%s links to %s: no heading makes #%s", page, target, frag)
+			}
+		}
+	}
+}
+
+// anchors are the fragments GitHub makes of a page's headings.
+func anchors(page string) []string {
+	var out []string
+	fence := false
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, "```") {
+			fence = !fence
+		}
+		h := strings.TrimLeft(l, "#")
+		if fence || h == l || !strings.HasPrefix(h, " ") {
+			continue
+		}
+		a := strings.Map(func(r rune) rune {
+			switch {
+			case r == ' ' || r == '-':
+				return '-'
+			case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_':
+				return unicode.ToLower(r)
+			}
+			return -1
+		}, strings.TrimSpace(h))
+		out = append(out, a)
+	}
+	return out
 }
 
 // TestPipelineFilesParse: every example pipeline is valid YAML, those of

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Exit codes, documented in the README.
+// Exit codes, documented in the README's table.
 const (
 	ExitOK          = 0
 	ExitFailure     = 1

@@ -30,7 +30,7 @@ func (s Secret) Value() string { return string(s) }
 // Settings are the plugin's settings exactly as the pipeline gave them: one
 // field per PLUGIN_<NAME> variable, all strings, so that reading never fails
 // and Config can report every problem at once. The tags are the public
-// contract: the README's settings table is checked against them.
+// contract: the README's settings table is generated from them.
 type Settings struct {
 	Backend string `envconfig:"PLUGIN_BACKEND" def:"auto" desc:"auto (Docker when an engine answers, else Kubernetes when running in a pod), docker or kubernetes" group:"tuning" example:"kubernetes"`
 	Action  string `envconfig:"PLUGIN_ACTION" def:"start" desc:"start (open the tunnel and leave it running), stop, run (stay in the foreground for the tunnel's life), status, or wait (for a Sauce Connect the pipeline runs itself, at api_url)" group:"essentials" example:"stop"`

@@ -64,7 +64,7 @@ func EngineHint(err error, p plugin.Pipeline) error {
 			"an engine with TLS (port 2376) needs DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH with ca.pem, cert.pem and key.pem"
 	}
 	if p.KubernetesServiceHost != "" {
-		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in the README (\"Kubernetes\")"
+		hint = "this step runs on Kubernetes, where there is no Docker socket: set backend to kubernetes (or auto) and grant the build pod's service account the Role in docs/kubernetes.md"
 	}
 	return &plugin.EngineError{Err: fmt.Errorf("%w; %s", err, hint)}
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // rbacHint tells what to do about a forbidden call.
-const rbacHint = "grant the build pod's service account the Role in the README (Kubernetes) or testdata/kubernetes/role.yaml"
+const rbacHint = "grant the build pod's service account the Role in docs/kubernetes.md (testdata/kubernetes/role.yaml)"
 
 // backend is SC as a pod owned by the build pod. Its configuration is the
 // session's, read only.
