@@ -19,12 +19,17 @@
 //	self.go      which container the plugin itself runs in
 //	tunnel.go    an SC container as found: labels, state, Sauce ID, removal
 //	ready.go     an SC container as a plugin.ReadyTarget
-//	image.go, hints.go, docker.go: the image, engine hints, the backend
+//	image.go, hints.go, docker.go: the image, engine hints, the backend and
+//	what the process reads of itself
 package docker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -75,4 +80,36 @@ type backend struct {
 	access engine.Access
 	// here is what the process reads of itself to find its container.
 	here func() procSelf
+}
+
+// procSelf is what this process reads of itself to guess its container.
+type procSelf struct {
+	mountinfo, cgroup, hostname string
+	// marker writes a file only this process has; it returns its path
+	// (none: "") and a func that removes it.
+	marker func() (string, func())
+}
+
+// readProcSelf reads the running process's own.
+func readProcSelf() procSelf {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	hn, _ := os.Hostname()
+	return procSelf{mountinfo: string(mi), cgroup: string(cg), hostname: hn, marker: writeMarker}
+}
+
+// writeMarker leaves an empty file of a random name in the container's own
+// filesystem (not on a volume another container could share) and returns
+// its path and a func that removes it; "" when no directory is writable.
+func writeMarker() (string, func()) {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	name := ".drone-sauce-connect-self-" + hex.EncodeToString(b)
+	for _, dir := range []string{"/", os.TempDir()} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, nil, 0o600); err == nil {
+			return path, func() { _ = os.Remove(path) }
+		}
+	}
+	return "", func() {}
 }

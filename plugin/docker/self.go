@@ -2,11 +2,7 @@ package docker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -88,22 +84,6 @@ func (p selfProof) proves(ctx context.Context, eng Engine, c engine.Container) (
 	return eng.PathExists(ctx, c.ID, p.marker)
 }
 
-// writeMarker leaves an empty file of a random name in the container's own
-// filesystem (not on a volume another container could share) and returns
-// its path and a func that removes it; "" when no directory is writable.
-func writeMarker() (string, func()) {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	name := ".drone-sauce-connect-self-" + hex.EncodeToString(b)
-	for _, dir := range []string{"/", os.TempDir()} {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, nil, 0o600); err == nil {
-			return path, func() { _ = os.Remove(path) }
-		}
-	}
-	return "", func() {}
-}
-
 // whereAmI returns the plugin's own container, proven by the engine (see
 // selfProof), or nil when the plugin runs on the host, talks to an engine
 // that does not hold its container, or nothing could be proven. all are
@@ -167,20 +147,4 @@ func findSelf(ctx context.Context, eng Engine, guesses []string, all []engine.Su
 	}
 	log.Debugf("no container is proven to be the plugin's (%d guesses, %d running containers checked); running without an anchor: %s", len(guesses), n, noWatchdogMeans)
 	return nil, nil
-}
-
-// procSelf is what this process reads of itself to guess its container.
-type procSelf struct {
-	mountinfo, cgroup, hostname string
-	// marker writes a file only this process has; it returns its path
-	// (none: "") and a func that removes it.
-	marker func() (string, func())
-}
-
-// readProcSelf reads the running process's own.
-func readProcSelf() procSelf {
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	cg, _ := os.ReadFile("/proc/self/cgroup")
-	hn, _ := os.Hostname()
-	return procSelf{mountinfo: string(mi), cgroup: string(cg), hostname: hn, marker: writeMarker}
 }
