@@ -17,6 +17,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -477,7 +478,7 @@ func (e *simEngine) all() []*simContainer {
 
 // simBackend is the Docker backend on e, on the host (no container of its
 // own), for a tunnel named name; edit adjusts the settings.
-func simBackend(t *testing.T, e *simEngine, name string, edit func(*plugin.Settings)) (*backend, *syncBuffer) {
+func simBackend(t *testing.T, e *simEngine, name string, edit func(*plugin.Settings)) (*backend, *testenv.SafeBuffer) {
 	t.Helper()
 	set := plugin.DefaultSettings()
 	set.Username, set.AccessKey, set.TunnelName, set.APIHostPort, set.Region = "u", "k", name, "0", "us-west"
@@ -489,7 +490,7 @@ func simBackend(t *testing.T, e *simEngine, name string, edit func(*plugin.Setti
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &testenv.SafeBuffer{}
 	log := logrus.New()
 	log.SetOutput(out)
 	log.SetFormatter(plugin.LogFormatter("text"))
@@ -497,24 +498,6 @@ func simBackend(t *testing.T, e *simEngine, name string, edit func(*plugin.Setti
 	b := New(s, e, engine.Access{Host: "unix:///var/run/docker.sock"}).(*backend)
 	b.here = func() procSelf { return procSelf{marker: func() (string, func()) { return "", func() {} }} }
 	return b, out
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the start action as Perform does: within ready_timeout.

@@ -12,41 +12,28 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/kubeapi"
 )
 
-// syncBuffer is what the plugin prints, through a masking writer as main
+// maskedOut is what the plugin prints, through a masking writer as main
 // wires it; String flushes the writer first.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-	mw *plugin.MaskWriter
+type maskedOut struct {
+	*plugin.MaskWriter
+	raw *testenv.SafeBuffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { return s.mw.Write(p) }
-
-func (s *syncBuffer) String() string {
-	_ = s.mw.Flush()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// raw is where the masking writer writes.
-type raw struct{ s *syncBuffer }
-
-func (r raw) Write(p []byte) (int, error) {
-	r.s.mu.Lock()
-	defer r.s.mu.Unlock()
-	return r.s.b.Write(p)
+func (m maskedOut) String() string {
+	_ = m.Flush()
+	return m.raw.String()
 }
 
 const buildPod = "build-pod-1"
 
 // apiBackend is the Kubernetes backend on a, in build pod build-pod-1, for
 // a tunnel named name; edit adjusts the settings.
-func apiBackend(t *testing.T, a *apiServer, name string, edit func(*plugin.Settings)) (*backend, *syncBuffer) {
+func apiBackend(t *testing.T, a *apiServer, name string, edit func(*plugin.Settings)) (*backend, maskedOut) {
 	t.Helper()
 	a.mu.Lock()
 	_, there := a.pods[buildPod]
@@ -66,8 +53,8 @@ func apiBackend(t *testing.T, a *apiServer, name string, edit func(*plugin.Setti
 		t.Fatal(err)
 	}
 	masker := plugin.NewMasker(c.Secrets()...)
-	out := &syncBuffer{}
-	out.mw = masker.Writer(raw{out})
+	raw := &testenv.SafeBuffer{}
+	out := maskedOut{MaskWriter: masker.Writer(raw), raw: raw}
 	log := logrus.New()
 	log.SetOutput(out)
 	log.SetFormatter(plugin.LogFormatter("text"))
