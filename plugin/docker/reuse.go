@@ -52,11 +52,12 @@ func (b *backend) reuse(ctx context.Context, st site, found []engine.Summary, fo
 // ready and is to be replaced.
 func (b *backend) join(ctx context.Context, st site, id string, young bool, readyBy time.Time) (_ *tunnel, gone bool, _ error) {
 	log := b.log.WithField("container", engine.ShortID(id))
-	wctx, cancel := context.WithTimeoutCause(ctx, staleCheck, plugin.ErrReadyTimeout)
+	until := time.Now().Add(staleCheck)
 	if young {
 		log.Infof("another start is bringing tunnel %s up; waiting for it", b.cfg.TunnelName)
-		wctx, cancel = context.WithDeadlineCause(ctx, readyBy, plugin.ErrReadyTimeout)
+		until = readyBy
 	}
+	wctx, cancel := context.WithDeadlineCause(ctx, until, plugin.ErrReadyTimeout)
 	defer cancel()
 	t, err := b.awaitRunning(wctx, st, id)
 	switch {
