@@ -233,7 +233,9 @@ func TestRetryableExitIsRetried(t *testing.T) {
 
 func TestNeverReadyTimesOut(t *testing.T) {
 	h := newHarness(t, map[string]string{"SAUCE_STANDIN_MODE": "never-ready"})
-	h.s.ReadyTimeout = "1500ms"
+	// Long enough for a busy engine to start the container (make test runs
+	// the packages at once), so that the wait itself times out.
+	h.s.ReadyTimeout = "5s"
 	err := h.exec(context.Background(), "start")
 	var to *plugin.TimeoutError
 	if !errors.As(err, &to) || plugin.ExitCode(err) != plugin.ExitTimeout {
@@ -634,7 +636,7 @@ func TestStartWaitsForSauce(t *testing.T) {
 	t.Run("never listed", func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.sauceAPI("--never-list")
-		h.s.ReadyTimeout = "3s"
+		h.s.ReadyTimeout = "8s" // SC ready first, on a busy engine too
 		err := h.exec(context.Background(), "start")
 		if plugin.ExitCode(err) != plugin.ExitTimeout || !strings.Contains(fmt.Sprint(err), "waited for Sauce Labs to list tunnel "+h.tunnel+" (ID standin-tunnel-") ||
 			!strings.Contains(fmt.Sprint(err), "Sauce Labs lists no running tunnel for alice") {
