@@ -9,8 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,9 +34,14 @@ type Registry struct {
 	Username, Password string
 	srv                *http.Server
 	standin            v1.Image
-	// Stall makes every blob download stop after its first bytes and hang
-	// until the client gives up, as a registry stalled mid-layer does.
+	// Stall makes every download of a layer of PushFresh's own stop after
+	// its first bytes and hang until the client gives up, as a registry
+	// stalled mid-layer does. Layers other images share are served: an
+	// engine shares one download of a layer among every pull that needs it,
+	// so a stalled shared layer would stall other tests' pulls (on a new
+	// machine, where no engine holds it yet).
 	Stall atomic.Bool
+	fresh sync.Map // digests of PushFresh's own layers
 }
 
 // stallWriter passes on the first bytes of an answer, then hangs until
@@ -83,7 +89,7 @@ func StartRegistry(username, password string) (*Registry, error) {
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 			return
 		}
-		if r.Stall.Load() && strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet {
+		if _, own := r.fresh.Load(path.Base(req.URL.Path)); own && r.Stall.Load() && req.Method == http.MethodGet {
 			w = &stallWriter{ResponseWriter: w, req: req}
 		}
 		reg.ServeHTTP(w, req)
@@ -118,6 +124,11 @@ func (r *Registry) PushFresh(repoTag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	digest, err := layer.Digest()
+	if err != nil {
+		return "", err
+	}
+	r.fresh.Store(digest.String(), true)
 	img, err := mutate.AppendLayers(r.standin, layer)
 	if err != nil {
 		return "", err
