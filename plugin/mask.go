@@ -81,14 +81,11 @@ func (mw *MaskWriter) Write(p []byte) (int, error) {
 	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
 		cut = start + i + 1
 	}
-	mw.m.mu.RLock()
-	switch {
-	case cut > 0:
-		// A secret with a line break may straddle the line's end.
-		cut = mw.holdBack(mw.safeCut(cut))
-	case len(mw.buf) > maxPending:
-		cut = mw.safeCut(len(mw.buf) - mw.m.longest + 1)
+	if cut == 0 && len(mw.buf) > maxPending {
+		cut = len(mw.buf) - mw.m.longest + 1
 	}
+	mw.m.mu.RLock()
+	cut = mw.settle(cut)
 	mw.m.mu.RUnlock()
 	if cut > 0 {
 		if _, err := mw.w.Write(mw.m.bytes(mw.buf[:cut])); err != nil {
@@ -97,6 +94,22 @@ func (mw *MaskWriter) Write(p []byte) (int, error) {
 		mw.buf = append(mw.buf[:0], mw.buf[cut:]...)
 	}
 	return len(p), nil
+}
+
+// settle moves cut back until it splits no secret: neither one complete in
+// the buffer (safeCut) nor one with a line break whose rest is still to
+// be written (holdBack). Each step only moves it back, so it ends; moving
+// it back for one secret can land inside another, so both are asked again
+// until neither moves it. The caller holds the masker's read lock.
+func (mw *MaskWriter) settle(cut int) int {
+	for cut > 0 {
+		next := mw.holdBack(mw.safeCut(cut))
+		if next == cut {
+			break
+		}
+		cut = next
+	}
+	return max(cut, 0)
 }
 
 // safeCut moves cut back to the start of any secret that straddles it.
