@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
@@ -138,13 +137,4 @@ func (b *backend) ended(ctx context.Context, t *tunnel, code int) error {
 		b.log.WithError(err).Warn("could not remove the sauce connect container")
 	}
 	return fmt.Errorf("sauce connect exited with code %d while the tunnel was up", code)
-}
-
-// sinceDeadline is how long ctx has left, 0 when it has no deadline.
-func sinceDeadline(ctx context.Context, now time.Time) time.Duration {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return 0
-	}
-	return d.Sub(now)
 }

@@ -15,8 +15,6 @@ import (
 type Image struct {
 	// User is the image's USER ("" for root).
 	User string
-	// Healthcheck is true when the image declares a HEALTHCHECK.
-	Healthcheck bool
 }
 
 // InspectImage reads an image the engine holds; a missing one is an error
@@ -26,7 +24,7 @@ func (e *Engine) InspectImage(ctx context.Context, ref string) (Image, error) {
 	err := call0(ctx, e, "inspect image "+ref, 0, func(ctx context.Context) error {
 		res, err := e.api.ImageInspect(ctx, ref)
 		if err == nil && res.Config != nil {
-			img = Image{User: res.Config.User, Healthcheck: res.Config.Healthcheck != nil && len(res.Config.Healthcheck.Test) > 0 && res.Config.Healthcheck.Test[0] != "NONE"}
+			img = Image{User: res.Config.User}
 		}
 		return err
 	})
