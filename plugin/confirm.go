@@ -2,10 +2,8 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -38,6 +36,12 @@ const (
 // tunnel that Sauce, answering, never lists in time is a TimeoutError
 // naming what was listed.
 func (s *Session) Confirm(ctx context.Context, t *Tunnel) error {
+	return s.confirm(ctx, t, func() (scInfo, error) { return s.info(ctx, t.Endpoints.Probe) })
+}
+
+// confirm is Confirm with SC's /info read by info, only when Sauce Labs
+// is asked.
+func (s *Session) confirm(ctx context.Context, t *Tunnel, info func() (scInfo, error)) error {
 	api, ok := restClientFor(s.Cfg)
 	switch {
 	case !s.Cfg.RESTConfirm:
@@ -47,7 +51,7 @@ func (s *Session) Confirm(ctx context.Context, t *Tunnel) error {
 		s.Log.Warn("the tunnel cannot be confirmed at Sauce Labs (no credentials or region to ask its REST API with); going on with SC's word")
 		return nil
 	}
-	q := &confirmation{api: api, name: t.Name, id: s.scTunnelID(ctx, t.Endpoints.Probe), seen: "no answer yet"}
+	q := &confirmation{api: api, name: t.Name, id: s.tunnelID(info()), seen: "no answer yet"}
 	began := s.Opt.Now()
 	err := backoff.Retry(ctx, backoff.Policy{First: confirmFirst, Max: confirmCap}, q.ask)
 	var cannot *cannotAsk
@@ -148,18 +152,11 @@ func match(list []restTunnel, name, id, user string) (*restTunnel, string) {
 	return nil, fmt.Sprintf("Sauce Labs lists %d running tunnel(s) for %s, none named %s: %s", len(others), user, name, strings.Join(others, ", "))
 }
 
-// scTunnelID reads the tunnel ID SC reports at its /info (SC5's
-// tunnel_id), "" when it gives none.
-func (s *Session) scTunnelID(ctx context.Context, api string) string {
-	ictx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	var info struct {
-		TunnelID string `json:"tunnel_id"`
-	}
-	code, body, err := s.Get(ictx, api+"/info")
-	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil {
-		s.Log.Debugf("SC's /info gave no tunnel ID (%v, HTTP %d): confirming by name alone", err, code)
-		return ""
+// tunnelID is the tunnel ID SC reports at its /info (SC5's tunnel_id),
+// "" when it gives none.
+func (s *Session) tunnelID(info scInfo, err error) string {
+	if err != nil {
+		s.Log.Debugf("SC's /info gave no tunnel ID (%v): confirming by name alone", err)
 	}
 	return info.TunnelID
 }

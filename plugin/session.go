@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,43 @@ func directTransport() *http.Transport {
 // Get reads a URL of SC's API: the status and (up to 64 KiB of) the body.
 func (s *Session) Get(ctx context.Context, url string) (int, string, error) {
 	return APIGet(ctx, s.Opt.HTTP, url)
+}
+
+// Readyz asks SC's API at api whether the tunnel is ready: 200 is ready.
+func (s *Session) Readyz(ctx context.Context, api string) (int, error) {
+	return Readyz(ctx, s.Opt.HTTP, api)
+}
+
+// Readyz asks SC's API at api, through client, whether the tunnel is
+// ready: 200 is ready.
+func Readyz(ctx context.Context, client *http.Client, api string) (int, error) {
+	code, _, err := APIGet(ctx, client, api+"/readyz")
+	return code, err
+}
+
+// scInfo is what SC5's /info tells of its tunnel.
+type scInfo struct {
+	TunnelName string `json:"tunnel_name"`
+	TunnelID   string `json:"tunnel_id"`
+}
+
+// info reads SC's /info at api, bounded by probeTimeout; nothing of it
+// when it does not answer 200 with JSON.
+func (s *Session) info(ctx context.Context, api string) (scInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	code, body, err := s.Get(ctx, api+"/info")
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("/info answered HTTP %d", code)
+	}
+	var info scInfo
+	if err == nil {
+		err = json.Unmarshal([]byte(body), &info)
+	}
+	if err != nil {
+		return scInfo{}, err
+	}
+	return info, nil
 }
 
 // PrintLog shows the end of SC's log between markers, masked as all output.

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 )
 
 // APITarget is an SC reached at its API's URL (action wait, a Service),
@@ -21,8 +19,7 @@ type apiTarget struct {
 
 // Probe asks /readyz.
 func (t apiTarget) Probe(ctx context.Context) (int, error) {
-	code, _, err := t.s.Get(ctx, t.url+"/readyz")
-	return code, err
+	return t.s.Readyz(ctx, t.url)
 }
 
 // Watch tells when SC is gone, as watch finds.
@@ -56,10 +53,11 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 	if err := WaitReady(ctx, apiTarget{s: s, url: url, watch: watch}, awaited); err != nil {
 		return nil, err
 	}
-	t := &Tunnel{Kind: "at", Ref: url, Name: s.tunnelNameAt(ctx, url), Endpoints: Endpoints{Container: url, Probe: url}}
+	info, ierr := s.info(context.WithoutCancel(ctx), url)
+	t := &Tunnel{Kind: "at", Ref: url, Name: s.tunnelNameIn(info), Endpoints: Endpoints{Container: url, Probe: url}}
 	if _, ok := restClientFor(s.Cfg); ok {
 		// With the credentials, Sauce confirms the pipeline's own SC too.
-		if err := s.Confirm(ctx, t); err != nil {
+		if err := s.confirm(ctx, t, func() (scInfo, error) { return info, ierr }); err != nil {
 			return nil, err
 		}
 	}
@@ -68,17 +66,11 @@ func (s *Session) AwaitSidecar(ctx context.Context, watch func(context.Context) 
 	return t, nil
 }
 
-// tunnelNameAt reads the tunnel's name from SC's /info (SC5's tunnel_name),
-// else takes the setting's.
-func (s *Session) tunnelNameAt(ctx context.Context, url string) string {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-	defer cancel()
-	var info struct {
-		TunnelName string `json:"tunnel_name"`
-	}
-	code, body, err := s.Get(ictx, url+"/info")
+// tunnelNameIn is the tunnel's name as SC's /info gives it (SC5's
+// tunnel_name), else the setting's.
+func (s *Session) tunnelNameIn(info scInfo) string {
 	switch {
-	case err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil || info.TunnelName == "":
+	case info.TunnelName == "":
 	case sanitizeName(info.TunnelName, 200) != info.TunnelName:
 		// It goes into the step outputs: no line breaks, no '=' of its own.
 		s.Log.Warnf("SC's /info names the tunnel %q, which is no tunnel name (letters, digits, '.', '_', '-'); the outputs carry %s", info.TunnelName, s.Cfg.TunnelName)

@@ -78,3 +78,30 @@ func awaitWithin(s *Session, watch func(context.Context) error) (*Tunnel, error)
 	defer cancel()
 	return s.AwaitSidecar(ctx, watch)
 }
+
+// TestAwaitSidecarConfirmsWithOneLookAtInfo: with credentials, action wait
+// has Sauce confirm the pipeline's own SC by the name and the ID SC's /info
+// gives, and reads /info once for both.
+func TestAwaitSidecarConfirmsWithOneLookAtInfo(t *testing.T) {
+	a := &account{tunnels: []restTunnel{{ID: "t0", Name: "from-sc", Status: "running"}, {ID: "t1", Name: "from-sc", Status: "running"}}}
+	var infos atomic.Int32
+	sc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/info" {
+			infos.Add(1)
+			_, _ = w.Write([]byte(`{"tunnel_id": "t1", "tunnel_name": "from-sc"}`))
+		}
+	}))
+	defer sc.Close()
+	s, buf, _ := waitSession(t, sc.URL, 5*time.Second)
+	s.Cfg.Username, s.Cfg.AccessKey, s.Cfg.Region, s.Cfg.RESTURL, s.Cfg.RESTConfirm = "alice", "SECRET-KEY-1", "us-west", a.serve(t), true
+	tun, err := awaitWithin(s, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf)
+	}
+	if tun.Name != "from-sc" || tun.SauceID != "t1" || !strings.Contains(buf.String(), "confirmed by Sauce Labs") {
+		t.Errorf("tunnel %+v: want SC's name, confirmed with SC's ID t1\n%s", tun, buf)
+	}
+	if n := infos.Load(); n != 1 {
+		t.Errorf("SC's /info was read %d times, want once", n)
+	}
+}

@@ -123,12 +123,9 @@ func (t scTarget) alive(ctx context.Context) error {
 	return nil
 }
 
-// httpProbe returns a probe that GETs base+"/readyz".
-func httpProbe(s *plugin.Session, base string) func(ctx context.Context) (int, error) {
-	return func(ctx context.Context) (int, error) {
-		code, _, err := s.Get(ctx, base+"/readyz")
-		return code, err
-	}
+// readyz returns a probe of SC's API at api.
+func readyz(s *plugin.Session, api string) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) { return s.Readyz(ctx, api) }
 }
 
 // onlyOf passes on the events of container id alone, until ctx ends or the

@@ -97,7 +97,7 @@ func (b *backend) awaitRunning(ctx context.Context, st site, id string) (*tunnel
 		return nil, err
 	}
 	ep := resolveEndpoints(b.cfg, st.Owner, sc, b.access.Host)
-	target := scTarget{inspect: b.inspectState(id), probe: httpProbe(b.s, ep.Probe)}
+	target := scTarget{inspect: b.inspectState(id), probe: readyz(b.s, ep.Probe)}
 	if err := plugin.WaitReady(ctx, target, "GET "+ep.Probe+"/readyz of the running tunnel"); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ func (b *backend) Status(ctx context.Context) error {
 
 // askReady asks SC's API at api whether it is ready, and prints its /info.
 func (b *backend) askReady(ctx context.Context, client *http.Client, api string) error {
-	code, _, err := plugin.APIGet(ctx, client, api+"/readyz")
+	code, err := plugin.Readyz(ctx, client, api)
 	if err != nil {
 		return fmt.Errorf("ask tunnel %s whether it is ready: %w", b.cfg.TunnelName, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -202,10 +200,9 @@ type probedPod struct{ *podWatch }
 
 // Probe asks /readyz at the pod's IP, once it has one.
 func (p probedPod) Probe(ctx context.Context) (int, error) {
-	ip := p.seen.Load().(kubeapi.Pod).Status.PodIP
-	if ip == "" {
+	pod := p.seen.Load().(kubeapi.Pod)
+	if pod.Status.PodIP == "" {
 		return 0, errors.New("the pod has no IP yet")
 	}
-	code, _, err := p.k.s.Get(ctx, "http://"+net.JoinHostPort(ip, strconv.Itoa(p.k.cfg.APIPort))+"/readyz")
-	return code, err
+	return p.k.s.Readyz(ctx, p.k.endpoints(pod).Probe)
 }
