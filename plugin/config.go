@@ -17,8 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Action is what the plugin is asked to do.
@@ -634,7 +632,7 @@ func parsePort(v, setting string, lowest int, bad reporter) int {
 	return n
 }
 
-// splitList splits a comma list as Drone and Harness encode YAML lists.
+// SplitList splits a comma list as Drone and Harness encode YAML lists.
 func SplitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
@@ -789,8 +787,9 @@ func parseRegion(v string, bad reporter) string {
 func (c *Config) checkConfigFile(bad reporter) {
 	raw, err := os.ReadFile(c.ConfigFile)
 	var opts map[string]any
+	var text map[string]string
 	if err == nil {
-		err = yaml.Unmarshal(raw, &opts)
+		opts, text, err = readSCFile(raw)
 	}
 	if err != nil {
 		bad("config_file", "%q is not an SC5 YAML config file (%v); fix the file", c.ConfigFile, err)
@@ -801,9 +800,8 @@ func (c *Config) checkConfigFile(bad reporter) {
 		"proxy-sauce": c.ProxySauce != "" && c.ProxySauceFrom == "", "proxy-localhost": c.ProxyLocalhost != "", "tunnel-domains": len(c.TunnelDomains) > 0,
 		"direct-domains": len(c.DirectDomains) > 0, "deny-domains": len(c.DenyDomains) > 0, "tls-passthrough-domains": len(c.TLSPassthrough) > 0,
 	}
-	c.FileOptions, c.FileYAML = map[string]string{}, opts
+	c.FileOptions, c.FileYAML = text, opts
 	for _, opt := range slices.Sorted(maps.Keys(opts)) {
-		c.FileOptions[opt] = optionText(opts[opt])
 		o, _ := lookupOption(opt, false)
 		setting, owned := o.Setting, o.Owned()
 		switch {
@@ -829,19 +827,6 @@ func (c *Config) checkConfigFile(bad reporter) {
 			bad("config_file", "sets %s, and so does the %s setting; set it in one place", opt, setting)
 		}
 	}
-}
-
-// optionText is a config file value as SC's variables would carry it: a
-// list joined by commas.
-func optionText(v any) string {
-	if list, ok := v.([]any); ok {
-		parts := make([]string, len(list))
-		for i, p := range list {
-			parts[i] = fmt.Sprint(p)
-		}
-		return strings.Join(parts, ",")
-	}
-	return fmt.Sprint(v)
 }
 
 // redactURL shows a URL (or host:port) with its user:pass as ***, for

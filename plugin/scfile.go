@@ -1,7 +1,9 @@
 package plugin
 
 import (
+	"fmt"
 	"maps"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -58,13 +60,33 @@ func SCFile(c Config) (args []string, file []byte) {
 // joined by commas), for masking and for what the plugin itself must know
 // of SC (its API's basic auth).
 func ParseSCFile(raw []byte) (map[string]string, error) {
+	_, text, err := readSCFile(raw)
+	return text, err
+}
+
+// readSCFile reads an SC5 YAML config file's options as the file has them,
+// and as text (optionText).
+func readSCFile(raw []byte) (map[string]any, map[string]string, error) {
 	var opts map[string]any
 	if err := yaml.Unmarshal(raw, &opts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]string{}
+	text := map[string]string{}
 	for k, v := range opts {
-		out[k] = optionText(v)
+		text[k] = optionText(v)
 	}
-	return out, nil
+	return opts, text, nil
+}
+
+// optionText is a config file value as SC's variables would carry it: a
+// list joined by commas.
+func optionText(v any) string {
+	if list, ok := v.([]any); ok {
+		parts := make([]string, len(list))
+		for i, p := range list {
+			parts[i] = fmt.Sprint(p)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
 }

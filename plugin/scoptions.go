@@ -108,11 +108,17 @@ func optionOfEnv(name string) (o scOption, known, ok bool) {
 	if !ok {
 		return scOption{}, false, false
 	}
-	long = strings.ReplaceAll(strings.ToLower(long), "_", "-")
+	o, known = optionNamed(strings.ReplaceAll(strings.ToLower(long), "_", "-"))
+	return o, known, true
+}
+
+// optionNamed is the option of that long name: the table's, or, for one
+// SC5's reference does not list (known false), one that takes a value.
+func optionNamed(long string) (o scOption, known bool) {
 	if o, known := lookupOption(long, false); known {
-		return o, true, true
+		return o, true
 	}
-	return scOption{Long: long, Value: true}, false, true
+	return scOption{Long: long, Value: true}, false
 }
 
 // scArg is one option of SC's command line as SC's parser reads it

@@ -16,10 +16,7 @@ import (
 // option given by its long name (or of a variable whose name says it holds
 // a secret).
 func SecretsOfOption(long, value string) []string {
-	o, known := lookupOption(long, false)
-	if !known {
-		o = scOption{Long: long, Value: true}
-	}
+	o, known := optionNamed(long)
 	return o.secrets(known, value)
 }
 
@@ -204,11 +201,7 @@ func (o scOption) secrets(known bool, value string) []string {
 func SecretsOfFile(opts map[string]string) []string {
 	var out []string
 	for k, v := range opts {
-		o, known := lookupOption(k, false)
-		if !known {
-			o = scOption{Long: k, Value: true}
-		}
-		out = append(out, o.secrets(known, v)...)
+		out = append(out, SecretsOfOption(k, v)...)
 	}
 	return out
 }
