@@ -276,7 +276,7 @@ func (e *simEngine) ListContainers(_ context.Context, labels map[string]string) 
 	defer e.mu.Unlock()
 	var out []engine.Summary
 	for _, c := range e.containers {
-		if !hasLabels(c.spec.Labels, labels) {
+		if !engine.HasLabels(c.spec.Labels, labels) {
 			continue
 		}
 		s := engine.Summary{ID: c.id, Names: []string{"/" + c.spec.Name}, Labels: c.spec.Labels, State: c.state.Status}

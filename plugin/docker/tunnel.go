@@ -42,20 +42,11 @@ func watchdogLabels(tunnel string) map[string]string {
 func mine(all []engine.Summary, tunnel string) []engine.Summary {
 	var out []engine.Summary
 	for _, c := range all {
-		if hasLabels(c.Labels, tunnelLabels(tunnel)) {
+		if engine.HasLabels(c.Labels, tunnelLabels(tunnel)) {
 			out = append(out, c)
 		}
 	}
 	return out
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // isGone reports whether a wait ended because the container went away.

@@ -92,7 +92,7 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 		res, err := e.api.ContainerCreate(ctx, opts)
 		if err != nil && failed && IsConflict(err) {
 			// An earlier attempt may have created it before failing.
-			if c, ierr := e.InspectContainer(ctx, s.Name); ierr == nil && c.State.Status == "created" && hasLabels(c.Labels, s.Labels) {
+			if c, ierr := e.InspectContainer(ctx, s.Name); ierr == nil && c.State.Status == "created" && HasLabels(c.Labels, s.Labels) {
 				return c.ID, nil
 			}
 		}
@@ -403,8 +403,9 @@ func (e *Engine) ContainerLogs(ctx context.Context, id string, o LogsOptions, st
 	return nil
 }
 
-// hasLabels reports whether a container carries every label asked for.
-func hasLabels(have, want map[string]string) bool {
+// HasLabels reports whether a container's labels (have) carry every label
+// asked for (want).
+func HasLabels(have, want map[string]string) bool {
 	if len(have) < len(want) {
 		return false
 	}
