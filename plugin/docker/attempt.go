@@ -98,7 +98,7 @@ func (b *backend) launch(ctx, wctx context.Context, pl placement, st site, id st
 	ep := resolveEndpoints(b.cfg, st.Owner, sc, b.access.Host)
 	b.log.WithField("container", engine.ShortID(id)).Debugf("waiting for %s/readyz", ep.Probe)
 	target.hint, target.probe = hint, readyz(b.s, ep.Probe)
-	t := &tunnel{Tunnel: plugin.Tunnel{ID: id, Kind: "container", Ref: engine.ShortID(id), Name: b.cfg.TunnelName, Endpoints: ep}}
+	t := &tunnel{Tunnel: b.tunnelIn(id, ep)}
 	err = plugin.WaitReady(ctx, *target, "GET "+ep.Probe+"/readyz to answer 200")
 	if err == nil {
 		err = b.s.Confirm(ctx, &t.Tunnel)

@@ -101,6 +101,7 @@ func (b *backend) awaitRunning(ctx context.Context, st site, id string) (*tunnel
 	if err := plugin.WaitReady(ctx, target, "GET "+ep.Probe+"/readyz of the running tunnel"); err != nil {
 		return nil, err
 	}
-	return &tunnel{Tunnel: plugin.Tunnel{ID: id, Kind: "container", Ref: engine.ShortID(id), Name: b.cfg.TunnelName, Endpoints: ep, Reused: true,
-		SauceID: sauceID(ctx, b.eng, id)}}, nil
+	t := &tunnel{Tunnel: b.tunnelIn(id, ep)}
+	t.Reused, t.SauceID = true, sauceID(ctx, b.eng, id)
+	return t, nil
 }

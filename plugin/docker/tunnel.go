@@ -20,6 +20,11 @@ type tunnel struct {
 	stopLogs func()
 }
 
+// tunnelIn is the tunnel in SC container id, its API at ep.
+func (b *backend) tunnelIn(id string, ep plugin.Endpoints) plugin.Tunnel {
+	return plugin.Tunnel{ID: id, Kind: "container", Ref: engine.ShortID(id), Name: b.cfg.TunnelName, Endpoints: ep}
+}
+
 // inspectState returns a func reading container id's state.
 func (b *backend) inspectState(id string) func(ctx context.Context) (engine.State, error) {
 	return func(ctx context.Context) (engine.State, error) {

@@ -27,7 +27,7 @@ func kubeSelector(tunnel string) string {
 // Secret; the Pod takes them by reference. It is pure and golden-tested.
 func objects(c plugin.Config, owner kubeapi.Pod, now time.Time) objectSet {
 	name := kubeName(c.ContainerName)
-	secretName := name + "-credentials"
+	secretName := credentialsOf(name)
 	// No blockOwnerDeletion: where owner references are enforced it would
 	// need update on pods/finalizers, and only foreground deletion uses it.
 	owners := []kubeapi.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: owner.Metadata.Name, UID: owner.Metadata.UID}}
@@ -145,6 +145,10 @@ func tunnelPod(c plugin.Config, meta kubeapi.ObjectMeta, env []kubeapi.EnvVar, a
 	}
 	return pod
 }
+
+// credentialsOf is the name of the Secret that holds the credentials of
+// the tunnel pod named pod.
+func credentialsOf(pod string) string { return pod + "-credentials" }
 
 // annotationSauceID is the tunnel pod's annotation that records its
 // tunnel's ID at Sauce Labs once Sauce confirmed it, for the backstop.

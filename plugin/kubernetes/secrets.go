@@ -13,7 +13,7 @@ import (
 // anything of SC's is printed: a stop or status step may know none of them.
 // It returns the Secret (empty when there is none).
 func (k *backend) learnSecrets(ctx context.Context, p kubeapi.Pod) (kubeapi.Secret, error) {
-	s, err := k.kc.GetSecret(ctx, k.ns, p.Metadata.Name+"-credentials")
+	s, err := k.kc.GetSecret(ctx, k.ns, credentialsOf(p.Metadata.Name))
 	if kubeapi.IsNotFound(err) {
 		return kubeapi.Secret{}, nil
 	}

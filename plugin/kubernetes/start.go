@@ -129,7 +129,7 @@ func (k *backend) ready(ctx context.Context, pod kubeapi.Pod) (*plugin.Tunnel, e
 	if err != nil {
 		return nil, err
 	}
-	t := &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p)}
+	t := k.tunnelIn(p)
 	if err := k.s.Confirm(ctx, t); err != nil {
 		k.s.PrintLog(k.lastLines(ctx, p, scContainer))
 		return nil, err
@@ -224,11 +224,16 @@ func (k *backend) reuse(ctx context.Context) (*plugin.Tunnel, error) {
 	return nil, nil
 }
 
+// tunnelIn is the tunnel in pod p.
+func (k *backend) tunnelIn(p kubeapi.Pod) *plugin.Tunnel {
+	return &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p)}
+}
+
 // reused hands over a ready tunnel pod another start made.
 func (k *backend) reused(p kubeapi.Pod) *plugin.Tunnel {
 	k.log.Infof("tunnel %s is already running and ready in pod %s; reusing it", k.cfg.TunnelName, p.Metadata.Name)
-	t := &plugin.Tunnel{ID: p.Metadata.Name, Kind: "pod", Ref: p.Metadata.Name, Name: k.cfg.TunnelName, Endpoints: k.endpoints(p), Reused: true,
-		SauceID: p.Metadata.Annotations[annotationSauceID]}
+	t := k.tunnelIn(p)
+	t.Reused, t.SauceID = true, p.Metadata.Annotations[annotationSauceID]
 	k.s.Report(t)
 	return t
 }
@@ -260,6 +265,5 @@ func (k *backend) awaitOther(ctx context.Context) (*plugin.Tunnel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the tunnel another start was bringing up did not become ready: %w", err)
 	}
-	t := k.reused(ready)
-	return t, nil
+	return k.reused(ready), nil
 }

@@ -30,7 +30,7 @@ func ungraceful(before kubeapi.Pod, killed bool) string {
 func (k *backend) remove(ctx context.Context, name string, grace time.Duration) error {
 	return errors.Join(
 		forbidden(k.kc.DeletePod(ctx, k.ns, name, grace)),
-		forbidden(k.kc.DeleteSecret(ctx, k.ns, name+"-credentials")),
+		forbidden(k.kc.DeleteSecret(ctx, k.ns, credentialsOf(name))),
 		forbidden(k.kc.DeleteService(ctx, k.ns, name)),
 	)
 }
