@@ -37,6 +37,11 @@ type restClient struct {
 	// Proxy is SC's proxy to Sauce Labs (proxy_sauce, SAUCE_PROXY_SAUCE),
 	// "" for none: the runner's was already taken into it.
 	Proxy string
+	// hc carries every call, so that the calls of one client share their
+	// connections (a confirmation polls); proxyErr is why Proxy is no
+	// proxy address. Both are made once, by sauceAPI.
+	hc       *http.Client
+	proxyErr error
 }
 
 // restTunnel is a tunnel as Sauce's REST API lists it (?full=true).
@@ -92,6 +97,12 @@ func restClientFor(c Config) (restClient, bool) {
 func sauceAPI(user, key, region, base, proxy string) (restClient, bool) {
 	a := restClient{Username: user, AccessKey: Secret(key), Proxy: proxy}
 	a.Base = strings.TrimRight(cmp.Or(base, restHosts[regionAliases[strings.ToLower(region)]]), "/")
+	transport := &http.Transport{Proxy: nil, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second}
+	if proxy != "" {
+		p, err := parseProxy(proxy)
+		transport.Proxy, a.proxyErr = http.ProxyURL(p), err
+	}
+	a.hc = &http.Client{Transport: transport}
 	return a, a.Username != "" && a.AccessKey != "" && a.Base != ""
 }
 
@@ -127,23 +138,18 @@ func (a restClient) Delete(ctx context.Context, id string) error {
 func (a restClient) call(ctx context.Context, method, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, restTimeout)
 	defer cancel()
-	endpoint := a.Base + "/rest/v1/" + url.PathEscape(a.Username) + strings.SplitN(path, "?", 2)[0]
-	req, err := http.NewRequestWithContext(ctx, method, a.Base+"/rest/v1/"+url.PathEscape(a.Username)+path, nil)
+	if a.proxyErr != nil {
+		return fmt.Errorf("sauce labs rest api: proxy_sauce is not a proxy address: %w", a.proxyErr)
+	}
+	account := a.Base + "/rest/v1/" + url.PathEscape(a.Username)
+	endpoint, _, _ := strings.Cut(account+path, "?")
+	req, err := http.NewRequestWithContext(ctx, method, account+path, nil)
 	if err != nil {
 		return fmt.Errorf("sauce labs rest api: %w", err)
 	}
 	req.SetBasicAuth(a.Username, a.AccessKey.Value())
 	req.Header.Set("User-Agent", "drone-sauce-connect")
-	transport := &http.Transport{Proxy: nil, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second}
-	if a.Proxy != "" {
-		p, err := parseProxy(a.Proxy)
-		if err != nil {
-			return fmt.Errorf("sauce labs rest api: proxy_sauce is not a proxy address: %w", err)
-		}
-		transport.Proxy = http.ProxyURL(p)
-	}
-	defer transport.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: transport}).Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		// Not the *url.Error: it would repeat the URL; the cause is enough.
 		var ue *url.Error

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,17 +35,19 @@ func TestSauceAPIOf(t *testing.T) {
 
 // account is an in-test Sauce REST API for one account, alice, with the
 // key SECRET-KEY-1: the tunnels it lists, from listedAt on, and the
-// DELETEs it answered.
+// DELETEs it answered; the lists it answered and the connections it took.
 type account struct {
 	mu       sync.Mutex
 	tunnels  []restTunnel
 	listedAt time.Time
 	deleted  []string
 	refuse   int // a status to answer every call with
+	lists    int
+	conns    atomic.Int32
 }
 
 func (a *account) serve(t *testing.T) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if u, k, _ := r.BasicAuth(); u != "alice" || k != "SECRET-KEY-1" || a.refuse != 0 {
@@ -53,6 +57,7 @@ func (a *account) serve(t *testing.T) string {
 		id, one := strings.CutPrefix(r.URL.Path, "/rest/v1/alice/tunnels/")
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/rest/v1/alice/tunnels" && r.URL.Query().Get("full") == "true":
+			a.lists++
 			list := []restTunnel{}
 			if !time.Now().Before(a.listedAt) {
 				list = a.tunnels
@@ -72,6 +77,12 @@ func (a *account) serve(t *testing.T) string {
 			http.NotFound(w, r)
 		}
 	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			a.conns.Add(1)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -177,6 +188,24 @@ func TestConfirm(t *testing.T) {
 	s.Cfg.RESTConfirm = false
 	if err := confirmWithin(s, tun, 5*time.Second); err != nil || out.Len() != 0 {
 		t.Errorf("rest_confirm false: %v\n%s", err, out.String())
+	}
+}
+
+// TestConfirmPollsOnOneConnection: the polls of one confirmation share a
+// connection to the REST API instead of opening one each (a TLS handshake
+// each, against Sauce).
+func TestConfirmPollsOnOneConnection(t *testing.T) {
+	a := &account{tunnels: []restTunnel{{ID: "a1", Name: "ci-7", Status: "running"}}, listedAt: time.Now().Add(1200 * time.Millisecond)}
+	var out bytes.Buffer
+	s, tun := confirmSession(t, a.serve(t), "a1", &out)
+	if err := confirmWithin(s, tun, 5*time.Second); err != nil || tun.SauceID != "a1" {
+		t.Fatalf("confirm: %v\n%s", err, out.String())
+	}
+	a.mu.Lock()
+	lists := a.lists
+	a.mu.Unlock()
+	if n := a.conns.Load(); lists < 3 || n != 1 {
+		t.Errorf("%d lists over %d connections; want several lists over one", lists, n)
 	}
 }
 
