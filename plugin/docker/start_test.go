@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drone-sauce-connect/drone-sauce-connect/internal/testenv"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin"
 	"github.com/drone-sauce-connect/drone-sauce-connect/plugin/engine"
 )
@@ -43,12 +44,7 @@ func TestStartStatusStopOnTheSimulatedEngine(t *testing.T) {
 	if left := e.all(); len(left) != 0 {
 		t.Errorf("stop left %d containers", len(left))
 	}
-	if err := b.Status(context.Background()); err == nil {
-		t.Error("status after stop: no error")
-	}
-	if err := b.Stop(context.Background()); err != nil || !strings.Contains(out.String(), "nothing to stop") {
-		t.Errorf("second stop: %v; want a warning only", err)
-	}
+	testenv.CheckStopped(t, b, out)
 }
 
 func TestASecondStartReusesTheTunnel(t *testing.T) {

@@ -105,12 +105,7 @@ func TestStartStatusStopOnTheAPIServer(t *testing.T) {
 	if p, s := a.names("pods"), a.names("secrets"); len(p) != 1 || len(s) != 0 {
 		t.Errorf("after stop: pods %v, secrets %v; want the build pod alone", p, s)
 	}
-	if err := b.Status(context.Background()); err == nil {
-		t.Error("status after stop: no error")
-	}
-	if err := b.Stop(context.Background()); err != nil || !strings.Contains(out.String(), "nothing to stop") {
-		t.Errorf("second stop: %v", err)
-	}
+	testenv.CheckStopped(t, b, out)
 }
 
 func TestASecondStartReusesThePod(t *testing.T) {
