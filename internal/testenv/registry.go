@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +116,7 @@ func (r *Registry) PushFresh(repoTag string) (string, error) {
 	}
 	own := make([]byte, 64<<10)
 	_, _ = rand.Read(own)
-	layerTar, err := tarBytes(own, "fresh")
+	layerTar, err := tarLayer(layerFile{name: "fresh", mode: 0o644, data: own})
 	if err != nil {
 		return "", err
 	}
@@ -164,7 +164,12 @@ func standinImage() (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layerTar, err := tarFile(bin, "usr/bin/sc")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	layerTar, err := tarLayer(layerFile{name: "usr/", mode: 0o755}, layerFile{name: "usr/bin/", mode: 0o755}, layerFile{name: "tmp/", mode: 0o1777},
+		layerFile{name: "usr/bin/sc", mode: 0o755, data: data})
 	if err != nil {
 		return nil, err
 	}
@@ -186,44 +191,30 @@ func standinImage() (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// tarFile packs one executable file at name.
-func tarFile(src, name string) ([]byte, error) {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"usr/", "usr/bin/", "tmp/"} {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: mode, ModTime: time.Unix(0, 0)}); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(name), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+// layerFile is one entry of a layer: a directory (a name ending in '/',
+// no data) or a file holding data.
+type layerFile struct {
+	name string
+	mode int64
+	data []byte
 }
 
-// tarBytes is a layer of one file, name, holding data.
-func tarBytes(data []byte, name string) ([]byte, error) {
+// tarLayer packs files into a layer, every entry dated at the epoch, so
+// that the same files give the same bytes.
+func tarLayer(files ...layerFile) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}
+		if strings.HasSuffix(f.name, "/") {
+			h.Typeflag = tar.TypeDir
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err

@@ -158,15 +158,23 @@ func (d *restDouble) list(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(ids)
 }
 
-func (d *restDouble) get(w http.ResponseWriter, r *http.Request) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// owned is the tunnel the request names when it is the user's; else it
+// answers 404, as Sauce does. The caller holds d.mu.
+func (d *restDouble) owned(w http.ResponseWriter, r *http.Request) (*entry, bool) {
 	e, ok := d.tunnels[r.PathValue("id")]
 	if !ok || e.Owner != r.PathValue("user") {
 		http.Error(w, `{"message":"Not found"}`, http.StatusNotFound)
-		return
+		return nil, false
 	}
-	_ = json.NewEncoder(w).Encode(e.restTunnel)
+	return e, true
+}
+
+func (d *restDouble) get(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.owned(w, r); ok {
+		_ = json.NewEncoder(w).Encode(e.restTunnel)
+	}
 }
 
 func (d *restDouble) register(w http.ResponseWriter, r *http.Request) {
@@ -211,9 +219,8 @@ func (d *restDouble) register(w http.ResponseWriter, r *http.Request) {
 func (d *restDouble) delete(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e, ok := d.tunnels[r.PathValue("id")]
-	if !ok || e.Owner != r.PathValue("user") {
-		http.Error(w, `{"message":"Not found"}`, http.StatusNotFound)
+	e, ok := d.owned(w, r)
+	if !ok {
 		return
 	}
 	e.Status = "terminated"
