@@ -117,7 +117,7 @@ func publishForRemoteEngine(pl *placement, reach string, owner *engine.Container
 // all, or on this host). The engine itself does not always refuse: two
 // containers may bind the same address.
 func checkHostPort(c plugin.Config, pl placement, st site, all []engine.Summary) error {
-	local := onHostNetwork(st.Owner) && !strings.HasPrefix(st.Reach, "tcp://")
+	local := st.local()
 	if pl.NetworkMode == "host" && local {
 		if !portFree(c.APIBind, pl.APIPort) {
 			return fmt.Errorf("port %d (%s) on this host is already in use, and SC's API listens there in the host's network; set api_host_port to a free port, or 0 to pick one", pl.APIPort, c.APIBind)

@@ -49,13 +49,20 @@ func locate(ctx context.Context, eng Engine, c plugin.Config, access engine.Acce
 		return site{}, err
 	}
 	st := site{Self: self, Owner: owner, Reach: access.Host, Expires: expiry(c, self, now), Labels: platformLabels(self)}
-	if c.APIHostPort == 0 && hostMode(c, owner) && onHostNetwork(owner) && !strings.HasPrefix(access.Host, "tcp://") {
+	if c.APIHostPort == 0 && hostMode(c, owner) && st.local() {
 		// api_host_port 0 in the host's network: pick a free port here.
 		if st.FreePort, err = freeHostPort(c.APIBind); err != nil {
 			return site{}, err
 		}
 	}
 	return st, nil
+}
+
+// local reports whether the plugin shares the network stack of the
+// engine's host: on the host, or in a host-network container, of an
+// engine reached through its socket.
+func (st site) local() bool {
+	return onHostNetwork(st.Owner) && !strings.HasPrefix(st.Reach, "tcp://")
 }
 
 // netnsOwner follows a borrowed network namespace (network_mode
