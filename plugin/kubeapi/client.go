@@ -282,12 +282,18 @@ func apiError(method, path string, resp *http.Response) error {
 	return &statusError{Code: resp.StatusCode, Reason: st.Reason, Message: st.Message}
 }
 
-func podsPath(ns string) string { return "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods" }
+// objectsPath is the API path of the objects of kind (pods, secrets,
+// services) in namespace ns.
+func objectsPath(ns, kind string) string {
+	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/" + kind
+}
+
+func podsPath(ns string) string { return objectsPath(ns, "pods") }
 
 // GetPod returns a pod.
 func (c *Client) GetPod(ctx context.Context, ns, name string) (Pod, error) {
 	var p Pod
-	err := c.Do(ctx, http.MethodGet, podsPath(ns)+"/"+url.PathEscape(name), nil, &p)
+	err := c.Do(ctx, http.MethodGet, PodPath(ns, name), nil, &p)
 	return p, err
 }
 
@@ -310,17 +316,17 @@ func (c *Client) ListPods(ctx context.Context, ns, selector string) ([]Pod, erro
 // AnnotatePod sets annotations on a pod (a JSON merge patch).
 func (c *Client) AnnotatePod(ctx context.Context, ns, name string, annotations map[string]string) error {
 	body := map[string]any{"metadata": map[string]any{"annotations": annotations}}
-	return c.Do(ctx, http.MethodPatch, podsPath(ns)+"/"+url.PathEscape(name), body, nil)
+	return c.Do(ctx, http.MethodPatch, PodPath(ns, name), body, nil)
 }
 
 // DeletePod deletes a pod with a grace period; a missing pod is success.
 func (c *Client) DeletePod(ctx context.Context, ns, name string, grace time.Duration) error {
-	return ignoreNotFound(c.Do(ctx, http.MethodDelete, podsPath(ns)+"/"+url.PathEscape(name), deleteOptions(&grace, ""), nil))
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, PodPath(ns, name), deleteOptions(&grace, ""), nil))
 }
 
 // PodLogs returns the last lines of a container's log.
 func (c *Client) PodLogs(ctx context.Context, ns, name, container string, tail int) (string, error) {
-	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/%s/log?container=%s&tailLines=%d", podsPath(ns), url.PathEscape(name), url.QueryEscape(container), tail), nil)
+	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/log?container=%s&tailLines=%d", PodPath(ns, name), url.QueryEscape(container), tail), nil)
 	if err != nil {
 		return "", err
 	}
@@ -332,7 +338,7 @@ func (c *Client) PodLogs(ctx context.Context, ns, name, container string, tail i
 // FollowPodLogs streams a container's log from its last tail lines on,
 // until the container ends or ctx does.
 func (c *Client) FollowPodLogs(ctx context.Context, ns, name, container string, tail int) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/%s/log?container=%s&tailLines=%d&follow=true", podsPath(ns), url.PathEscape(name), url.QueryEscape(container), tail), nil)
+	resp, err := c.send(ctx, http.MethodGet, fmt.Sprintf("%s/log?container=%s&tailLines=%d&follow=true", PodPath(ns, name), url.QueryEscape(container), tail), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +348,7 @@ func (c *Client) FollowPodLogs(ctx context.Context, ns, name, container string, 
 // CreateSecret creates a secret and returns it as created (its UID).
 func (c *Client) CreateSecret(ctx context.Context, ns string, s Secret) (Secret, error) {
 	var out Secret
-	err := c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets", s, &out)
+	err := c.Do(ctx, http.MethodPost, objectsPath(ns, "secrets"), s, &out)
 	return out, err
 }
 
@@ -371,41 +377,41 @@ func (c *Client) DeleteOwn(ctx context.Context, path, uid string, grace *time.Du
 	return ignoreNotFound(err)
 }
 
-// PodPath, SecretPath and ServicePath are the API paths of those objects.
+// PodPath is the API path of a pod.
 func PodPath(ns, name string) string { return podsPath(ns) + "/" + url.PathEscape(name) }
 
 // SecretPath is the API path of a secret.
 func SecretPath(ns, name string) string {
-	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/secrets/" + url.PathEscape(name)
+	return objectsPath(ns, "secrets") + "/" + url.PathEscape(name)
 }
 
 // ServicePath is the API path of a service.
 func ServicePath(ns, name string) string {
-	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(name)
+	return objectsPath(ns, "services") + "/" + url.PathEscape(name)
 }
 
 // GetSecret reads a secret.
 func (c *Client) GetSecret(ctx context.Context, ns, name string) (Secret, error) {
 	var s Secret
-	err := c.Do(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), nil, &s)
+	err := c.Do(ctx, http.MethodGet, SecretPath(ns, name), nil, &s)
 	return s, err
 }
 
 // DeleteSecret deletes a secret; a missing one is success.
 func (c *Client) DeleteSecret(ctx context.Context, ns, name string) error {
-	return ignoreNotFound(c.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), nil, nil))
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, SecretPath(ns, name), nil, nil))
 }
 
 // CreateService creates a service.
 func (c *Client) CreateService(ctx context.Context, ns string, s Service) (Service, error) {
 	var out Service
-	err := c.Do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services", s, &out)
+	err := c.Do(ctx, http.MethodPost, objectsPath(ns, "services"), s, &out)
 	return out, err
 }
 
 // DeleteService deletes a service; a missing one is success.
 func (c *Client) DeleteService(ctx context.Context, ns, name string) error {
-	return ignoreNotFound(c.Do(ctx, http.MethodDelete, "/api/v1/namespaces/"+url.PathEscape(ns)+"/services/"+url.PathEscape(name), nil, nil))
+	return ignoreNotFound(c.Do(ctx, http.MethodDelete, ServicePath(ns, name), nil, nil))
 }
 
 func ignoreNotFound(err error) error {
